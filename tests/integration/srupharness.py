@@ -619,6 +619,8 @@ class Lab:
         self.clients = []
         self.n_clients = 0
         self.token_n = 0
+        self.sysmon = None
+        self.sysvals = {}
         if start:
             self.broker.start()
 
@@ -729,24 +731,27 @@ class Lab:
             time.sleep(0.05)
 
     def counters(self, wait=2.5):
-        """{name: int} for $SYS/broker/srup/# (name without the prefix), read by subscribing.
-        $SYS is refreshed every sys_interval (1 s), so wait a bit more than that."""
-        c = self.connect(client_id="sys-reader-%d" % self.n_clients)
-        c.subscribe("$SYS/broker/srup/#", qos=0)
-        got = {}
+        """{name: int} for $SYS/broker/srup/# (name without the prefix, e.g. "accepted",
+        "dropped/replay"), from a subscriber kept for the life of the broker. $SYS is refreshed
+        every sys_interval (1 s), so this waits a bit more than that for fresh values."""
+        if self.sysmon is None or self.sysmon.closed:
+            self.sysmon = Client(self.broker.port, "sys-monitor-%d" % os.getpid())
+            self.sysmon.subscribe("$SYS/broker/srup/#", qos=0)
+            self.sysvals = {}
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            for d in c.collect(0.2):
+            for d in self.sysmon.collect(0.2):
                 name = d.topic[len("$SYS/broker/srup/"):]
                 try:
-                    got[name] = int(d.payload.decode().strip())
+                    self.sysvals[name] = int(d.payload.decode().strip())
                 except ValueError:
-                    got[name] = d.payload.decode(errors="replace")
-        c.disconnect()
-        return got
+                    self.sysvals[name] = d.payload.decode(errors="replace")
+        return dict(self.sysvals)
 
     def cleanup(self, failed=False):
         self.close_clients()
+        if self.sysmon is not None:
+            self.sysmon.close()
         self.broker.stop()
         if failed:
             log("---- broker log (%s) ----" % self.broker.logfile)
@@ -761,6 +766,54 @@ class Lab:
             shutil.rmtree(self.dir, ignore_errors=True)
         elif failed:
             log("kept temp dir %s" % self.dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# Assertion helpers shared by the test files
+
+def expect_drop(lab, check, client, topic, payload, reason, label, watchers=(), qos=1,
+                retain=False):
+    """Publish and check: PUBACK 0x87 (QoS 1), no watcher gets the payload, and the first
+    drop record in the audit log after the publish has the given reason (None: any reason).
+    Returns the audit record (or None)."""
+    mark = lab.audit_mark()
+    rc = client.publish(topic, payload, qos=qos, retain=retain)
+    if qos:
+        check(rc == RC_NOT_AUTHORIZED, "%s: PUBACK %s, want 0x87" % (label, rc_name(rc)))
+    not_delivered(check, watchers, payload, label)
+    rec = lab.wait_audit(mark, lambda r: r.get("verdict") == "drop")
+    if reason is not None:
+        check(rec is not None and rec.get("reason") == reason,
+              "%s: audit reason %r, want %r" % (label, rec and rec.get("reason"), reason))
+    else:
+        check(rec is not None, "%s: no drop record in the audit log" % label)
+    return rec
+
+
+def not_delivered(check, watchers, payload, label, wait=0.15):
+    for i, w in enumerate(watchers):
+        w.pump(wait if i == 0 else 0.0)
+        hits = [d for d in w.inbox if d.payload == payload]
+        w.inbox = [d for d in w.inbox if d.payload != payload]
+        check(not hits, "%s: delivered to %s on %s" % (label, w.client_id,
+                                                        hits[0].topic if hits else ""))
+
+
+def expect_accept(lab, check, client, topic, payload, label, receivers=(), qos=1,
+                  retain=False):
+    """Publish and check: PUBACK 0x00/0x10, and every receiver gets exactly this payload."""
+    rc = client.publish(topic, payload, qos=qos, retain=retain)
+    ok = True
+    if qos:
+        ok = check(delivered(rc), "%s: PUBACK %s, want 0x00" % (label, rc_name(rc)))
+    for r in receivers:
+        d = r.wait_for(lambda d: d.payload == payload and d.topic == topic, timeout=3.0)
+        ok = check(d is not None, "%s: not delivered to %s" % (label, r.client_id)) and ok
+    return ok
+
+
+def counter_delta(before, after, name):
+    return after.get(name, 0) - before.get(name, 0)
 
 
 def python_encode(sender_id, mtype, seq, tok, keypath, fields, version=5):
