@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: MIT
+ * util.c - option parsing, bounded whole-file reads, hex input/output and error lines for the
+ * `srup` tool. No SRUP knowledge and no global state. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void tool_err(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "srup %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Find the option called name[0, name_len) in opts; NULL if there is none. */
+static const struct tool_opt *find_opt(const struct tool_opt *opts, size_t n_opts,
+		const char *name, size_t name_len)
+{
+	for (size_t i = 0; i < n_opts; i++) {
+		if (strlen(opts[i].name) == name_len && memcmp(opts[i].name, name, name_len) == 0) {
+			return &opts[i];
+		}
+	}
+	return NULL;
+}
+
+enum tool_parse tool_parse_args(int argc, char **argv, const struct tool_opt *opts, size_t n_opts,
+		const char **pos, size_t pos_cap, size_t *n_pos)
+{
+	const char *cmd = argv[0];
+	int only_pos = 0;
+
+	*n_pos = 0;
+	for (size_t i = 0; i < n_opts; i++) {
+		if (opts[i].value != NULL) {
+			*opts[i].value = NULL;
+		}
+		if (opts[i].flag != NULL) {
+			*opts[i].flag = 0;
+		}
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		int is_option = !only_pos && a[0] == '-' && a[1] != '\0';
+
+		if (is_option && strcmp(a, "--") == 0) {
+			only_pos = 1;
+			continue;
+		}
+		if (is_option && (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)) {
+			return TOOL_PARSE_HELP;
+		}
+		if (!is_option) {
+			if (*n_pos >= pos_cap) {
+				tool_err(cmd, "unexpected argument '%s' (see srup %s --help)", a, cmd);
+				return TOOL_PARSE_ERROR;
+			}
+			pos[(*n_pos)++] = a;
+			continue;
+		}
+		if (a[1] != '-') {
+			tool_err(cmd, "unknown option '%s' (see srup %s --help)", a, cmd);
+			return TOOL_PARSE_ERROR;
+		}
+		const char *name = a + 2;
+		const char *eq = strchr(name, '=');
+		size_t name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+		const struct tool_opt *o = find_opt(opts, n_opts, name, name_len);
+		if (o == NULL) {
+			tool_err(cmd, "unknown option '--%.*s' (see srup %s --help)", (int)name_len, name,
+					cmd);
+			return TOOL_PARSE_ERROR;
+		}
+		if (o->flag != NULL) {
+			if (eq != NULL) {
+				tool_err(cmd, "option '--%s' takes no value", o->name);
+				return TOOL_PARSE_ERROR;
+			}
+			if (*o->flag) {
+				tool_err(cmd, "option '--%s' given twice", o->name);
+				return TOOL_PARSE_ERROR;
+			}
+			*o->flag = 1;
+			continue;
+		}
+		if (*o->value != NULL) {
+			tool_err(cmd, "option '--%s' given twice", o->name);
+			return TOOL_PARSE_ERROR;
+		}
+		if (eq != NULL) {
+			*o->value = eq + 1;
+		} else {
+			if (i + 1 >= argc) {
+				tool_err(cmd, "option '--%s' needs a value", o->name);
+				return TOOL_PARSE_ERROR;
+			}
+			i++;
+			*o->value = argv[i];
+		}
+		if ((*o->value)[0] == '\0') {
+			tool_err(cmd, "option '--%s' needs a non-empty value", o->name);
+			return TOOL_PARSE_ERROR;
+		}
+	}
+	return TOOL_PARSE_OK;
+}
+
+enum tool_read tool_read_all(const char *path, size_t max, uint8_t **buf, size_t *len,
+		char *errbuf, size_t errbuf_cap)
+{
+	int use_stdin = path == NULL || strcmp(path, "-") == 0;
+	FILE *f = NULL;
+	uint8_t *b = NULL;
+	size_t cap = 0;
+	size_t n = 0;
+	enum tool_read rc = TOOL_READ_IO;
+
+	*buf = NULL;
+	*len = 0;
+	if (errbuf != NULL && errbuf_cap > 0) {
+		errbuf[0] = '\0';
+	}
+	if (use_stdin) {
+		f = stdin;
+	} else {
+		f = fopen(path, "rb");
+		if (f == NULL) {
+			if (errbuf != NULL) {
+				snprintf(errbuf, errbuf_cap, "cannot open %s: %s", path, strerror(errno));
+			}
+			return TOOL_READ_IO;
+		}
+	}
+	for (;;) {
+		if (cap - n < 2) {
+			/* Grow geometrically, but never beyond max + 2 (the +1 probe byte and NUL). */
+			size_t ncap = cap == 0 ? 4096 : cap * 2;
+			if (ncap > max + 2) {
+				ncap = max + 2;
+			}
+			if (ncap <= cap) {
+				rc = TOOL_READ_TOO_BIG;
+				if (errbuf != NULL) {
+					snprintf(errbuf, errbuf_cap, "input is over %zu bytes", max);
+				}
+				goto out;
+			}
+			uint8_t *nb = realloc(b, ncap);
+			if (nb == NULL) {
+				rc = TOOL_READ_NOMEM;
+				if (errbuf != NULL) {
+					snprintf(errbuf, errbuf_cap, "out of memory");
+				}
+				goto out;
+			}
+			b = nb;
+			cap = ncap;
+		}
+		size_t want = cap - 1 - n;
+		size_t got = fread(b + n, 1, want, f);
+		n += got;
+		if (n > max) {
+			rc = TOOL_READ_TOO_BIG;
+			if (errbuf != NULL) {
+				snprintf(errbuf, errbuf_cap, "input is over %zu bytes", max);
+			}
+			goto out;
+		}
+		if (got < want) {
+			if (ferror(f)) {
+				if (errbuf != NULL) {
+					snprintf(errbuf, errbuf_cap, "cannot read %s: %s",
+							use_stdin ? "standard input" : path, strerror(errno));
+				}
+				goto out;
+			}
+			break;
+		}
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	b = NULL;
+	rc = TOOL_READ_OK;
+out:
+	free(b);
+	if (!use_stdin) {
+		fclose(f);
+	}
+	return rc;
+}
+
+static int hex_val(unsigned char c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	if (c >= 'A' && c <= 'F') {
+		return c - 'A' + 10;
+	}
+	return -1;
+}
+
+static int is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+int tool_hex_decode_loose(const char *text, size_t len, uint8_t **out, size_t *out_len,
+		size_t *bad_off)
+{
+	uint8_t *b = NULL;
+	size_t n = 0;
+	int hi = -1;
+
+	*out = NULL;
+	*out_len = 0;
+	*bad_off = 0;
+	if (len / 2 > 0) {
+		b = malloc(len / 2);
+		if (b == NULL) {
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (is_space(c)) {
+			continue;
+		}
+		int v = hex_val(c);
+		if (v < 0) {
+			*bad_off = i;
+			free(b);
+			return -1;
+		}
+		if (hi < 0) {
+			hi = v;
+		} else {
+			b[n++] = (uint8_t)(hi << 4 | v);
+			hi = -1;
+		}
+	}
+	if (hi >= 0) {
+		*bad_off = len;
+		free(b);
+		return -1;
+	}
+	if (n == 0) {
+		free(b);
+		b = NULL;
+	}
+	*out = b;
+	*out_len = n;
+	return 0;
+}
+
+int tool_hex_decode_strict(const char *hex, size_t hex_len, uint8_t *out, size_t cap,
+		size_t *out_len)
+{
+	*out_len = 0;
+	if (hex_len % 2 != 0) {
+		return -1;
+	}
+	for (size_t i = 0; i < hex_len; i++) {
+		if (hex_val((unsigned char)hex[i]) < 0) {
+			return -1;
+		}
+	}
+	if (hex_len / 2 > cap) {
+		return -2;
+	}
+	for (size_t i = 0; i < hex_len / 2; i++) {
+		int hi = hex_val((unsigned char)hex[2 * i]);
+		int lo = hex_val((unsigned char)hex[2 * i + 1]);
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*out_len = hex_len / 2;
+	return 0;
+}
+
+int tool_hex_write(FILE *f, const uint8_t *p, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	char chunk[512];
+	size_t used = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		chunk[used++] = digits[p[i] >> 4];
+		chunk[used++] = digits[p[i] & 0x0F];
+		if (used == sizeof(chunk)) {
+			if (fwrite(chunk, 1, used, f) != used) {
+				return -1;
+			}
+			used = 0;
+		}
+	}
+	if (used > 0 && fwrite(chunk, 1, used, f) != used) {
+		return -1;
+	}
+	return 0;
+}
+
+int tool_write_all(FILE *f, const void *p, size_t len)
+{
+	if (len > 0 && fwrite(p, 1, len, f) != len) {
+		return -1;
+	}
+	if (fflush(f) != 0) {
+		return -1;
+	}
+	return ferror(f) ? -1 : 0;
+}
+
+int tool_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (len == 0 || (len > 1 && s[0] == '0')) {
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9') {
+			return -1;
+		}
+		uint64_t d = (uint64_t)(s[i] - '0');
+		if (d > max || v > (max - d) / 10) {
+			return -1;
+		}
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+#define VAR_FIELD_MAX 65535u /* data_id and data: the whole range of their length prefix */
+
+const struct tool_field tool_fields[] = {
+	{ SRUP_F_URL, "url_hex", TOOL_F_BYTES, SRUP_URL_MAX, offsetof(struct srup_msg, url) },
+	{ SRUP_F_DIGEST, "digest_hex", TOOL_F_BYTES, SRUP_DIGEST_MAX,
+			offsetof(struct srup_msg, digest) },
+	{ SRUP_F_STATUS, "status", TOOL_F_U8, 0, offsetof(struct srup_msg, status) },
+	{ SRUP_F_ACTION_ID, "action_id", TOOL_F_U8, 0, offsetof(struct srup_msg, action_id) },
+	{ SRUP_F_DATA_ID, "data_id_hex", TOOL_F_BYTES, VAR_FIELD_MAX,
+			offsetof(struct srup_msg, data_id) },
+	{ SRUP_F_DATA, "data_hex", TOOL_F_BYTES, VAR_FIELD_MAX, offsetof(struct srup_msg, data) },
+	/* SYNDICATED_DEV_LIST carries device_sequence before device_id (spec §2.1). */
+	{ SRUP_F_DEVICE_SEQUENCE, "device_sequence", TOOL_F_U32, 0,
+			offsetof(struct srup_msg, device_sequence) },
+	{ SRUP_F_DEVICE_ID, "device_id", TOOL_F_ID, 0, offsetof(struct srup_msg, device_id) },
+	{ SRUP_F_OBSERVER_ID, "observer_id", TOOL_F_ID, 0, offsetof(struct srup_msg, observer_id) },
+	{ SRUP_F_JOINING_DEVICE_ID, "joining_device_id", TOOL_F_ID, 0,
+			offsetof(struct srup_msg, joining_device_id) },
+	{ SRUP_F_ENCRYPTED, "encrypted_hex", TOOL_F_BYTES, SRUP_ENCRYPTED_MAX,
+			offsetof(struct srup_msg, encrypted) },
+	{ SRUP_F_TARGET_ID, "target_id", TOOL_F_ID, 0, offsetof(struct srup_msg, target_id) },
+	{ SRUP_F_SOURCE_ID, "source_id", TOOL_F_ID, 0, offsetof(struct srup_msg, source_id) },
+	{ SRUP_F_COUNT, "count", TOOL_F_U32, 0, offsetof(struct srup_msg, count) },
+	{ SRUP_F_REQ_ID, "req_id", TOOL_F_U8, 0, offsetof(struct srup_msg, req_id) },
+};
+const size_t tool_fields_count = sizeof(tool_fields) / sizeof(tool_fields[0]);
+
+struct srup_bytes tool_field_bytes(const struct srup_msg *m, const struct tool_field *f)
+{
+	struct srup_bytes b;
+
+	memcpy(&b, (const unsigned char *)m + f->offset, sizeof(b));
+	return b;
+}
+
+void tool_field_set_bytes(struct srup_msg *m, const struct tool_field *f, struct srup_bytes b)
+{
+	memcpy((unsigned char *)m + f->offset, &b, sizeof(b));
+}
+
+uint64_t tool_field_uint(const struct srup_msg *m, const struct tool_field *f)
+{
+	const unsigned char *p = (const unsigned char *)m + f->offset;
+
+	switch (f->kind) {
+	case TOOL_F_U8:
+		return *p;
+	case TOOL_F_U32: {
+		uint32_t v;
+		memcpy(&v, p, sizeof(v));
+		return v;
+	}
+	case TOOL_F_ID: {
+		uint64_t v;
+		memcpy(&v, p, sizeof(v));
+		return v;
+	}
+	case TOOL_F_BYTES:
+		break;
+	}
+	return 0;
+}
+
+void tool_field_set_uint(struct srup_msg *m, const struct tool_field *f, uint64_t v)
+{
+	unsigned char *p = (unsigned char *)m + f->offset;
+
+	switch (f->kind) {
+	case TOOL_F_U8:
+		*p = (uint8_t)v;
+		break;
+	case TOOL_F_U32: {
+		uint32_t u = (uint32_t)v;
+		memcpy(p, &u, sizeof(u));
+		break;
+	}
+	case TOOL_F_ID:
+		memcpy(p, &v, sizeof(v));
+		break;
+	case TOOL_F_BYTES:
+		break;
+	}
+}
