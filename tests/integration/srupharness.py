@@ -444,6 +444,7 @@ class Broker:
         self.omit = set(omit)
         self.port = port
         self.proc = None
+        self.starts = 0
         self.conf = os.path.join(workdir, "mosquitto.conf")
         self.logfile = os.path.join(workdir, "mosquitto.log")
         self.stderr_path = os.path.join(workdir, "mosquitto.stderr")
@@ -478,6 +479,7 @@ class Broker:
             if self.port is None or attempt:
                 self.port = free_port()
             self.write_conf()
+            self.starts += 1
             self.stderr_f = open(self.stderr_path, "ab")
             self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=self.stderr_f,
                                          stderr=subprocess.STDOUT)
@@ -620,6 +622,7 @@ class Lab:
         self.n_clients = 0
         self.token_n = 0
         self.sysmon = None
+        self.sysmon_start = None
         self.sysvals = {}
         if start:
             self.broker.start()
@@ -734,7 +737,10 @@ class Lab:
         """{name: int} for $SYS/broker/srup/# (name without the prefix, e.g. "accepted",
         "dropped/replay"), from a subscriber kept for the life of the broker. $SYS is refreshed
         every sys_interval (1 s), so this waits a bit more than that for fresh values."""
+        if self.sysmon is not None and self.sysmon_start != self.broker.starts:
+            self.sysmon.close()
         if self.sysmon is None or self.sysmon.closed:
+            self.sysmon_start = self.broker.starts
             self.sysmon = Client(self.broker.port, "sys-monitor-%d" % os.getpid())
             self.sysmon.subscribe("$SYS/broker/srup/#", qos=0)
             self.sysvals = {}
