@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT
+ * acl.c - the MOSQ_EVT_ACL_CHECK callback: WRITE goes to the verifier, READ and SUBSCRIBE follow
+ * the join-topic and device-channel rules (membership from the store). Decision order:
+ * classify the topic; non-SRUP topics get the policy's other_topics answer; $CONTROL/srup/v1 is
+ * for admins only and is never granted by fall-through; SRUP topics need an active key. */
+#include <string.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "srupb.h"
+
+static int other_result(const struct srupb_ctx *ctx)
+{
+	return ctx->policy->other_defer ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_SUCCESS;
+}
+
+/* The caller's identity as an id, with an active key of some role. */
+static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, uint64_t *id,
+		unsigned *role)
+{
+	const char *ident = srupb_identity(ctx, client);
+	struct srupb_keyrec rec;
+	bool found = false;
+	char canon[SRUP_ID_TEXT_MAX];
+
+	if (ident == NULL || srup_id_parse(ident, strlen(ident), id) != SRUP_OK) {
+		return false;
+	}
+	/* Only the canonical text form counts (topics use it; no aliases). */
+	if (srup_id_format(*id, canon, sizeof canon) != SRUP_OK || strcmp(canon, ident) != 0) {
+		return false;
+	}
+	if (srupb_store_key_find(ctx->store, *id, &rec, &found) != SRUP_OK || !found ||
+			rec.status != SRUPB_KEY_ACTIVE) {
+		return false;
+	}
+	*role = rec.role;
+	return true;
+}
+
+static bool is_admin(struct srupb_ctx *ctx, struct mosquitto *client)
+{
+	const char *ident = srupb_identity(ctx, client);
+	uint64_t id = 0;
+	return ident != NULL && srup_id_parse(ident, strlen(ident), &id) == SRUP_OK &&
+			srupb_policy_is_admin(ctx->policy, id);
+}
+
+static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic)
+{
+	struct srupb_topic t;
+	uint64_t rid = 0;
+	unsigned role = 0;
+	bool ok = false;
+	bool member = false;
+
+	srupb_policy_classify(ctx->policy, topic, &t);
+	switch (t.kind) {
+		case SRUPB_T_OTHER:
+			return other_result(ctx);
+		case SRUPB_T_CONTROL_RESP:
+			return is_admin(ctx, client) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+		case SRUPB_T_CONTROL:
+		case SRUPB_T_PROTECTED:
+			return MOSQ_ERR_ACL_DENIED;
+		case SRUPB_T_DEVICE:
+		case SRUPB_T_JOIN:
+		default:
+			break;
+	}
+	if (srupb_store_read_begin(ctx->store) != SRUP_OK) {
+		return MOSQ_ERR_ACL_DENIED;
+	}
+	if (reader_id(ctx, client, &rid, &role)) {
+		if (t.kind == SRUPB_T_JOIN) {
+			/* Only the named server receives join requests. */
+			ok = rid == t.a && role == SRUPB_ROLE_SERVER;
+		} else if (rid == t.a) {
+			ok = true;
+		} else if (srupb_store_member_find(ctx->store, t.a, rid, &member) == SRUP_OK) {
+			ok = member;
+		}
+	}
+	srupb_store_read_end(ctx->store);
+	return ok ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+}
+
+/* Level n (0-based) of filter f into out; false if there is no such level. */
+static bool level(const char *f, unsigned n, char *out, size_t cap)
+{
+	const char *s = f;
+	for (unsigned i = 0; i < n; i++) {
+		s = strchr(s, '/');
+		if (s == NULL) {
+			return false;
+		}
+		s++;
+	}
+	size_t len = strcspn(s, "/");
+	if (len >= cap) {
+		len = cap - 1;
+	}
+	memcpy(out, s, len);
+	out[len] = '\0';
+	return true;
+}
+
+/* SUBSCRIBE sees only the filter: deny early what could never be read (a friendly 0x87);
+ * wildcards that might match SRUP topics are allowed, because READ filters every message. */
+static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const char *filter)
+{
+	char l0[80];
+	char l1[80];
+	char l2[80];
+	uint64_t rid = 0;
+	uint64_t named = 0;
+	unsigned role = 0;
+	bool ok = false;
+	const struct srupb_policy *p = ctx->policy;
+
+	if (filter == NULL) {
+		return MOSQ_ERR_ACL_DENIED;
+	}
+	if (strncmp(filter, "$share/", 7) == 0) {
+		const char *s = strchr(filter + 7, '/');
+		if (s == NULL) {
+			return MOSQ_ERR_ACL_DENIED;
+		}
+		filter = s + 1;
+	}
+	if (strncmp(filter, "$CONTROL/srup/", 14) == 0) {
+		return is_admin(ctx, client) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+	}
+	if (!level(filter, 0, l0, sizeof l0) || strcmp(l0, p->prefix) != 0) {
+		return other_result(ctx);
+	}
+	if (!level(filter, 1, l1, sizeof l1) || strcmp(l1, "+") == 0 || strcmp(l1, "#") == 0) {
+		return MOSQ_ERR_SUCCESS;
+	}
+	if (srupb_store_read_begin(ctx->store) != SRUP_OK) {
+		return MOSQ_ERR_ACL_DENIED;
+	}
+	if (reader_id(ctx, client, &rid, &role)) {
+		if (strcmp(l1, "servers") == 0) {
+			ok = role == SRUPB_ROLE_SERVER && level(filter, 2, l2, sizeof l2) &&
+					srup_id_parse(l2, strlen(l2), &named) == SRUP_OK && named == rid;
+		} else if (srup_id_parse(l1, strlen(l1), &named) == SRUP_OK) {
+			/* A server may subscribe to any device channel; delivery still needs membership. */
+			ok = named == rid || role == SRUPB_ROLE_SERVER;
+		}
+	}
+	srupb_store_read_end(ctx->store);
+	return ok ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+}
+
+int srupb_acl_check(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_acl_check *ed = event_data;
+	struct srupb_ctx *ctx = userdata;
+
+	(void)event;
+	switch (ed->access) {
+		case MOSQ_ACL_WRITE:
+			return srupb_verify_publish(ctx, ed->client, ed->topic, ed->payload, ed->payloadlen,
+					ed->retain, false);
+		case MOSQ_ACL_READ:
+			return acl_read(ctx, ed->client, ed->topic);
+		case MOSQ_ACL_SUBSCRIBE:
+			return acl_subscribe(ctx, ed->client, ed->topic);
+		case MOSQ_ACL_UNSUBSCRIBE:
+			return MOSQ_ERR_SUCCESS;
+		default:
+			return other_result(ctx);
+	}
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT
+ * metrics.c - verdict counters, published as retained $SYS/broker/srup/... messages.
+ * Counting is a few additions; publishing happens from TICK (or every N decisions). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "srupb.h"
+
+void srupb_metrics_init(struct srupb_metrics *m)
+{
+	memset(m, 0, sizeof *m);
+	m->pub_accepted = UINT64_MAX;
+	m->pub_retransmitted = UINT64_MAX;
+	m->pub_dropped_total = UINT64_MAX;
+	for (size_t i = 0; i < SRUPB_R__COUNT; i++) {
+		m->pub_dropped[i] = UINT64_MAX;
+	}
+}
+
+void srupb_metrics_count(struct srupb_metrics *m, enum srupb_verdict v, enum srupb_reason r)
+{
+	switch (v) {
+		case SRUPB_V_ACCEPT:
+			m->accepted++;
+			break;
+		case SRUPB_V_RETRANSMIT:
+			m->retransmitted++;
+			break;
+		case SRUPB_V_DROP:
+			m->dropped_total++;
+			m->dropped[(size_t)r < SRUPB_R__COUNT ? r : SRUPB_R_INTERNAL_ERROR]++;
+			break;
+		case SRUPB_V_PASS:
+		default:
+			break;
+	}
+}
+
+static void publish_one(const char *topic, uint64_t value, uint64_t *last)
+{
+	char buf[32];
+	int n;
+	if (*last == value) {
+		return;
+	}
+	n = snprintf(buf, sizeof buf, "%" PRIu64, value);
+	if (n <= 0) {
+		return;
+	}
+	if (mosquitto_broker_publish_copy(NULL, topic, n, buf, 0, true, NULL) == MOSQ_ERR_SUCCESS) {
+		*last = value;
+	}
+}
+
+void srupb_metrics_publish(struct srupb_metrics *m)
+{
+	char topic[96];
+	publish_one("$SYS/broker/srup/accepted", m->accepted, &m->pub_accepted);
+	publish_one("$SYS/broker/srup/retransmitted", m->retransmitted, &m->pub_retransmitted);
+	publish_one("$SYS/broker/srup/dropped/total", m->dropped_total, &m->pub_dropped_total);
+	for (unsigned i = 0; i < SRUPB_R__COUNT; i++) {
+		snprintf(topic, sizeof topic, "$SYS/broker/srup/dropped/%s", srupb_reason_name(i));
+		publish_one(topic, m->dropped[i], &m->pub_dropped[i]);
+	}
+	m->last_publish = srupb_now();
+}

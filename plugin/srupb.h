@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: MIT
+ * srupb.h - private header of the SRUP Mosquitto plugin, one section per module.
+ * Nothing here is exported from srup_plugin.so except the three entry points in plugin.c. */
+#ifndef SRUPB_H
+#define SRUPB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <srup/srup.h>
+
+#include "srupb_store.h"
+
+struct mosquitto;
+
+#define SRUPB_EXPORT __attribute__((visibility("default")))
+#define SRUPB_LOG_TRUNC 128 /* client ids and topics are cut to this many chars in logs */
+
+/* ---------------------------------------------------------------- log (plugin.c) */
+
+/* Log through the broker with the "srup: " prefix. level is a MOSQ_LOG_* value. */
+void srupb_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Copy s (may be NULL -> "-") into out, escaping non-printable bytes, '|' and '\' as \xHH and
+ * cutting at SRUPB_LOG_TRUNC characters (adds "..."). out needs 4*SRUPB_LOG_TRUNC+8 bytes. */
+void srupb_log_escape(const char *s, char *out, size_t cap);
+
+/* ---------------------------------------------------------------- verdict reasons */
+
+enum srupb_reason {
+	SRUPB_R_EMPTY_PAYLOAD = 0,
+	SRUPB_R_TOO_LARGE,
+	SRUPB_R_TRUNCATED,
+	SRUPB_R_FIELD_LENGTH,
+	SRUPB_R_TRAILING_BYTES,
+	SRUPB_R_BAD_VERSION,
+	SRUPB_R_UNKNOWN_TYPE,
+	SRUPB_R_BAD_PAD,
+	SRUPB_R_NOT_ALLOWED,
+	SRUPB_R_UNKNOWN_SENDER,
+	SRUPB_R_REVOKED_SENDER,
+	SRUPB_R_IDENTITY_MISMATCH,
+	SRUPB_R_JOIN_TOPIC_MISMATCH,
+	SRUPB_R_REPLAY,
+	SRUPB_R_BAD_SIGNATURE,
+	SRUPB_R_RETAINED_REFUSED,
+	SRUPB_R_INTERNAL_ERROR,
+	SRUPB_R__COUNT,
+	SRUPB_R_NONE = SRUPB_R__COUNT,
+};
+
+/* The exact reason string of contract.md ("replay"). */
+const char *srupb_reason_name(unsigned r);
+
+enum srupb_verdict {
+	SRUPB_V_PASS = 0,   /* not a SRUP topic: no opinion */
+	SRUPB_V_ACCEPT,     /* verified and committed */
+	SRUPB_V_RETRANSMIT, /* byte-identical resend of the last accepted message by its client */
+	SRUPB_V_DROP,
+};
+
+const char *srupb_verdict_name(enum srupb_verdict v);
+
+/* ---------------------------------------------------------------- policy.c */
+
+/* What a topic is, per policy. */
+enum srupb_topic_kind {
+	SRUPB_T_OTHER = 0,   /* not SRUP: the plugin has no opinion */
+	SRUPB_T_DEVICE,      /* <prefix>/<device id> */
+	SRUPB_T_JOIN,        /* <prefix>/servers/<server id>/<device id> */
+	SRUPB_T_PROTECTED,   /* anything else under <prefix>/: never allowed */
+	SRUPB_T_CONTROL,     /* $CONTROL/srup/v1 */
+	SRUPB_T_CONTROL_RESP /* $CONTROL/srup/v1/response */
+};
+
+struct srupb_topic {
+	enum srupb_topic_kind kind;
+	uint64_t a; /* device id (DEVICE) or server id (JOIN) */
+	uint64_t b; /* device id (JOIN) */
+};
+
+/* Rule sets: which channel a (role, type) may publish on. */
+enum srupb_rule_kind {
+	SRUPB_RULE_OWN = 0, /* the device channel of the sender itself */
+	SRUPB_RULE_PEER,    /* another device's channel */
+	SRUPB_RULE_JOIN,    /* join topic (the sender is the joining device) */
+	SRUPB_RULE__COUNT
+};
+
+enum srupb_identity_src {
+	SRUPB_ID_USERNAME = 0,
+	SRUPB_ID_CLIENT_ID,
+};
+
+#define SRUPB_ADMINS_MAX 16
+
+struct srupb_policy {
+	char prefix[64];
+	size_t prefix_len;
+	enum srupb_identity_src identity;
+	bool bind_identity;
+	size_t max_payload;
+	bool refuse_retained;
+	bool disconnect_on_violation;
+	bool audit_accepts;
+	unsigned audit_burst;
+	double audit_rate; /* lines per second per reason after the burst */
+	size_t key_cache;
+	size_t seen_index;
+	enum srupb_sync durability;
+	bool other_defer; /* answer DEFER instead of SUCCESS for non-SRUP topics */
+	unsigned metrics_interval;
+	size_t n_admins;
+	uint64_t admins[SRUPB_ADMINS_MAX];
+	/* allow[rule][role][type] */
+	bool allow[SRUPB_RULE__COUNT][SRUPB_ROLE__COUNT][256];
+};
+
+/* The shipped policy/srup.policy, embedded at build time (policy_default.c, generated). */
+extern const char srupb_policy_default[];
+
+/* Parse policy text text[0, len) named name (for messages). On success *out is a new policy
+ * (free with free()). On failure returns SYNTAX/NOMEM and err holds "name:line: problem". */
+enum srup_err srupb_policy_parse(const char *name, const char *text, size_t len,
+		struct srupb_policy **out, char *err, size_t err_cap);
+/* Read and parse a policy file (path NULL: the embedded default). Errors as above (IO too). */
+enum srup_err srupb_policy_load(const char *path, struct srupb_policy **out, char *err,
+		size_t err_cap);
+/* Classify a topic. Ids in topics must be canonical text (lowercase hex, no zero padding). */
+void srupb_policy_classify(const struct srupb_policy *p, const char *topic,
+		struct srupb_topic *out);
+/* Is type allowed from role on a channel of rule kind? */
+bool srupb_policy_allows(const struct srupb_policy *p, enum srupb_rule_kind rule,
+		unsigned role, unsigned type);
+bool srupb_policy_is_admin(const struct srupb_policy *p, uint64_t id);
+
+/* ---------------------------------------------------------------- options.c */
+
+struct srupb_config {
+	char *store_dir;
+	char *audit_log;
+	char *policy_path; /* NULL: embedded default */
+};
+
+struct mosquitto_opt;
+/* Read plugin_opt_* into cfg. Unknown, repeated, empty or missing required options: logs one
+ * ERR line and returns INVAL. cfg strings are malloc'd; free with srupb_config_free. */
+enum srup_err srupb_config_parse(struct srupb_config *cfg, const struct mosquitto_opt *opts,
+		int count);
+void srupb_config_free(struct srupb_config *cfg);
+
+/* ---------------------------------------------------------------- keystore.c */
+
+struct srupb_keystore;
+
+/* A bounded LRU cache of parsed public keys by id, valid for one record generation. */
+struct srupb_keystore *srupb_keystore_new(size_t capacity);
+void srupb_keystore_free(struct srupb_keystore *ks);
+/* Borrowed key for (id, generation), parsing pem on a miss (and evicting the least recently
+ * used entry when full). KEY if the PEM is not an acceptable key, NOMEM. */
+enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_t generation,
+		const char *pem, size_t pem_len, const struct srup_key **out);
+void srupb_keystore_drop(struct srupb_keystore *ks, uint64_t id);
+void srupb_keystore_clear(struct srupb_keystore *ks);
+size_t srupb_keystore_size(const struct srupb_keystore *ks);
+/* Hits and misses since creation. */
+void srupb_keystore_stats(const struct srupb_keystore *ks, uint64_t *hits, uint64_t *misses);
+
+/* ---------------------------------------------------------------- audit.c */
+
+struct srupb_audit;
+
+/* One decision worth recording. Strings may be NULL (written as null). */
+struct srupb_event {
+	enum srupb_verdict verdict;
+	enum srupb_reason reason; /* SRUPB_R_NONE for accept/retransmit */
+	const char *client_id;
+	const char *identity;
+	const char *topic;
+	int type;          /* -1 unknown */
+	bool has_sender;
+	uint64_t sender;
+	bool has_seq;
+	uint64_t seq;
+	const char *detail;
+};
+
+/* Open path for appending (created 0600). burst/rate: per-reason token bucket. */
+enum srup_err srupb_audit_open(const char *path, unsigned burst, double rate,
+		struct srupb_audit **out, char *err, size_t err_cap);
+void srupb_audit_close(struct srupb_audit *a);
+void srupb_audit_set_rate(struct srupb_audit *a, unsigned burst, double rate);
+/* Reopen the file (rotation). Keeps the old descriptor if the reopen fails. */
+enum srup_err srupb_audit_reopen(struct srupb_audit *a, char *err, size_t err_cap);
+/* Reopen when the path no longer names the open file (moved or deleted). */
+void srupb_audit_check_rotation(struct srupb_audit *a);
+/* Rate limit: true if a line for this verdict/reason may be written now (and takes a token);
+ * when false the line is counted as suppressed. The broker WARNING line follows the same
+ * answer. */
+bool srupb_audit_admit(struct srupb_audit *a, enum srupb_verdict v, enum srupb_reason r);
+/* Write one JSON line (call only after srupb_audit_admit said true). Also writes, first, a
+ * summary line for any lines suppressed for that reason since the last one. */
+void srupb_audit_write(struct srupb_audit *a, const struct srupb_event *ev);
+/* Write summary lines for every reason with suppressed lines whose bucket has refilled. */
+void srupb_audit_flush_summaries(struct srupb_audit *a);
+/* Format ev as one JSON object + '\n' into out; returns the length (0 if cap too small). */
+size_t srupb_audit_format(const struct srupb_event *ev, uint64_t suppressed, char *out,
+		size_t cap);
+
+/* ---------------------------------------------------------------- metrics.c */
+
+struct srupb_metrics {
+	uint64_t accepted;
+	uint64_t retransmitted;
+	uint64_t dropped_total;
+	uint64_t dropped[SRUPB_R__COUNT];
+	/* last published values (UINT64_MAX: never) */
+	uint64_t pub_accepted;
+	uint64_t pub_retransmitted;
+	uint64_t pub_dropped_total;
+	uint64_t pub_dropped[SRUPB_R__COUNT];
+	double last_publish;
+};
+
+void srupb_metrics_init(struct srupb_metrics *m);
+void srupb_metrics_count(struct srupb_metrics *m, enum srupb_verdict v, enum srupb_reason r);
+/* Publish changed counters as retained $SYS/broker/srup/... messages. */
+void srupb_metrics_publish(struct srupb_metrics *m);
+
+/* ---------------------------------------------------------------- plugin context */
+
+struct srupb_kick {
+	char *name;
+	bool by_username;
+};
+
+/* The last WRITE-ACL decision, so the MESSAGE event of the same publish gets the same answer
+ * without a second state change (notes §0.2: WRITE then MESSAGE see one publish twice). */
+struct srupb_slot {
+	bool valid;
+	const void *client;
+	const void *payload;
+	uint32_t payloadlen;
+	uint8_t digest[32];
+	bool retain;
+	int result; /* MOSQ_ERR_SUCCESS or MOSQ_ERR_ACL_DENIED */
+};
+
+struct srupb_ctx {
+	void *pid; /* mosquitto_plugin_id_t * */
+	struct srupb_config cfg;
+	struct srupb_policy *policy;
+	struct srupb_store *store;
+	struct srupb_keystore *keys;
+	struct srupb_audit *audit;
+	struct srupb_metrics metrics;
+	struct srupb_slot slot;
+	struct srupb_kick *kicks;
+	size_t n_kicks;
+	size_t cap_kicks;
+	bool have_tick;
+	uint64_t decisions;
+	double last_second;
+};
+
+/* Monotonic seconds. */
+double srupb_now(void);
+
+/* ---------------------------------------------------------------- verify.c */
+
+/* The verdict pipeline for one publish (DESIGN.md). from_message: MOSQ_EVT_MESSAGE (true) or
+ * ACL WRITE (false). Returns MOSQ_ERR_SUCCESS, MOSQ_ERR_ACL_DENIED, or (ACL only, for non-SRUP
+ * topics under `other_topics defer`) MOSQ_ERR_PLUGIN_DEFER. */
+int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic,
+		const void *payload, uint32_t payloadlen, bool retain, bool from_message);
+
+/* The client's MQTT identity per policy (borrowed from the broker, may be NULL). */
+const char *srupb_identity(const struct srupb_ctx *ctx, struct mosquitto *client);
+
+/* Queue a client to be disconnected from TICK (never inside its own callback). */
+void srupb_kick_queue(struct srupb_ctx *ctx, const char *name, bool by_username);
+/* Kick queued clients (from TICK). */
+void srupb_kick_run(struct srupb_ctx *ctx);
+/* Queue a kick of whoever holds identity id (per policy's identity source). */
+void srupb_kick_identity(struct srupb_ctx *ctx, uint64_t id);
+
+/* ---------------------------------------------------------------- acl.c */
+
+int srupb_acl_check(int event, void *event_data, void *userdata);
+
+/* ---------------------------------------------------------------- control.c */
+
+int srupb_control_cb(int event, void *event_data, void *userdata);
+/* Re-read policy (file or embedded), drop the key cache, reopen the audit log. Keeps the old
+ * policy on failure. Returns OK or the failure; logs either way. */
+enum srup_err srupb_reload(struct srupb_ctx *ctx);
+
+#endif

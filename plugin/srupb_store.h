@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT
+ * srupb_store.h - the SRUP broker state store (LMDB): keys, replay marks, seen index, membership.
+ * Shared by the plugin and `srup keys`; no Mosquitto symbols, no logging, no crypto. */
+#ifndef SRUPB_STORE_H
+#define SRUPB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <srup/err.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Roles a key can have (policy rules name them). Values are stored on disk: never renumber. */
+enum srupb_role {
+	SRUPB_ROLE_NONE = 0,
+	SRUPB_ROLE_SERVER = 1,
+	SRUPB_ROLE_DEVICE = 2,
+	SRUPB_ROLE_OBSERVER = 3,
+	SRUPB_ROLE__COUNT
+};
+
+enum srupb_key_status {
+	SRUPB_KEY_ACTIVE = 0,
+	SRUPB_KEY_REVOKED = 1,
+};
+
+/* How a commit reaches the disk.
+ * FSYNC: fsync data and meta page per commit (survives power loss; ~450 us on this VM's disk).
+ * META:  MDB_NOMETASYNC: data synced, meta page not (last commit may be lost on power loss).
+ * OS:    MDB_NOSYNC: the commit is in the OS page cache when it returns, so it survives any crash
+ *        of the broker process (kill -9) but not of the machine; the plugin syncs once a second. */
+enum srupb_sync {
+	SRUPB_SYNC_FSYNC = 0,
+	SRUPB_SYNC_META = 1,
+	SRUPB_SYNC_OS = 2,
+};
+
+/* Name of a role ("server"), or "none". */
+const char *srupb_role_name(unsigned role);
+/* Role from its name; SRUPB_ROLE_NONE if unknown. */
+enum srupb_role srupb_role_from_name(const char *name);
+
+/* A replay channel: the topic a message was accepted on, reduced to ids. */
+enum srupb_chan_kind {
+	SRUPB_CHAN_DEVICE = 1, /* SRUP/<a> */
+	SRUPB_CHAN_JOIN = 2,   /* SRUP/servers/<a>/<b> */
+};
+
+struct srupb_chan {
+	uint8_t kind; /* enum srupb_chan_kind */
+	uint64_t a;
+	uint64_t b; /* 0 for device channels */
+};
+
+/* One key record. pem points into the store (read transaction) or a copy; not NUL-terminated
+ * when borrowed. */
+struct srupb_keyrec {
+	uint64_t id;
+	uint8_t role;   /* enum srupb_role */
+	uint8_t status; /* enum srupb_key_status */
+	uint64_t generation; /* changes whenever the record is written (key cache validity) */
+	uint64_t created;    /* unix seconds when the key was (last) added */
+	const char *pem;
+	size_t pem_len;
+};
+
+/* The high-water mark of one (sender, channel). */
+struct srupb_mark {
+	uint64_t seq;
+	uint8_t digest[32];    /* SHA-256 of the whole accepted payload */
+	uint8_t client[16];    /* first 16 bytes of SHA-256 of the accepting client's id */
+};
+
+/* What the verifier commits for one accepted message (one LMDB write transaction). */
+enum srupb_member_op {
+	SRUPB_MEMBER_NONE = 0,
+	SRUPB_MEMBER_JOIN = 1,      /* device joined server */
+	SRUPB_MEMBER_LEAVE = 2,     /* device left server */
+	SRUPB_MEMBER_LEAVE_ALL = 3, /* device left every server */
+};
+
+struct srupb_commit {
+	uint64_t sender;
+	struct srupb_chan chan;
+	struct srupb_mark mark;
+	size_t seen_max;         /* bound of the seen index (oldest entries are evicted) */
+	uint8_t member_op;       /* enum srupb_member_op */
+	uint64_t member_device;
+	uint64_t member_server;
+	bool revoke;             /* revoke member_device's key */
+};
+
+struct srupb_store;
+
+/* Open (creating if needed) the store in directory dir (created with mode 0700 if missing).
+ * readonly opens without write access (list/show). On failure *out is NULL and err (if cap > 0)
+ * holds one line saying why. Returns OK, IO or NOMEM. One handle per process; not thread-safe. */
+enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync sync,
+		struct srupb_store **out, char *err, size_t err_cap);
+/* Close; accepts NULL. Ends any open read transaction. */
+void srupb_store_close(struct srupb_store *st);
+/* Change the sync mode of an open store (reload). */
+enum srup_err srupb_store_set_sync(struct srupb_store *st, enum srupb_sync sync);
+/* Flush the OS buffers of a SRUPB_SYNC_OS/META store to disk (periodic). */
+void srupb_store_flush(struct srupb_store *st);
+/* Text of the last LMDB error (static or in the handle); never NULL. */
+const char *srupb_store_strerror(const struct srupb_store *st);
+
+/* --- administration (each call is its own write transaction) --- */
+
+/* Add or replace key id with role and PEM public key; status becomes ACTIVE and the
+ * generation changes. */
+enum srup_err srupb_store_key_put(struct srupb_store *st, uint64_t id, enum srupb_role role,
+		const char *pem, size_t pem_len);
+/* Mark key id REVOKED and drop its memberships. *found says whether it existed. */
+enum srup_err srupb_store_key_revoke(struct srupb_store *st, uint64_t id, bool *found);
+/* Copy of the record of id: rec->pem is malloc'd and NUL-terminated (caller frees). */
+enum srup_err srupb_store_key_get(struct srupb_store *st, uint64_t id, struct srupb_keyrec *rec,
+		char **pem, bool *found);
+/* Call fn for every key in id order (pem borrowed for the call). Stops when fn returns non-zero. */
+enum srup_err srupb_store_key_foreach(struct srupb_store *st,
+		int (*fn)(const struct srupb_keyrec *rec, void *arg), void *arg);
+/* Number of keys. */
+enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count);
+
+/* --- verifier reads: between read_begin and read_end; borrowed pointers die at read_end --- */
+
+enum srup_err srupb_store_read_begin(struct srupb_store *st);
+void srupb_store_read_end(struct srupb_store *st);
+enum srup_err srupb_store_key_find(struct srupb_store *st, uint64_t id, struct srupb_keyrec *rec,
+		bool *found);
+enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
+		const struct srupb_chan *chan, struct srupb_mark *mark, bool *found);
+/* Was a payload with this digest accepted (and still indexed)? chan and sender say where. */
+enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest[32],
+		struct srupb_chan *chan, uint64_t *sender, bool *found);
+enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, uint64_t server,
+		bool *found);
+
+/* Commit an accepted message: re-checks in the write transaction that c->mark.seq is still
+ * above the stored mark (*stale true and nothing written if not), then writes the mark, the
+ * seen-index entry and the membership/revocation effect, and commits. A read transaction must
+ * not be open. */
+enum srup_err srupb_store_commit(struct srupb_store *st, const struct srupb_commit *c,
+		bool *stale);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

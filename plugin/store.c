@@ -1,0 +1,867 @@
+/* SPDX-License-Identifier: MIT
+ * store.c - the SRUP broker state in one LMDB environment, shared by the plugin and `srup keys`.
+ * Stores and finds records; it does not decide verdicts, parse SRUP messages or log.
+ *
+ * Databases (all integers in keys are big-endian so cursors walk them in numeric order):
+ *   keys    id(8)                         -> fmt(1)=1 role(1) status(1) 0(1) gen(8le) created(8le) pem
+ *   marks   sender(8) kind(1) a(8) b(8)   -> seq(8le) payload sha256(32) client-id digest(16)
+ *   seen    payload sha256(32)            -> kind(1) a(8) b(8) sender(8) qpos(8)
+ *   seenq   qpos(8)                       -> payload sha256(32)   (FIFO that bounds "seen")
+ *   members device(8) server(8)           -> joined unix seconds(8le)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <lmdb.h>
+
+#include "srupb_store.h"
+
+#define STORE_MAPSIZE  ((size_t)8 << 30) /* address space only; the file grows as needed */
+#define STORE_MAXDBS   8
+#define KEYREC_HDR     20
+#define MARK_KEY_LEN   25
+#define MARK_VAL_LEN   56
+#define SEEN_VAL_LEN   33
+#define MEMBER_KEY_LEN 16
+
+struct srupb_store {
+	MDB_env *env;
+	MDB_dbi keys;
+	MDB_dbi marks;
+	MDB_dbi seen;
+	MDB_dbi seenq;
+	MDB_dbi members;
+	MDB_txn *rtxn;   /* cached read-only transaction, reset between uses */
+	bool rtxn_live;  /* rtxn is renewed (between read_begin and read_end) */
+	bool readonly;
+	char err[200];
+};
+
+static const char *const role_names[SRUPB_ROLE__COUNT] = {"none", "server", "device", "observer"};
+
+const char *srupb_role_name(unsigned role)
+{
+	if (role >= SRUPB_ROLE__COUNT) {
+		return "none";
+	}
+	return role_names[role];
+}
+
+enum srupb_role srupb_role_from_name(const char *name)
+{
+	for (unsigned i = 1; i < SRUPB_ROLE__COUNT; i++) {
+		if (strcmp(name, role_names[i]) == 0) {
+			return (enum srupb_role)i;
+		}
+	}
+	return SRUPB_ROLE_NONE;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)(v & 0xffu);
+		v >>= 8;
+	}
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++) {
+		v = (v << 8) | p[i];
+	}
+	return v;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++) {
+		p[i] = (uint8_t)(v & 0xffu);
+		v >>= 8;
+	}
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--) {
+		v = (v << 8) | p[i];
+	}
+	return v;
+}
+
+static enum srup_err fail(struct srupb_store *st, const char *what, int rc)
+{
+	if (st != NULL) {
+		snprintf(st->err, sizeof st->err, "%s: %s", what, mdb_strerror(rc));
+	}
+	return rc == ENOMEM ? SRUP_ERR_NOMEM : SRUP_ERR_IO;
+}
+
+const char *srupb_store_strerror(const struct srupb_store *st)
+{
+	if (st == NULL || st->err[0] == '\0') {
+		return "no error";
+	}
+	return st->err;
+}
+
+static unsigned sync_flags(enum srupb_sync sync)
+{
+	switch (sync) {
+		case SRUPB_SYNC_META:
+			return MDB_NOMETASYNC;
+		case SRUPB_SYNC_OS:
+			return MDB_NOSYNC;
+		case SRUPB_SYNC_FSYNC:
+		default:
+			return 0;
+	}
+}
+
+static int open_dbi(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
+{
+	return mdb_dbi_open(txn, name, flags, dbi);
+}
+
+enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync sync,
+		struct srupb_store **out, char *err, size_t err_cap)
+{
+	struct srupb_store *st = NULL;
+	MDB_txn *txn = NULL;
+	enum srup_err rc = SRUP_ERR_IO;
+	int mrc = 0;
+	const char *what = "mdb_env_create";
+
+	if (out == NULL || dir == NULL) {
+		return SRUP_ERR_INVAL;
+	}
+	*out = NULL;
+	if (err != NULL && err_cap > 0) {
+		err[0] = '\0';
+	}
+	st = calloc(1, sizeof *st);
+	if (st == NULL) {
+		return SRUP_ERR_NOMEM;
+	}
+	st->readonly = readonly;
+	if (!readonly && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		snprintf(st->err, sizeof st->err, "cannot create directory %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	mrc = mdb_env_create(&st->env);
+	if (mrc != 0) {
+		goto lmdb_fail;
+	}
+	what = "mdb_env_set_mapsize";
+	mrc = mdb_env_set_mapsize(st->env, STORE_MAPSIZE);
+	if (mrc != 0) {
+		goto lmdb_fail;
+	}
+	mrc = mdb_env_set_maxdbs(st->env, STORE_MAXDBS);
+	if (mrc != 0) {
+		goto lmdb_fail;
+	}
+	what = "cannot open LMDB store";
+	mrc = mdb_env_open(st->env, dir,
+			MDB_NOTLS | sync_flags(sync) | (readonly ? MDB_RDONLY : 0u), 0600);
+	if (mrc != 0) {
+		snprintf(st->err, sizeof st->err, "%s %s: %s", what, dir, mdb_strerror(mrc));
+		goto out;
+	}
+	/* A broker killed with -9 leaves its reader slot behind; free such slots now. */
+	(void)mdb_reader_check(st->env, NULL);
+	what = "cannot initialise LMDB databases";
+	mrc = mdb_txn_begin(st->env, NULL, readonly ? MDB_RDONLY : 0u, &txn);
+	if (mrc != 0) {
+		goto lmdb_fail;
+	}
+	{
+		unsigned cf = readonly ? 0u : MDB_CREATE;
+		mrc = open_dbi(txn, "keys", cf, &st->keys);
+		if (mrc == 0) {
+			mrc = open_dbi(txn, "marks", cf, &st->marks);
+		}
+		if (mrc == 0) {
+			mrc = open_dbi(txn, "seen", cf, &st->seen);
+		}
+		if (mrc == 0) {
+			mrc = open_dbi(txn, "seenq", cf, &st->seenq);
+		}
+		if (mrc == 0) {
+			mrc = open_dbi(txn, "members", cf, &st->members);
+		}
+	}
+	if (mrc != 0) {
+		mdb_txn_abort(txn);
+		txn = NULL;
+		if (readonly && mrc == MDB_NOTFOUND) {
+			snprintf(st->err, sizeof st->err, "%s is not an initialised SRUP store", dir);
+			goto out;
+		}
+		goto lmdb_fail;
+	}
+	mrc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (mrc != 0) {
+		goto lmdb_fail;
+	}
+	mrc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &st->rtxn);
+	if (mrc != 0) {
+		goto lmdb_fail;
+	}
+	mdb_txn_reset(st->rtxn);
+	*out = st;
+	return SRUP_OK;
+
+lmdb_fail:
+	rc = fail(st, what, mrc);
+out:
+	if (err != NULL && err_cap > 0) {
+		snprintf(err, err_cap, "%s", st->err);
+	}
+	if (st->env != NULL) {
+		mdb_env_close(st->env);
+	}
+	free(st);
+	return rc;
+}
+
+void srupb_store_close(struct srupb_store *st)
+{
+	if (st == NULL) {
+		return;
+	}
+	if (st->rtxn != NULL) {
+		mdb_txn_abort(st->rtxn);
+	}
+	if (st->env != NULL) {
+		mdb_env_sync(st->env, 1);
+		mdb_env_close(st->env);
+	}
+	free(st);
+}
+
+enum srup_err srupb_store_set_sync(struct srupb_store *st, enum srupb_sync sync)
+{
+	int mrc = mdb_env_set_flags(st->env, MDB_NOSYNC | MDB_NOMETASYNC, 0);
+	if (mrc == 0 && sync_flags(sync) != 0) {
+		mrc = mdb_env_set_flags(st->env, sync_flags(sync), 1);
+	}
+	if (mrc != 0) {
+		return fail(st, "mdb_env_set_flags", mrc);
+	}
+	return SRUP_OK;
+}
+
+void srupb_store_flush(struct srupb_store *st)
+{
+	if (st != NULL && !st->readonly) {
+		(void)mdb_env_sync(st->env, 1);
+	}
+}
+
+/* --- key records --- */
+
+static bool keyrec_decode(uint64_t id, const MDB_val *v, struct srupb_keyrec *rec)
+{
+	const uint8_t *p = v->mv_data;
+	if (v->mv_size < KEYREC_HDR || p[0] != 1) {
+		return false;
+	}
+	rec->id = id;
+	rec->role = p[1];
+	rec->status = p[2];
+	rec->generation = get_le64(p + 4);
+	rec->created = get_le64(p + 12);
+	rec->pem = (const char *)(p + KEYREC_HDR);
+	rec->pem_len = v->mv_size - KEYREC_HDR;
+	return true;
+}
+
+static uint64_t new_generation(void)
+{
+	struct timespec ts;
+	static uint64_t last;
+	uint64_t g;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	g = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	if (g <= last) {
+		g = last + 1;
+	}
+	last = g;
+	return g;
+}
+
+static int keyrec_write(struct srupb_store *st, MDB_txn *txn, uint64_t id, uint8_t role,
+		uint8_t status, uint64_t created, const char *pem, size_t pem_len)
+{
+	uint8_t kb[8];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v = {KEYREC_HDR + pem_len, NULL};
+	int mrc;
+
+	put_be64(kb, id);
+	mrc = mdb_put(txn, st->keys, &k, &v, MDB_RESERVE);
+	if (mrc != 0) {
+		return mrc;
+	}
+	uint8_t *p = v.mv_data;
+	p[0] = 1;
+	p[1] = role;
+	p[2] = status;
+	p[3] = 0;
+	put_le64(p + 4, new_generation());
+	put_le64(p + 12, created);
+	memcpy(p + KEYREC_HDR, pem, pem_len);
+	return 0;
+}
+
+enum srup_err srupb_store_key_put(struct srupb_store *st, uint64_t id, enum srupb_role role,
+		const char *pem, size_t pem_len)
+{
+	MDB_txn *txn = NULL;
+	int mrc;
+
+	if (st == NULL || pem == NULL || role == SRUPB_ROLE_NONE || role >= SRUPB_ROLE__COUNT) {
+		return SRUP_ERR_INVAL;
+	}
+	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_begin", mrc);
+	}
+	mrc = keyrec_write(st, txn, id, (uint8_t)role, SRUPB_KEY_ACTIVE, (uint64_t)time(NULL), pem,
+			pem_len);
+	if (mrc != 0) {
+		mdb_txn_abort(txn);
+		return fail(st, "mdb_put(keys)", mrc);
+	}
+	mrc = mdb_txn_commit(txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_commit", mrc);
+	}
+	return SRUP_OK;
+}
+
+/* Delete every membership of device (all servers). */
+static int members_drop_device(struct srupb_store *st, MDB_txn *txn, uint64_t device)
+{
+	MDB_cursor *cur = NULL;
+	uint8_t kb[MEMBER_KEY_LEN];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	int mrc;
+
+	put_be64(kb, device);
+	put_be64(kb + 8, 0);
+	mrc = mdb_cursor_open(txn, st->members, &cur);
+	if (mrc != 0) {
+		return mrc;
+	}
+	for (;;) {
+		k.mv_size = sizeof kb;
+		k.mv_data = kb;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (mrc != 0) {
+			break;
+		}
+		if (k.mv_size != MEMBER_KEY_LEN || get_be64(k.mv_data) != device) {
+			break;
+		}
+		mrc = mdb_cursor_del(cur, 0);
+		if (mrc != 0) {
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+static int key_revoke_txn(struct srupb_store *st, MDB_txn *txn, uint64_t id, bool *found)
+{
+	uint8_t kb[8];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	struct srupb_keyrec rec;
+	char *pem = NULL;
+	int mrc;
+
+	*found = false;
+	put_be64(kb, id);
+	mrc = mdb_get(txn, st->keys, &k, &v);
+	if (mrc == MDB_NOTFOUND) {
+		return members_drop_device(st, txn, id);
+	}
+	if (mrc != 0) {
+		return mrc;
+	}
+	if (!keyrec_decode(id, &v, &rec)) {
+		return MDB_CORRUPTED;
+	}
+	*found = true;
+	/* The value lives in the map; copy the PEM before rewriting the record. */
+	pem = malloc(rec.pem_len + 1);
+	if (pem == NULL) {
+		return ENOMEM;
+	}
+	memcpy(pem, rec.pem, rec.pem_len);
+	mrc = keyrec_write(st, txn, id, rec.role, SRUPB_KEY_REVOKED, rec.created, pem, rec.pem_len);
+	free(pem);
+	if (mrc != 0) {
+		return mrc;
+	}
+	return members_drop_device(st, txn, id);
+}
+
+enum srup_err srupb_store_key_revoke(struct srupb_store *st, uint64_t id, bool *found)
+{
+	MDB_txn *txn = NULL;
+	bool f = false;
+	int mrc;
+
+	if (st == NULL) {
+		return SRUP_ERR_INVAL;
+	}
+	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_begin", mrc);
+	}
+	mrc = key_revoke_txn(st, txn, id, &f);
+	if (mrc != 0) {
+		mdb_txn_abort(txn);
+		return fail(st, "revoke", mrc);
+	}
+	mrc = mdb_txn_commit(txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_commit", mrc);
+	}
+	if (found != NULL) {
+		*found = f;
+	}
+	return SRUP_OK;
+}
+
+enum srup_err srupb_store_key_get(struct srupb_store *st, uint64_t id, struct srupb_keyrec *rec,
+		char **pem, bool *found)
+{
+	enum srup_err rc;
+	struct srupb_keyrec r;
+	bool f = false;
+
+	if (st == NULL || rec == NULL || pem == NULL || found == NULL) {
+		return SRUP_ERR_INVAL;
+	}
+	*pem = NULL;
+	*found = false;
+	rc = srupb_store_read_begin(st);
+	if (rc != SRUP_OK) {
+		return rc;
+	}
+	rc = srupb_store_key_find(st, id, &r, &f);
+	if (rc == SRUP_OK && f) {
+		*pem = malloc(r.pem_len + 1);
+		if (*pem == NULL) {
+			rc = SRUP_ERR_NOMEM;
+		} else {
+			memcpy(*pem, r.pem, r.pem_len);
+			(*pem)[r.pem_len] = '\0';
+			*rec = r;
+			rec->pem = *pem;
+			*found = true;
+		}
+	}
+	srupb_store_read_end(st);
+	return rc;
+}
+
+enum srup_err srupb_store_key_foreach(struct srupb_store *st,
+		int (*fn)(const struct srupb_keyrec *rec, void *arg), void *arg)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k;
+	MDB_val v;
+	enum srup_err rc;
+	int mrc;
+
+	if (st == NULL || fn == NULL) {
+		return SRUP_ERR_INVAL;
+	}
+	rc = srupb_store_read_begin(st);
+	if (rc != SRUP_OK) {
+		return rc;
+	}
+	mrc = mdb_cursor_open(st->rtxn, st->keys, &cur);
+	if (mrc != 0) {
+		srupb_store_read_end(st);
+		return fail(st, "mdb_cursor_open", mrc);
+	}
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (mrc == 0) {
+		struct srupb_keyrec rec;
+		if (k.mv_size == 8 && keyrec_decode(get_be64(k.mv_data), &v, &rec)) {
+			if (fn(&rec, arg) != 0) {
+				break;
+			}
+		}
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	srupb_store_read_end(st);
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		return fail(st, "mdb_cursor_get", mrc);
+	}
+	return SRUP_OK;
+}
+
+enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count)
+{
+	MDB_stat ms;
+	enum srup_err rc;
+	int mrc;
+
+	if (st == NULL || count == NULL) {
+		return SRUP_ERR_INVAL;
+	}
+	rc = srupb_store_read_begin(st);
+	if (rc != SRUP_OK) {
+		return rc;
+	}
+	mrc = mdb_stat(st->rtxn, st->keys, &ms);
+	srupb_store_read_end(st);
+	if (mrc != 0) {
+		return fail(st, "mdb_stat", mrc);
+	}
+	*count = ms.ms_entries;
+	return SRUP_OK;
+}
+
+/* --- verifier reads --- */
+
+enum srup_err srupb_store_read_begin(struct srupb_store *st)
+{
+	int mrc;
+
+	if (st->rtxn_live) {
+		return SRUP_OK;
+	}
+	mrc = mdb_txn_renew(st->rtxn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_renew", mrc);
+	}
+	st->rtxn_live = true;
+	return SRUP_OK;
+}
+
+void srupb_store_read_end(struct srupb_store *st)
+{
+	if (st != NULL && st->rtxn_live) {
+		mdb_txn_reset(st->rtxn);
+		st->rtxn_live = false;
+	}
+}
+
+enum srup_err srupb_store_key_find(struct srupb_store *st, uint64_t id, struct srupb_keyrec *rec,
+		bool *found)
+{
+	uint8_t kb[8];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	int mrc;
+
+	*found = false;
+	if (!st->rtxn_live) {
+		return SRUP_ERR_INVAL;
+	}
+	put_be64(kb, id);
+	mrc = mdb_get(st->rtxn, st->keys, &k, &v);
+	if (mrc == MDB_NOTFOUND) {
+		return SRUP_OK;
+	}
+	if (mrc != 0) {
+		return fail(st, "mdb_get(keys)", mrc);
+	}
+	if (!keyrec_decode(id, &v, rec)) {
+		snprintf(st->err, sizeof st->err, "corrupt key record");
+		return SRUP_ERR_IO;
+	}
+	*found = true;
+	return SRUP_OK;
+}
+
+static void mark_key(uint8_t kb[MARK_KEY_LEN], uint64_t sender, const struct srupb_chan *chan)
+{
+	put_be64(kb, sender);
+	kb[8] = chan->kind;
+	put_be64(kb + 9, chan->a);
+	put_be64(kb + 17, chan->b);
+}
+
+static void mark_decode(const MDB_val *v, struct srupb_mark *mark)
+{
+	const uint8_t *p = v->mv_data;
+	mark->seq = get_le64(p);
+	memcpy(mark->digest, p + 8, 32);
+	memcpy(mark->client, p + 40, 16);
+}
+
+enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
+		const struct srupb_chan *chan, struct srupb_mark *mark, bool *found)
+{
+	uint8_t kb[MARK_KEY_LEN];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	int mrc;
+
+	*found = false;
+	if (!st->rtxn_live) {
+		return SRUP_ERR_INVAL;
+	}
+	mark_key(kb, sender, chan);
+	mrc = mdb_get(st->rtxn, st->marks, &k, &v);
+	if (mrc == MDB_NOTFOUND) {
+		return SRUP_OK;
+	}
+	if (mrc != 0) {
+		return fail(st, "mdb_get(marks)", mrc);
+	}
+	if (v.mv_size != MARK_VAL_LEN) {
+		snprintf(st->err, sizeof st->err, "corrupt mark record");
+		return SRUP_ERR_IO;
+	}
+	mark_decode(&v, mark);
+	*found = true;
+	return SRUP_OK;
+}
+
+enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest[32],
+		struct srupb_chan *chan, uint64_t *sender, bool *found)
+{
+	MDB_val k = {32, (void *)digest};
+	MDB_val v;
+	int mrc;
+
+	*found = false;
+	if (!st->rtxn_live) {
+		return SRUP_ERR_INVAL;
+	}
+	mrc = mdb_get(st->rtxn, st->seen, &k, &v);
+	if (mrc == MDB_NOTFOUND) {
+		return SRUP_OK;
+	}
+	if (mrc != 0) {
+		return fail(st, "mdb_get(seen)", mrc);
+	}
+	if (v.mv_size != SEEN_VAL_LEN) {
+		snprintf(st->err, sizeof st->err, "corrupt seen record");
+		return SRUP_ERR_IO;
+	}
+	const uint8_t *p = v.mv_data;
+	chan->kind = p[0];
+	chan->a = get_be64(p + 1);
+	chan->b = get_be64(p + 9);
+	*sender = get_be64(p + 17);
+	*found = true;
+	return SRUP_OK;
+}
+
+enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, uint64_t server,
+		bool *found)
+{
+	uint8_t kb[MEMBER_KEY_LEN];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	int mrc;
+
+	*found = false;
+	if (!st->rtxn_live) {
+		return SRUP_ERR_INVAL;
+	}
+	put_be64(kb, device);
+	put_be64(kb + 8, server);
+	mrc = mdb_get(st->rtxn, st->members, &k, &v);
+	if (mrc == MDB_NOTFOUND) {
+		return SRUP_OK;
+	}
+	if (mrc != 0) {
+		return fail(st, "mdb_get(members)", mrc);
+	}
+	*found = true;
+	return SRUP_OK;
+}
+
+/* --- commit --- */
+
+/* Index digest; evict the oldest entries beyond seen_max. */
+static int seen_add(struct srupb_store *st, MDB_txn *txn, const struct srupb_commit *c)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k;
+	MDB_val v;
+	MDB_stat ms;
+	uint8_t qb[8];
+	uint8_t sv[SEEN_VAL_LEN];
+	uint64_t qpos = 1;
+	int mrc;
+
+	mrc = mdb_cursor_open(txn, st->seenq, &cur);
+	if (mrc != 0) {
+		return mrc;
+	}
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (mrc == 0 && k.mv_size == 8) {
+		qpos = get_be64(k.mv_data) + 1;
+	} else if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		goto out;
+	}
+	put_be64(qb, qpos);
+	k.mv_size = 8;
+	k.mv_data = qb;
+	v.mv_size = 32;
+	v.mv_data = (void *)c->mark.digest;
+	mrc = mdb_put(txn, st->seenq, &k, &v, MDB_APPEND);
+	if (mrc != 0) {
+		goto out;
+	}
+	sv[0] = c->chan.kind;
+	put_be64(sv + 1, c->chan.a);
+	put_be64(sv + 9, c->chan.b);
+	put_be64(sv + 17, c->sender);
+	put_be64(sv + 25, qpos);
+	k.mv_size = 32;
+	k.mv_data = (void *)c->mark.digest;
+	v.mv_size = sizeof sv;
+	v.mv_data = sv;
+	mrc = mdb_put(txn, st->seen, &k, &v, 0);
+	if (mrc != 0) {
+		goto out;
+	}
+	mrc = mdb_stat(txn, st->seenq, &ms);
+	if (mrc != 0) {
+		goto out;
+	}
+	for (size_t n = ms.ms_entries; n > c->seen_max; n--) {
+		MDB_val sk;
+		MDB_val svv;
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		if (mrc != 0) {
+			goto out;
+		}
+		if (v.mv_size == 32) {
+			uint8_t dg[32];
+			memcpy(dg, v.mv_data, 32);
+			sk.mv_size = 32;
+			sk.mv_data = dg;
+			/* Drop the index entry only if it still belongs to this queue slot. */
+			if (mdb_get(txn, st->seen, &sk, &svv) == 0 && svv.mv_size == SEEN_VAL_LEN &&
+					get_be64((const uint8_t *)svv.mv_data + 25) == get_be64(k.mv_data)) {
+				mrc = mdb_del(txn, st->seen, &sk, NULL);
+				if (mrc != 0) {
+					goto out;
+				}
+			}
+		}
+		mrc = mdb_cursor_del(cur, 0);
+		if (mrc != 0) {
+			goto out;
+		}
+	}
+	mrc = 0;
+out:
+	mdb_cursor_close(cur);
+	return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+enum srup_err srupb_store_commit(struct srupb_store *st, const struct srupb_commit *c,
+		bool *stale)
+{
+	MDB_txn *txn = NULL;
+	uint8_t kb[MARK_KEY_LEN];
+	uint8_t vb[MARK_VAL_LEN];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	int mrc;
+	const char *what = "mdb_txn_begin";
+
+	*stale = false;
+	if (st->rtxn_live) {
+		return SRUP_ERR_INVAL;
+	}
+	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (mrc != 0) {
+		return fail(st, what, mrc);
+	}
+	mark_key(kb, c->sender, &c->chan);
+	what = "mdb_get(marks)";
+	mrc = mdb_get(txn, st->marks, &k, &v);
+	if (mrc == 0) {
+		if (v.mv_size == MARK_VAL_LEN && get_le64(v.mv_data) >= c->mark.seq) {
+			*stale = true;
+			mdb_txn_abort(txn);
+			return SRUP_OK;
+		}
+	} else if (mrc != MDB_NOTFOUND) {
+		goto abort;
+	}
+	put_le64(vb, c->mark.seq);
+	memcpy(vb + 8, c->mark.digest, 32);
+	memcpy(vb + 40, c->mark.client, 16);
+	v.mv_size = sizeof vb;
+	v.mv_data = vb;
+	what = "mdb_put(marks)";
+	mrc = mdb_put(txn, st->marks, &k, &v, 0);
+	if (mrc != 0) {
+		goto abort;
+	}
+	if (c->seen_max > 0) {
+		what = "seen index";
+		mrc = seen_add(st, txn, c);
+		if (mrc != 0) {
+			goto abort;
+		}
+	}
+	what = "membership";
+	if (c->member_op == SRUPB_MEMBER_JOIN || c->member_op == SRUPB_MEMBER_LEAVE) {
+		uint8_t mk[MEMBER_KEY_LEN];
+		uint8_t mv[8];
+		MDB_val k2 = {sizeof mk, mk};
+		MDB_val v2 = {sizeof mv, mv};
+		put_be64(mk, c->member_device);
+		put_be64(mk + 8, c->member_server);
+		if (c->member_op == SRUPB_MEMBER_JOIN) {
+			put_le64(mv, (uint64_t)time(NULL));
+			mrc = mdb_put(txn, st->members, &k2, &v2, 0);
+		} else {
+			mrc = mdb_del(txn, st->members, &k2, NULL);
+			if (mrc == MDB_NOTFOUND) {
+				mrc = 0;
+			}
+		}
+	} else if (c->member_op == SRUPB_MEMBER_LEAVE_ALL) {
+		mrc = members_drop_device(st, txn, c->member_device);
+	}
+	if (mrc != 0) {
+		goto abort;
+	}
+	if (c->revoke) {
+		bool found = false;
+		what = "revoke";
+		mrc = key_revoke_txn(st, txn, c->member_device, &found);
+		if (mrc != 0) {
+			goto abort;
+		}
+	}
+	mrc = mdb_txn_commit(txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_commit", mrc);
+	}
+	return SRUP_OK;
+abort:
+	mdb_txn_abort(txn);
+	return fail(st, what, mrc);
+}

@@ -1,0 +1,485 @@
+/* SPDX-License-Identifier: MIT
+ * verify.c - the verdict pipeline of DESIGN.md for one publish (MESSAGE and ACL WRITE paths).
+ * Nothing changes state before the signature verifies; the replay mark is committed before
+ * SUCCESS is returned. It does not decide reads or subscriptions (acl.c). */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "srupb.h"
+
+#define DETAIL_MAX 200
+
+struct decision {
+	enum srupb_verdict verdict;
+	enum srupb_reason reason;
+	char detail[DETAIL_MAX];
+	bool kick_publisher; /* queue a disconnect of the publishing client */
+};
+
+const char *srupb_identity(const struct srupb_ctx *ctx, struct mosquitto *client)
+{
+	if (client == NULL) {
+		return NULL;
+	}
+	if (ctx->policy->identity == SRUPB_ID_CLIENT_ID) {
+		return mosquitto_client_id(client);
+	}
+	return mosquitto_client_username(client);
+}
+
+/* --- deferred kicks (notes §0.8: never kick a client inside its own callback) --- */
+
+void srupb_kick_queue(struct srupb_ctx *ctx, const char *name, bool by_username)
+{
+	struct srupb_kick *k;
+	if (name == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < ctx->n_kicks; i++) {
+		if (ctx->kicks[i].by_username == by_username && strcmp(ctx->kicks[i].name, name) == 0) {
+			return;
+		}
+	}
+	if (ctx->n_kicks == ctx->cap_kicks) {
+		size_t cap = ctx->cap_kicks == 0 ? 8 : ctx->cap_kicks * 2;
+		if (cap > 4096) {
+			srupb_log(MOSQ_LOG_WARNING, "kick | queue full, not disconnecting %s", name);
+			return;
+		}
+		k = realloc(ctx->kicks, cap * sizeof *k);
+		if (k == NULL) {
+			return;
+		}
+		ctx->kicks = k;
+		ctx->cap_kicks = cap;
+	}
+	k = &ctx->kicks[ctx->n_kicks];
+	k->name = strdup(name);
+	if (k->name == NULL) {
+		return;
+	}
+	k->by_username = by_username;
+	ctx->n_kicks++;
+}
+
+void srupb_kick_run(struct srupb_ctx *ctx)
+{
+	/* Take the list first: a kick runs the DISCONNECT callback, which must see a consistent
+	 * (empty) queue. */
+	struct srupb_kick *list = ctx->kicks;
+	size_t n = ctx->n_kicks;
+	ctx->kicks = NULL;
+	ctx->n_kicks = 0;
+	ctx->cap_kicks = 0;
+	for (size_t i = 0; i < n; i++) {
+		char esc[4 * SRUPB_LOG_TRUNC + 8];
+		srupb_log_escape(list[i].name, esc, sizeof esc);
+		srupb_log(MOSQ_LOG_NOTICE, "kick | %s=%s", list[i].by_username ? "username" : "client",
+				esc);
+		if (list[i].by_username) {
+			(void)mosquitto_kick_client_by_username(list[i].name, false);
+		} else {
+			(void)mosquitto_kick_client_by_clientid(list[i].name, false);
+		}
+		free(list[i].name);
+	}
+	free(list);
+}
+
+void srupb_kick_identity(struct srupb_ctx *ctx, uint64_t id)
+{
+	char text[SRUP_ID_TEXT_MAX];
+	if (srup_id_format(id, text, sizeof text) != SRUP_OK) {
+		return;
+	}
+	srupb_kick_queue(ctx, text, ctx->policy->identity == SRUPB_ID_USERNAME);
+}
+
+/* --- the pipeline --- */
+
+static enum srupb_verdict drop(struct decision *d, enum srupb_reason r, const char *fmt, ...)
+		__attribute__((format(printf, 3, 4)));
+
+static enum srupb_verdict drop(struct decision *d, enum srupb_reason r, const char *fmt, ...)
+{
+	va_list ap;
+	d->verdict = SRUPB_V_DROP;
+	d->reason = r;
+	va_start(ap, fmt);
+	vsnprintf(d->detail, sizeof d->detail, fmt, ap);
+	va_end(ap);
+	return SRUPB_V_DROP;
+}
+
+static enum srupb_reason parse_reason(enum srup_err e)
+{
+	switch (e) {
+		case SRUP_ERR_EMPTY:
+			return SRUPB_R_EMPTY_PAYLOAD;
+		case SRUP_ERR_TOO_LONG:
+			return SRUPB_R_TOO_LARGE;
+		case SRUP_ERR_TRUNCATED:
+			return SRUPB_R_TRUNCATED;
+		case SRUP_ERR_FIELD_LEN:
+			return SRUPB_R_FIELD_LENGTH;
+		case SRUP_ERR_TRAILING:
+			return SRUPB_R_TRAILING_BYTES;
+		case SRUP_ERR_VERSION:
+			return SRUPB_R_BAD_VERSION;
+		case SRUP_ERR_TYPE:
+			return SRUPB_R_UNKNOWN_TYPE;
+		case SRUP_ERR_PAD:
+			return SRUPB_R_BAD_PAD;
+		default:
+			return SRUPB_R_INTERNAL_ERROR;
+	}
+}
+
+static bool sha256(const void *p, size_t len, uint8_t out[32])
+{
+	unsigned int n = 0;
+	return EVP_Digest(p, len, out, &n, EVP_sha256(), NULL) == 1 && n == 32;
+}
+
+static bool any_role_allows(const struct srupb_policy *p, enum srupb_rule_kind rk, unsigned type)
+{
+	for (unsigned r = 1; r < SRUPB_ROLE__COUNT; r++) {
+		if (srupb_policy_allows(p, rk, r, type)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* What a verified message means for membership (spec §5.5 flows). */
+static void membership_effect(const struct srup_msg *m, const struct srupb_topic *t,
+		enum srupb_rule_kind rk, unsigned role, struct srupb_commit *c)
+{
+	if (t->kind != SRUPB_T_DEVICE) {
+		return;
+	}
+	c->member_device = t->a;
+	c->member_server = m->sender_id;
+	if (rk == SRUPB_RULE_PEER && role == SRUPB_ROLE_SERVER) {
+		if ((m->type == SRUP_MSG_RESPONSE && m->status == SRUP_ST_JOIN_SUCCESS) ||
+				(m->type == SRUP_MSG_JOIN_CMD && m->device_id == t->a)) {
+			c->member_op = SRUPB_MEMBER_JOIN;
+		} else if (m->type == SRUP_MSG_TERMINATE_CMD) {
+			c->member_op = SRUPB_MEMBER_LEAVE;
+		} else if (m->type == SRUP_MSG_DEREGISTER_CMD) {
+			c->member_op = SRUPB_MEMBER_LEAVE_ALL;
+			c->revoke = true;
+		}
+	} else if (rk == SRUPB_RULE_OWN) {
+		if (m->type == SRUP_MSG_RESIGN_REQUEST) {
+			c->member_op = SRUPB_MEMBER_LEAVE_ALL;
+		} else if (m->type == SRUP_MSG_DEREGISTER_REQ) {
+			c->member_op = SRUPB_MEMBER_LEAVE_ALL;
+			c->revoke = true;
+		}
+	}
+}
+
+static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic *t,
+		const char *client_id, const char *identity, const uint8_t *payload, uint32_t len,
+		bool retain, struct srup_msg *m, struct srupb_event *ev, struct decision *d)
+{
+	const struct srupb_policy *p = ctx->policy;
+	struct srup_diag diag;
+	struct srupb_keyrec rec;
+	struct srupb_mark mark;
+	struct srupb_commit c;
+	enum srupb_rule_kind rk;
+	enum srup_err e;
+	bool found = false;
+	bool stale = false;
+	const struct srup_key *key = NULL;
+	char sender_text[SRUP_ID_TEXT_MAX];
+
+	/* 1. topic */
+	if (t->kind == SRUPB_T_PROTECTED) {
+		return drop(d, SRUPB_R_NOT_ALLOWED,
+				"topic is under %s/ but is neither %s/<device> nor %s/servers/<server>/<device>",
+				p->prefix, p->prefix, p->prefix);
+	}
+	if (retain && p->refuse_retained) {
+		return drop(d, SRUPB_R_RETAINED_REFUSED, "retained SRUP messages are refused by policy");
+	}
+	/* 2. size, strict parse */
+	if (len == 0 || payload == NULL) {
+		return drop(d, SRUPB_R_EMPTY_PAYLOAD, "empty payload");
+	}
+	if (len > p->max_payload) {
+		return drop(d, SRUPB_R_TOO_LARGE, "%" PRIu32 " bytes, policy max_payload %zu", len,
+				p->max_payload);
+	}
+	memset(&diag, 0, sizeof diag);
+	e = srup_msg_parse(payload, len, m, &diag);
+	if (e != SRUP_OK) {
+		return drop(d, parse_reason(e), "%s (field %s, offset %zu)", srup_strerror(e),
+				diag.field != NULL ? diag.field : "-", diag.offset);
+	}
+	ev->type = m->type;
+	ev->has_sender = true;
+	ev->sender = m->sender_id;
+	ev->has_seq = true;
+	ev->seq = m->sequence_id;
+	if (srup_id_format(m->sender_id, sender_text, sizeof sender_text) != SRUP_OK) {
+		return drop(d, SRUPB_R_INTERNAL_ERROR, "cannot format sender id");
+	}
+	/* 3. policy: type on this kind of topic, in this direction */
+	if (t->kind == SRUPB_T_JOIN) {
+		if (m->sender_id != t->b) {
+			return drop(d, SRUPB_R_JOIN_TOPIC_MISMATCH,
+					"sender %s is not the device named in the join topic", sender_text);
+		}
+		rk = SRUPB_RULE_JOIN;
+	} else {
+		rk = m->sender_id == t->a ? SRUPB_RULE_OWN : SRUPB_RULE_PEER;
+	}
+	if (!any_role_allows(p, rk, m->type)) {
+		return drop(d, SRUPB_R_NOT_ALLOWED, "%s is not allowed on a %s",
+				srup_msg_type_name(m->type),
+				rk == SRUPB_RULE_JOIN ? "join topic"
+									  : (rk == SRUPB_RULE_OWN ? "sender's own channel"
+															  : "device channel of another id"));
+	}
+	/* 4. key lookup (one read transaction for steps 4-7) */
+	e = srupb_store_read_begin(ctx->store);
+	if (e != SRUP_OK) {
+		return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
+	}
+	e = srupb_store_key_find(ctx->store, m->sender_id, &rec, &found);
+	if (e != SRUP_OK) {
+		srupb_store_read_end(ctx->store);
+		return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
+	}
+	if (!found) {
+		srupb_store_read_end(ctx->store);
+		return drop(d, SRUPB_R_UNKNOWN_SENDER, "no key for %s", sender_text);
+	}
+	if (rec.status != SRUPB_KEY_ACTIVE) {
+		srupb_store_read_end(ctx->store);
+		/* The revoked device's own connection goes too (after this callback). */
+		if (identity != NULL && strcmp(identity, sender_text) == 0) {
+			d->kick_publisher = true;
+		}
+		return drop(d, SRUPB_R_REVOKED_SENDER, "key of %s is revoked", sender_text);
+	}
+	if (!srupb_policy_allows(p, rk, rec.role, m->type)) {
+		srupb_store_read_end(ctx->store);
+		return drop(d, SRUPB_R_NOT_ALLOWED, "role %s may not send %s there",
+				srupb_role_name(rec.role), srup_msg_type_name(m->type));
+	}
+	/* 5. identity binding */
+	if (p->bind_identity && (identity == NULL || strcmp(identity, sender_text) != 0)) {
+		srupb_store_read_end(ctx->store);
+		return drop(d, SRUPB_R_IDENTITY_MISMATCH, "MQTT %s is not the sender id %s",
+				p->identity == SRUPB_ID_USERNAME ? "username" : "client id", sender_text);
+	}
+	/* 6. replay pre-check: no signature is spent on a replay */
+	memset(&c, 0, sizeof c);
+	c.sender = m->sender_id;
+	c.chan.kind = t->kind == SRUPB_T_JOIN ? SRUPB_CHAN_JOIN : SRUPB_CHAN_DEVICE;
+	c.chan.a = t->a;
+	c.chan.b = t->b;
+	c.mark.seq = m->sequence_id;
+	c.seen_max = p->seen_index;
+	if (!sha256(payload, len, c.mark.digest) ||
+			!sha256(client_id != NULL ? client_id : "", client_id != NULL ? strlen(client_id) : 0,
+					mark.digest)) {
+		srupb_store_read_end(ctx->store);
+		return drop(d, SRUPB_R_INTERNAL_ERROR, "SHA-256 failed");
+	}
+	memcpy(c.mark.client, mark.digest, sizeof c.mark.client);
+	e = srupb_store_mark_find(ctx->store, m->sender_id, &c.chan, &mark, &found);
+	if (e != SRUP_OK) {
+		srupb_store_read_end(ctx->store);
+		return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
+	}
+	if (found && m->sequence_id <= mark.seq) {
+		srupb_store_read_end(ctx->store);
+		if (m->sequence_id == mark.seq &&
+				CRYPTO_memcmp(mark.digest, c.mark.digest, sizeof mark.digest) == 0 &&
+				CRYPTO_memcmp(mark.client, c.mark.client, sizeof mark.client) == 0) {
+			/* The bytes were verified when first accepted: a QoS resend, not an attack. */
+			d->verdict = SRUPB_V_RETRANSMIT;
+			d->reason = SRUPB_R_NONE;
+			snprintf(d->detail, sizeof d->detail, "resend of the last accepted message");
+			return SRUPB_V_RETRANSMIT;
+		}
+		return drop(d, SRUPB_R_REPLAY, "sequence %" PRIu64 " not above %" PRIu64,
+				m->sequence_id, mark.seq);
+	}
+	{
+		struct srupb_chan sc;
+		uint64_t ss = 0;
+		e = srupb_store_seen_find(ctx->store, c.mark.digest, &sc, &ss, &found);
+		if (e != SRUP_OK) {
+			srupb_store_read_end(ctx->store);
+			return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s",
+					srupb_store_strerror(ctx->store));
+		}
+		if (found) {
+			srupb_store_read_end(ctx->store);
+			return drop(d, SRUPB_R_REPLAY, "the same signed message was already accepted on "
+					"another channel");
+		}
+	}
+	/* 7. signature, with a cached parsed key */
+	e = srupb_keystore_get(ctx->keys, rec.id, rec.generation, rec.pem, rec.pem_len, &key);
+	srupb_store_read_end(ctx->store);
+	if (e != SRUP_OK) {
+		return drop(d, SRUPB_R_INTERNAL_ERROR, "stored key of %s is unusable: %s", sender_text,
+				srup_strerror(e));
+	}
+	if (m->signature.len != srup_key_size(key)) {
+		return drop(d, SRUPB_R_BAD_SIGNATURE, "signature is %zu bytes, key needs %zu",
+				m->signature.len, srup_key_size(key));
+	}
+	e = srup_msg_verify(m, key, NULL);
+	if (e == SRUP_ERR_SIG) {
+		return drop(d, SRUPB_R_BAD_SIGNATURE, "signature does not verify with the key of %s",
+				sender_text);
+	}
+	if (e != SRUP_OK) {
+		return drop(d, SRUPB_R_INTERNAL_ERROR, "verify: %s", srup_strerror(e));
+	}
+	/* 8. commit durably, then apply what the message means */
+	membership_effect(m, t, rk, rec.role, &c);
+	e = srupb_store_commit(ctx->store, &c, &stale);
+	if (e != SRUP_OK) {
+		return drop(d, SRUPB_R_INTERNAL_ERROR, "commit: %s", srupb_store_strerror(ctx->store));
+	}
+	if (stale) {
+		return drop(d, SRUPB_R_REPLAY, "sequence no longer above the committed mark");
+	}
+	if (c.revoke) {
+		srupb_keystore_drop(ctx->keys, c.member_device);
+		srupb_kick_identity(ctx, c.member_device);
+		srupb_log(MOSQ_LOG_NOTICE, "membership | device=%" PRIx64 " | deregistered, key revoked",
+				c.member_device);
+	} else if (c.member_op == SRUPB_MEMBER_JOIN) {
+		srupb_log(MOSQ_LOG_INFO, "membership | device=%" PRIx64 " | joined server=%" PRIx64,
+				c.member_device, c.member_server);
+	} else if (c.member_op != SRUPB_MEMBER_NONE) {
+		srupb_log(MOSQ_LOG_INFO, "membership | device=%" PRIx64 " | left", c.member_device);
+	}
+	d->verdict = SRUPB_V_ACCEPT;
+	d->reason = SRUPB_R_NONE;
+	d->detail[0] = '\0';
+	return SRUPB_V_ACCEPT;
+}
+
+static void record(struct srupb_ctx *ctx, const struct decision *d, struct srupb_event *ev)
+{
+	bool want = d->verdict != SRUPB_V_ACCEPT || ctx->policy->audit_accepts;
+
+	srupb_metrics_count(&ctx->metrics, d->verdict, d->reason);
+	ev->verdict = d->verdict;
+	ev->reason = d->reason;
+	ev->detail = d->detail[0] != '\0' ? d->detail : NULL;
+	if (want && srupb_audit_admit(ctx->audit, d->verdict, d->reason)) {
+		srupb_audit_write(ctx->audit, ev);
+		if (d->verdict == SRUPB_V_DROP) {
+			char cl[4 * SRUPB_LOG_TRUNC + 8];
+			char tp[4 * SRUPB_LOG_TRUNC + 8];
+			char snd[SRUP_ID_TEXT_MAX] = "-";
+			char seq[24] = "-";
+			srupb_log_escape(ev->client_id, cl, sizeof cl);
+			srupb_log_escape(ev->topic, tp, sizeof tp);
+			if (ev->has_sender && srup_id_format(ev->sender, snd, sizeof snd) != SRUP_OK) {
+				snprintf(snd, sizeof snd, "-");
+			}
+			if (ev->has_seq) {
+				snprintf(seq, sizeof seq, "%" PRIu64, ev->seq);
+			}
+			srupb_log(MOSQ_LOG_WARNING,
+					"deny | client=%s | sender=%s | seq=%s | reason=%s | topic=%s", cl, snd, seq,
+					srupb_reason_name(d->reason), tp);
+		}
+	}
+	ctx->decisions++;
+	if (!ctx->have_tick && ctx->decisions % 100 == 0) {
+		srupb_metrics_publish(&ctx->metrics);
+	}
+}
+
+int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic,
+		const void *payload, uint32_t payloadlen, bool retain, bool from_message)
+{
+	struct srupb_topic t;
+	struct srupb_event ev;
+	struct decision d;
+	struct srup_msg m;
+	const char *client_id;
+	const char *identity;
+	int result;
+
+	srupb_policy_classify(ctx->policy, topic, &t);
+	switch (t.kind) {
+		case SRUPB_T_OTHER:
+			return (ctx->policy->other_defer && !from_message) ? MOSQ_ERR_PLUGIN_DEFER
+															   : MOSQ_ERR_SUCCESS;
+		case SRUPB_T_CONTROL: {
+			/* Only an admin identity may reach the control topic; it never reaches MESSAGE. */
+			uint64_t id = 0;
+			identity = srupb_identity(ctx, client);
+			if (identity != NULL && srup_id_parse(identity, strlen(identity), &id) == SRUP_OK &&
+					srupb_policy_is_admin(ctx->policy, id)) {
+				return MOSQ_ERR_SUCCESS;
+			}
+			return MOSQ_ERR_ACL_DENIED;
+		}
+		case SRUPB_T_CONTROL_RESP:
+			return MOSQ_ERR_ACL_DENIED;
+		case SRUPB_T_DEVICE:
+		case SRUPB_T_JOIN:
+		case SRUPB_T_PROTECTED:
+		default:
+			break;
+	}
+	/* The WRITE check and the MESSAGE event of one publish: answer MESSAGE from the slot. */
+	if (from_message && ctx->slot.valid && ctx->slot.client == client &&
+			ctx->slot.payload == payload && ctx->slot.payloadlen == payloadlen &&
+			ctx->slot.retain == retain) {
+		ctx->slot.valid = false;
+		return ctx->slot.result;
+	}
+	client_id = client != NULL ? mosquitto_client_id(client) : NULL;
+	identity = srupb_identity(ctx, client);
+	memset(&ev, 0, sizeof ev);
+	ev.client_id = client_id;
+	ev.identity = identity;
+	ev.topic = topic;
+	ev.type = -1;
+	memset(&d, 0, sizeof d);
+	(void)decide(ctx, &t, client_id, identity, payload, payloadlen, retain, &m, &ev, &d);
+	record(ctx, &d, &ev);
+	if (d.verdict == SRUPB_V_DROP && client_id != NULL &&
+			(d.kick_publisher || ctx->policy->disconnect_on_violation)) {
+		srupb_kick_queue(ctx, client_id, false);
+	}
+	result = d.verdict == SRUPB_V_DROP ? MOSQ_ERR_ACL_DENIED : MOSQ_ERR_SUCCESS;
+	if (!from_message) {
+		ctx->slot.valid = true;
+		ctx->slot.client = client;
+		ctx->slot.payload = payload;
+		ctx->slot.payloadlen = payloadlen;
+		ctx->slot.retain = retain;
+		ctx->slot.result = result;
+	} else {
+		ctx->slot.valid = false;
+	}
+	return result;
+}
