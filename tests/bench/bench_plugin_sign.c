@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT
+ * bench_plugin_sign.c - pre-signs SRUP messages for bench_plugin.py (signing is slow, so it is
+ * done before any timing) and measures libsrup's parse+verify rate over them.
+ * Output: records of u32be length + message bytes. Not a benchmark on its own. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <srup/srup.h>
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: bench_plugin_sign --key PRIV.pem --sender HEX --type ACTION|DATA\n"
+			"       --seq-start N --count N --out FILE [--senders M] [--verify-rate]\n"
+			"Message i has sequence id seq-start + i and sender id sender + (i %% M).\n"
+			"(a helper of bench_plugin; see tests/bench/bench_plugin.py)\n");
+	exit(3);
+}
+
+static int parse_u64(const char *s, int base, uint64_t *out)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, base);
+	if (errno != 0 || end == s || *end != '\0') {
+		return -1;
+	}
+	*out = (uint64_t)v;
+	return 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	const char *key_path = NULL;
+	const char *out_path = NULL;
+	const char *type = "ACTION";
+	uint64_t sender = 0;
+	uint64_t seq0 = 1;
+	uint64_t count = 0;
+	uint64_t senders = 1;
+	int verify_rate = 0;
+	struct srup_key *key = NULL;
+	static const char token[] = "0b6d1c1e-7f3a-4e52-9c1d-3a5e7b9d2f40";
+	static const uint8_t data[4] = {1, 2, 3, 4};
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--verify-rate") == 0) {
+			verify_rate = 1;
+			continue;
+		}
+		if (i + 1 >= argc) {
+			usage();
+		}
+		const char *v = argv[++i];
+		int bad = 0;
+		if (strcmp(a, "--key") == 0) {
+			key_path = v;
+		} else if (strcmp(a, "--out") == 0) {
+			out_path = v;
+		} else if (strcmp(a, "--type") == 0) {
+			type = v;
+		} else if (strcmp(a, "--sender") == 0) {
+			bad = parse_u64(v, 16, &sender);
+		} else if (strcmp(a, "--seq-start") == 0) {
+			bad = parse_u64(v, 10, &seq0);
+		} else if (strcmp(a, "--count") == 0) {
+			bad = parse_u64(v, 10, &count);
+		} else if (strcmp(a, "--senders") == 0) {
+			bad = parse_u64(v, 10, &senders);
+		} else {
+			usage();
+		}
+		if (bad) {
+			usage();
+		}
+	}
+	if (key_path == NULL || out_path == NULL || senders == 0) {
+		usage();
+	}
+	int t = srup_msg_type_from_name(type);
+	if (t != SRUP_MSG_ACTION && t != SRUP_MSG_DATA) {
+		usage();
+	}
+	if (srup_key_load_file(key_path, SRUP_KEY_PRIVATE, &key, NULL) != SRUP_OK) {
+		fprintf(stderr, "bench_plugin_sign: cannot load %s\n", key_path);
+		return 3;
+	}
+	FILE *f = fopen(out_path, "wb");
+	if (f == NULL) {
+		fprintf(stderr, "bench_plugin_sign: cannot write %s\n", out_path);
+		srup_key_free(key);
+		return 3;
+	}
+	uint8_t buf[2048];
+	uint8_t *all = NULL;
+	size_t *lens = NULL;
+	if (verify_rate) {
+		all = malloc((size_t)(count < 2000 ? count : 2000) * sizeof buf + 1);
+		lens = calloc((size_t)(count < 2000 ? count : 2000) + 1, sizeof *lens);
+		if (all == NULL || lens == NULL) {
+			fprintf(stderr, "bench_plugin_sign: out of memory\n");
+			return 3;
+		}
+	}
+	double t0 = now_s();
+	for (uint64_t i = 0; i < count; i++) {
+		struct srup_msg m;
+		size_t len = 0;
+		memset(&m, 0, sizeof m);
+		m.version = SRUP_VERSION;
+		m.type = (uint8_t)t;
+		m.sequence_id = seq0 + i;
+		m.sender_id = sender + (i % senders);
+		m.token.p = (const uint8_t *)token;
+		m.token.len = sizeof token - 1;
+		if (t == SRUP_MSG_ACTION) {
+			m.action_id = (uint8_t)i;
+		} else {
+			m.data_id.p = (const uint8_t *)"bench";
+			m.data_id.len = 5;
+			m.data.p = data;
+			m.data.len = sizeof data;
+		}
+		if (srup_msg_sign_encode(&m, key, buf, sizeof buf, &len, NULL) != SRUP_OK) {
+			fprintf(stderr, "bench_plugin_sign: signing failed\n");
+			return 3;
+		}
+		uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+				(uint8_t)len};
+		if (fwrite(hdr, 1, 4, f) != 4 || fwrite(buf, 1, len, f) != len) {
+			fprintf(stderr, "bench_plugin_sign: write failed\n");
+			return 3;
+		}
+		if (verify_rate && i < 2000) {
+			memcpy(all + i * sizeof buf, buf, len);
+			lens[i] = len;
+		}
+	}
+	double t_sign = now_s() - t0;
+	if (fclose(f) != 0) {
+		fprintf(stderr, "bench_plugin_sign: write failed\n");
+		return 3;
+	}
+	printf("{\"signed\":%llu,\"sign_per_s\":%.1f", (unsigned long long)count,
+			t_sign > 0 ? (double)count / t_sign : 0.0);
+	if (verify_rate && count > 0) {
+		size_t n = count < 2000 ? (size_t)count : 2000;
+		size_t done = 0;
+		size_t bad = 0;
+		t0 = now_s();
+		while (now_s() - t0 < 2.0) {
+			for (size_t i = 0; i < n; i++) {
+				struct srup_msg m;
+				if (srup_msg_parse(all + i * sizeof buf, lens[i], &m, NULL) != SRUP_OK ||
+						srup_msg_verify(&m, key, NULL) != SRUP_OK) {
+					bad++;
+				}
+				done++;
+			}
+		}
+		double dt = now_s() - t0;
+		printf(",\"parse_verify_per_s\":%.1f,\"verify_failures\":%zu", (double)done / dt, bad);
+	}
+	printf("}\n");
+	free(all);
+	free(lens);
+	srup_key_free(key);
+	return 0;
+}
