@@ -1,0 +1,499 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# lab.sh - the SRUP lab: one script for every lab service, used natively (`lab.sh native` runs
+# them all on 127.0.0.1) and by docker-compose (each service runs `lab.sh <role>`).
+#
+# Roles:  init        make ids, SRUP keys, CA and certificates (first start only), the key store
+#                     and every config file
+#         broker      mosquitto with the SRUP plugin (TLS listener, plus a plain one)
+#         files       the update file server (python3 http.server)
+#         c2 | device1 | device2 | beacon      the daemons
+#         scenario    every protocol flow, driven through the control sockets
+#         attacker    capture, replay, tamper and forge; every attempt must be dropped
+#         summary     the table: flows completed, attacks dropped by reason, what got through
+#         native      all of the above on loopback, then stop everything; exit 0 only if every
+#                     flow completed and no attack got through
+#         compose-run the scenario, attacker and summary as the compose "attacker" service does
+#
+# Environment: SRUP_BUILD_DIR (default <repo>/build), LAB_DIR (default $SRUP_BUILD_DIR/lab),
+# LAB_BROKER_HOST, LAB_FILES_HOST (default 127.0.0.1), LAB_BIND (listen address, default
+# 127.0.0.1), LAB_TLS_PORT / LAB_PLAIN_PORT / LAB_FILES_PORT (default: free ports in
+# 20000-60000 chosen at init, kept in $LAB_DIR/ports.env).
+set -u
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${SRUP_BUILD_DIR:-$REPO/build}
+LAB=${LAB_DIR:-$BUILD/lab}
+TOOLS=$BUILD/tools
+SRUP=$TOOLS/srup
+C2=$TOOLS/srup-c2
+DEV=$TOOLS/srup-device
+PLUGIN=$BUILD/plugin/srup_plugin.so
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+MOSQUITTO=${LAB_MOSQUITTO:-/usr/sbin/mosquitto}
+BROKER_HOST=${LAB_BROKER_HOST:-127.0.0.1}
+FILES_HOST=${LAB_FILES_HOST:-127.0.0.1}
+BIND=${LAB_BIND:-127.0.0.1}
+NAMES="c2 dev1 dev2 beacon rogue attacker"
+
+say() { printf '[lab] %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 3; }
+
+free_port() {
+	# A port in 20000-60000 that nothing listens on (never 1883, never 0).
+	local p i
+	for i in $(seq 1 50); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+load_env() {
+	[ -f "$LAB/ids.env" ] && . "$LAB/ids.env"
+	[ -f "$LAB/ports.env" ] && . "$LAB/ports.env"
+	TLS_PORT=${LAB_TLS_PORT:-${TLS_PORT:-}}
+	PLAIN_PORT=${LAB_PLAIN_PORT:-${PLAIN_PORT:-}}
+	FILES_PORT=${LAB_FILES_PORT:-${FILES_PORT:-}}
+}
+
+id_of() { eval "echo \${ID_$1}"; }
+
+# ---- init ---------------------------------------------------------------------------------------
+
+make_ids_and_keys() {
+	local n id
+	mkdir -p "$LAB/keys"
+	if [ ! -f "$LAB/ids.env" ]; then
+		: >"$LAB/ids.env.tmp"
+		for n in $NAMES; do
+			id=$("$SRUP" id) || die "srup id failed (is $SRUP built?)"
+			echo "ID_$n=$id" >>"$LAB/ids.env.tmp"
+		done
+		mv "$LAB/ids.env.tmp" "$LAB/ids.env"
+	fi
+	for n in $NAMES; do
+		if [ ! -f "$LAB/keys/$n.pem" ]; then
+			"$SRUP" keygen --out "$LAB/keys/$n" >/dev/null || die "srup keygen failed"
+		fi
+	done
+}
+
+make_certs() {
+	local c="$LAB/certs" n id
+	mkdir -p "$c"
+	if [ ! -f "$c/ca.crt" ]; then
+		openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 365 -subj "/CN=srup-lab-ca" \
+			-keyout "$c/ca.key" -out "$c/ca.crt" 2>/dev/null || die "CA generation failed"
+	fi
+	if [ ! -f "$c/broker.crt" ]; then
+		openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=broker" \
+			-keyout "$c/broker.key" -out "$c/broker.csr" 2>/dev/null
+		printf 'subjectAltName=DNS:broker,DNS:localhost,IP:127.0.0.1\n' >"$c/broker.ext"
+		openssl x509 -req -in "$c/broker.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" \
+			-CAcreateserial -days 365 -sha256 -extfile "$c/broker.ext" \
+			-out "$c/broker.crt" 2>/dev/null || die "broker certificate failed"
+	fi
+	for n in $NAMES; do
+		[ -f "$c/$n.crt" ] && continue
+		id=$(id_of "$n")
+		# The client certificate's CN is the SRUP identity in text form (spec §5.3).
+		openssl req -newkey rsa:2048 -nodes -sha256 -subj "/O=SRUP_DEVICE/CN=$id" \
+			-keyout "$c/$n.key" -out "$c/$n.csr" 2>/dev/null
+		openssl x509 -req -in "$c/$n.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" \
+			-CAcreateserial -days 365 -sha256 -out "$c/$n.crt" 2>/dev/null ||
+			die "certificate for $n failed"
+	done
+	chmod 600 "$c"/*.key
+}
+
+write_daemon_conf() {
+	# write_daemon_conf NAME ROLE PEERS...
+	local n=$1 role=$2 id
+	shift 2
+	id=$(id_of "$n")
+	mkdir -p "$LAB/peers/$n"
+	rm -f "$LAB/peers/$n"/*.pem*
+	for p in "$@"; do
+		cp "$LAB/keys/$p.pub.pem" "$LAB/peers/$n/$(id_of "$p").pub.pem"
+	done
+	{
+		echo "# srup-$n: written by docker/lab.sh"
+		echo "identity = $id"
+		echo "role = $role"
+		echo "private_key = $LAB/keys/$n.pem"
+		echo "peer_keys = $LAB/peers/$n"
+		echo "broker_host = $BROKER_HOST"
+		echo "broker_port = $TLS_PORT"
+		echo "tls_ca = $LAB/certs/ca.crt"
+		echo "tls_cert = $LAB/certs/$n.crt"
+		echo "tls_key = $LAB/certs/$n.key"
+		echo "state_file = $LAB/state/$n.state"
+		echo "control_socket = $LAB/run/$n.sock"
+		echo "timeout = 20"
+		if [ "$role" != c2 ]; then
+			echo "server = $ID_c2"
+			echo "update_dir = $LAB/state/$n-updates"
+			echo "show_file = $LAB/state/$n-show.txt"
+		fi
+		if [ "$role" = observer ] || [ "$n" = dev1 ]; then
+			echo "beacon_socket = $LAB/run/beacon-local.sock"
+		fi
+		if [ "$role" = c2 ]; then
+			# A passive network tap, for the attacker (see attacker.py).
+			echo "wire_log = $LAB/state/tap.log"
+		fi
+	} >"$LAB/conf/$n.conf"
+}
+
+write_broker_conf() {
+	local user
+	user=$(id -un)
+	{
+		echo "# mosquitto for the SRUP lab: written by docker/lab.sh"
+		echo "per_listener_settings false"
+		echo "allow_anonymous true"
+		echo "persistence false"
+		echo "user $user"
+		echo "log_dest file $LAB/logs/broker.log"
+		echo "log_type error"
+		echo "log_type warning"
+		echo "log_type notice"
+		echo "log_type information"
+		echo "connection_messages true"
+		echo
+		echo "# Mutual TLS: the certificate CN is the MQTT identity (the SRUP id)."
+		echo "listener $TLS_PORT $BIND"
+		echo "cafile $LAB/certs/ca.crt"
+		echo "certfile $LAB/certs/broker.crt"
+		echo "keyfile $LAB/certs/broker.key"
+		echo "require_certificate true"
+		echo "use_identity_as_username true"
+		echo
+		echo "# Plain listener: the username is the claimed identity, with no password. Only the"
+		echo "# attacker uses it, to show that the plugin holds even when identities are spoofable."
+		echo "listener $PLAIN_PORT $BIND"
+		echo
+		if [ -f "$PLUGIN" ]; then
+			echo "plugin $PLUGIN"
+			echo "plugin_opt_store $LAB/store"
+			echo "plugin_opt_audit_log $LAB/audit.jsonl"
+		else
+			echo "# WARNING: $PLUGIN was not built: NO SRUP ENFORCEMENT"
+		fi
+	} >"$LAB/conf/mosquitto.conf"
+}
+
+role_init() {
+	mkdir -p "$LAB" || die "cannot create $LAB"
+	[ -x "$SRUP" ] && [ -x "$C2" ] && [ -x "$DEV" ] || die "build first: $SRUP, $C2, $DEV"
+	if [ ! -f "$LAB/ports.env" ]; then
+		{
+			echo "TLS_PORT=${LAB_TLS_PORT:-$(free_port)}"
+			echo "PLAIN_PORT=${LAB_PLAIN_PORT:-$(free_port)}"
+			echo "FILES_PORT=${LAB_FILES_PORT:-$(free_port)}"
+		} >"$LAB/ports.env"
+	fi
+	make_ids_and_keys
+	load_env
+	make_certs
+	# Runtime state starts fresh each run (keys and certificates are kept): the broker's key
+	# store, replay marks and membership and the daemons' sequence counters belong together.
+	rm -rf "$LAB/store" "$LAB/state" "$LAB/run" "$LAB/logs" "$LAB/conf" "$LAB/results" \
+		"$LAB/audit.jsonl" "$LAB/files"
+	mkdir -p "$LAB/store" "$LAB/state" "$LAB/run" "$LAB/logs" "$LAB/conf" "$LAB/results" \
+		"$LAB/files"
+	write_daemon_conf c2 c2 dev1 dev2 beacon
+	write_daemon_conf dev1 device c2
+	write_daemon_conf dev2 device c2
+	write_daemon_conf beacon observer c2
+	write_broker_conf
+	if [ -f "$PLUGIN" ]; then
+		local n role
+		for n in c2 dev1 dev2 beacon rogue; do
+			case $n in
+				c2) role=server ;;
+				beacon) role=observer ;;
+				*) role=device ;;
+			esac
+			"$SRUP" keys add --store "$LAB/store" --id "$(id_of $n)" --role $role \
+				--key "$LAB/keys/$n.pub.pem" >/dev/null || die "srup keys add $n failed"
+		done
+	else
+		say "WARNING: $PLUGIN not built: the broker runs WITHOUT the SRUP plugin"
+	fi
+	# Update files: a good one; its digest is published next to it for the scenario.
+	head -c 65536 /dev/urandom >"$LAB/files/firmware-1.bin"
+	sha256sum "$LAB/files/firmware-1.bin" | cut -d' ' -f1 >"$LAB/files/firmware-1.sha256"
+	touch "$LAB/run/ready"
+	say "initialised $LAB (c2=$ID_c2 dev1=$ID_dev1 dev2=$ID_dev2 beacon=$ID_beacon)"
+	say "ports: tls=$TLS_PORT plain=$PLAIN_PORT files=$FILES_PORT"
+}
+
+# ---- services -------------------------------------------------------------------------------------
+
+role_broker() {
+	load_env
+	exec "$MOSQUITTO" -c "$LAB/conf/mosquitto.conf"
+}
+
+role_files() {
+	load_env
+	exec "$PY" -m http.server "$FILES_PORT" --bind "$BIND" --directory "$LAB/files"
+}
+
+role_daemon() {
+	load_env
+	case $1 in
+		c2) exec "$C2" --config "$LAB/conf/c2.conf" run ;;
+		device1) exec "$DEV" run --config "$LAB/conf/dev1.conf" ;;
+		device2) exec "$DEV" run --config "$LAB/conf/dev2.conf" ;;
+		beacon) exec "$DEV" run --config "$LAB/conf/beacon.conf" ;;
+	esac
+}
+
+# ---- scenario -------------------------------------------------------------------------------------
+
+c2ctl() { "$C2" --config "$LAB/conf/c2.conf" "$@"; }
+devctl() {
+	local n=$1
+	shift
+	"$DEV" ctl --config "$LAB/conf/$n.conf" "$@"
+}
+
+# flow NAME EXPECTED-REGEX COMMAND... : run it, record PASS/FAIL with its output.
+flow() {
+	local name=$1 want=$2 out rc
+	shift 2
+	out=$("$@" 2>&1)
+	rc=$?
+	out=$(printf '%s' "$out" | grep -v '^\[lab\]' | tr '\n' ' ')
+	if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -Eq -- "$want"; then
+		out=$(printf '%s' "$out" | cut -c1-160)
+		printf 'PASS\t%s\t%s\n' "$name" "$out" >>"$LAB/results/flows.tsv"
+		say "flow $name: PASS ($out)"
+		return 0
+	fi
+	out=$(printf '%s' "$out" | cut -c1-160)
+	printf 'FAIL\t%s\trc=%d %s\n' "$name" "$rc" "$out" >>"$LAB/results/flows.tsv"
+	say "flow $name: FAIL rc=$rc ($out)"
+	return 1
+}
+
+wait_ready() {
+	# Every daemon answers on its control socket and is connected.
+	local n i
+	for n in c2 dev1 dev2 beacon; do
+		for i in $(seq 1 100); do
+			if [ "$n" = c2 ]; then
+				c2ctl status 2>/dev/null | grep -q "connected=1" && break
+			else
+				devctl "$n" status 2>/dev/null | grep -q "connected=1" && break
+			fi
+			sleep 0.2
+		done
+	done
+}
+
+# The "human" of a human-moderated join: waits for the C2 to show the pending value, reads what
+# the device shows, and approves only if the two match.
+operator_approve() {
+	local dev=$1 devname=$2 i pend shown
+	for i in $(seq 1 100); do
+		pend=$(c2ctl pending 2>/dev/null | grep "^hm $dev ")
+		shown=$(sed -n 's/^value //p' "$LAB/state/$devname-show.txt" 2>/dev/null)
+		[ -n "$pend" ] && [ -n "$shown" ] && break
+		sleep 0.2
+	done
+	say "operator: C2 shows [$pend]"
+	say "operator: device shows value $shown / $(sed -n 's/^phrase //p' \
+		"$LAB/state/$devname-show.txt" 2>/dev/null)"
+	if [ -n "$shown" ] && printf '%s' "$pend" | grep -q "value=$shown "; then
+		c2ctl approve "$dev"
+	else
+		c2ctl reject "$dev"
+		return 1
+	fi
+}
+
+member_is() {
+	# member_is DEV 0|1 : the C2's view of the membership
+	c2ctl status | grep "^peer $1 member=$2 "
+}
+
+role_scenario() {
+	load_env
+	: >"$LAB/results/flows.tsv"
+	wait_ready
+	local url="http://$FILES_HOST:$FILES_PORT"
+	local digest bad
+	digest=$(cat "$LAB/files/firmware-1.sha256")
+	bad=$(printf '%s' "$digest" | tr '0-9a-f' 'f0-9a-e' | cut -c1-64)
+
+	say "---- joins"
+	flow join_cmd_beacon "IDENTIFICATION_RESPONSE" c2ctl send join_cmd "$ID_beacon"
+	flow simple_join_dev1 "JOIN_SUCCESS" devctl dev1 join simple
+	flow id_request_dev1 "IDENTIFICATION_RESPONSE .*id=$ID_dev1" c2ctl send id_request "$ID_dev1"
+	devctl dev2 join hm >"$LAB/results/dev2-hm.out" 2>&1 &
+	local hm_pid=$!
+	flow hm_join_operator "JOIN_SUCCESS" operator_approve "$ID_dev2" dev2
+	wait $hm_pid
+	flow hm_join_dev2 "JOIN_SUCCESS" cat "$LAB/results/dev2-hm.out"
+
+	say "---- update"
+	flow update_ok "ACTIVATE_SUCCESS" c2ctl send update "$ID_dev1" "$url/firmware-1.bin" "$digest"
+	flow update_bad_digest "UPDATE_FAIL_DIGEST" \
+		c2ctl send update "$ID_dev1" "$url/firmware-1.bin" "$bad"
+	flow update_http_error "UPDATE_FAIL_HTTP_ERROR http_status=404" \
+		c2ctl send update "$ID_dev1" "$url/no-such-firmware.bin" "$digest"
+
+	say "---- actions and data"
+	flow action_success "ACTION_SUCCESS" c2ctl send action "$ID_dev1" 1
+	flow action_fail "ACTION_FAIL" c2ctl send action "$ID_dev1" 3
+	flow action_unknown "ACTION_UNKNOWN" c2ctl send action "$ID_dev2" 99
+	flow data_c2_to_device "ECHO hello-device" c2ctl send data "$ID_dev2" ECHO hello-device
+	flow data_type_unknown "DATA_TYPE_UNKNOWN" c2ctl send data "$ID_dev1" NO_SUCH_ID x
+	flow data_device_to_c2_send "OK sent" devctl dev1 data TEMPERATURE 21.5
+	flow data_device_to_c2 "TEMPERATURE 21.5" c2ctl wait-data "$ID_dev1" TEMPERATURE
+}
+
+role_scenario_leave() {
+	load_env
+	say "---- after the attacks: the forged maximum sequence ID must not have silenced the C2"
+	flow no_dos_after_forgery "ACTION_SUCCESS" c2ctl send action "$ID_dev1" 1
+	say "---- leaving and the observed join"
+	flow resign_dev1 "OK left" devctl dev1 resign
+	flow resign_dev1_c2_view "member=0" member_is "$ID_dev1" 0
+	flow observed_join_dev1 "JOIN_SUCCESS" devctl dev1 join observed "$ID_beacon"
+	flow after_observed_join "ACTION_SUCCESS" c2ctl send action "$ID_dev1" 2
+	flow terminate_dev1 "TERMINATE_CMD" c2ctl send terminate "$ID_dev1"
+	sleep 1
+	flow terminate_dev1_device_view "joined=0" devctl dev1 status
+	flow deregister_req_dev2 "OK left" devctl dev2 deregister
+	flow deregister_req_c2_view "member=0" member_is "$ID_dev2" 0
+	flow deregister_cmd_beacon "DEREGISTER_CMD" c2ctl send deregister "$ID_beacon"
+	sleep 1
+	flow deregister_cmd_beacon_view "joined=0" devctl beacon status
+}
+
+role_attacker() {
+	load_env
+	"$PY" "$REPO/docker/attacker.py" --lab "$LAB" --host "$BROKER_HOST" \
+		--tls-port "$TLS_PORT" --plain-port "$PLAIN_PORT" --srup "$SRUP" \
+		--c2 "$C2" --phase "${1:-main}"
+}
+
+role_summary() {
+	load_env
+	"$PY" "$REPO/docker/summary.py" --lab "$LAB"
+}
+
+# ---- native: everything on loopback -----------------------------------------------------------
+
+PIDS=""
+stop_all() {
+	local p
+	for p in $PIDS; do
+		kill "$p" 2>/dev/null
+	done
+	for p in $PIDS; do
+		wait "$p" 2>/dev/null
+	done
+	PIDS=""
+}
+
+start_bg() {
+	# start_bg NAME ROLE
+	"$0" "$2" >"$LAB/logs/$1.log" 2>&1 &
+	PIDS="$PIDS $!"
+}
+
+wait_port() {
+	local i
+	for i in $(seq 1 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+role_native() {
+	role_init || exit 3
+	load_env
+	trap stop_all EXIT
+	trap 'exit 130' INT TERM
+	start_bg broker broker
+	wait_port "$TLS_PORT" || { cat "$LAB/logs/broker.log" >&2; die "broker did not start"; }
+	start_bg files files
+	start_bg c2 c2
+	start_bg dev1 device1
+	start_bg dev2 device2
+	start_bg beacon beacon
+	wait_port "$FILES_PORT" || die "file server did not start"
+	run_all
+	local rc=$?
+	stop_all
+	return $rc
+}
+
+run_all() {
+	local sniff rc
+	# An eavesdropper subscribes wherever the broker lets it for the whole run.
+	role_attacker sniff >"$LAB/logs/sniffer.log" 2>&1 &
+	sniff=$!
+	role_scenario
+	role_attacker main
+	role_scenario_leave
+	role_attacker after-leave
+	kill "$sniff" 2>/dev/null
+	wait "$sniff" 2>/dev/null
+	role_summary
+	rc=$?
+	return $rc
+}
+
+# compose: services other than the broker wait for init (done by the broker service).
+wait_init() {
+	local i
+	for i in $(seq 1 300); do
+		[ -f "$LAB/run/ready" ] && return 0
+		sleep 0.2
+	done
+	die "lab not initialised (is the broker service up?)"
+}
+
+case ${1:-} in
+	init) role_init ;;
+	broker) role_broker ;;
+	compose-broker) role_init && role_broker ;;
+	files)
+		[ -n "${LAB_COMPOSE:-}" ] && wait_init
+		role_files
+		;;
+	c2 | device1 | device2 | beacon)
+		[ -n "${LAB_COMPOSE:-}" ] && wait_init
+		role_daemon "$1"
+		;;
+	scenario) role_scenario && role_scenario_leave ;;
+	attacker) role_attacker "${2:-main}" ;;
+	summary) role_summary ;;
+	native) role_native ;;
+	compose-run)
+		# The compose "attacker" service: the other services are already up.
+		wait_init
+		load_env
+		for i in $(seq 1 150); do
+			[ -S "$LAB/run/c2.sock" ] && [ -S "$LAB/run/beacon.sock" ] && break
+			sleep 0.2
+		done
+		run_all
+		;;
+	*)
+		sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'
+		exit 3
+		;;
+esac

@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+# summary.py - the lab's summary table: flows completed, attacks dropped by reason (from the
+# plugin's audit log), and anything that got through. Exit 0 only if every flow passed, every
+# attack was dropped and the eavesdropper received nothing. Standard library only.
+import argparse
+import collections
+import json
+import os
+import sys
+
+
+def read_tsv(path):
+    try:
+        with open(path) as f:
+            return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    except OSError:
+        return []
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lab", required=True)
+    a = ap.parse_args()
+    res = os.path.join(a.lab, "results")
+    flows = read_tsv(os.path.join(res, "flows.tsv"))
+    attacks = read_tsv(os.path.join(res, "attacks.tsv"))
+    audit = []
+    try:
+        with open(os.path.join(a.lab, "audit.jsonl")) as f:
+            for line in f:
+                try:
+                    audit.append(json.loads(line))
+                except ValueError:
+                    pass
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(res, "sniffed.log")) as f:
+            sniffed = [line for line in f if line.strip()]
+    except OSError:
+        sniffed = []
+
+    by_client = collections.defaultdict(list)
+    for e in audit:
+        if e.get("verdict") == "drop":
+            by_client[e.get("client_id")].append(e.get("reason"))
+
+    w = sys.stdout.write
+    w("\n==================== SRUP lab summary ====================\n")
+    w("\nFlows\n")
+    passed = 0
+    for row in flows:
+        status, name = row[0], row[1]
+        detail = row[2] if len(row) > 2 else ""
+        passed += status == "PASS"
+        w("  %-4s  %-28s %s\n" % (status, name, detail[:70]))
+    w("  -> flows completed: %d/%d\n" % (passed, len(flows)))
+
+    w("\nAttacks (broker verdict from the PUBACK; reason from the audit log)\n")
+    w("  %-26s %-12s %-20s %-20s %s\n" % ("attack", "verdict", "audit reason", "expected", "via"))
+    dropped = 0
+    reasons = collections.Counter()
+    through = []
+    for row in attacks:
+        name, verdict, expect, cid = row[0], row[1], row[2], row[3]
+        via = row[5] if len(row) > 5 else ""
+        got = by_client.get(cid, [])
+        reason = got[-1] if got else "-"
+        if verdict == "dropped":
+            dropped += 1
+            reasons[reason] += 1
+        else:
+            through.append(name)
+        w("  %-26s %-12s %-20s %-20s %s\n" % (name, verdict, reason, expect, via))
+    w("\nAttacks dropped by reason\n")
+    for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+        w("  %-22s %d\n" % (reason, n))
+    w("  -> dropped: %d/%d\n" % (dropped, len(attacks)))
+
+    all_drops = collections.Counter(e.get("reason") for e in audit if e.get("verdict") == "drop")
+    w("\nAudit log: %d drop lines in total (%s)\n" % (
+        sum(all_drops.values()),
+        ", ".join("%s %d" % kv for kv in sorted(all_drops.items())) or "none"))
+
+    w("\nGot through\n")
+    w("  attack messages accepted by the broker: %d%s\n" % (
+        len(through), (" (" + ", ".join(through) + ")") if through else ""))
+    w("  messages delivered to the eavesdropper's subscriptions: %d\n" % len(sniffed))
+    ok = flows and passed == len(flows) and attacks and not through and not sniffed
+    w("\nRESULT: %s\n" % ("PASS: every flow completed, every attack was dropped" if ok
+                          else "FAIL"))
+    w("==========================================================\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
