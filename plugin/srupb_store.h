@@ -116,6 +116,10 @@ const char *srupb_store_strerror(const struct srupb_store *st);
  * generation changes. */
 enum srup_err srupb_store_key_put(struct srupb_store *st, uint64_t id, enum srupb_role role,
 		const char *pem, size_t pem_len);
+/* As srupb_store_key_put for ids[0, n), all with the same role and key, in one transaction
+ * (bulk registration for tests and benchmarks). */
+enum srup_err srupb_store_key_put_many(struct srupb_store *st, const uint64_t *ids, size_t n,
+		enum srupb_role role, const char *pem, size_t pem_len);
 /* Mark key id REVOKED and drop its memberships. *found says whether it existed. */
 enum srup_err srupb_store_key_revoke(struct srupb_store *st, uint64_t id, bool *found);
 /* Copy of the record of id: rec->pem is malloc'd and NUL-terminated (caller frees). */

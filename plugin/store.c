@@ -349,6 +349,34 @@ enum srup_err srupb_store_key_put(struct srupb_store *st, uint64_t id, enum srup
 	return SRUP_OK;
 }
 
+enum srup_err srupb_store_key_put_many(struct srupb_store *st, const uint64_t *ids, size_t n,
+		enum srupb_role role, const char *pem, size_t pem_len)
+{
+	MDB_txn *txn = NULL;
+	uint64_t now = (uint64_t)time(NULL);
+	int mrc;
+
+	if (st == NULL || pem == NULL || role == SRUPB_ROLE_NONE || role >= SRUPB_ROLE__COUNT) {
+		return SRUP_ERR_INVAL;
+	}
+	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_begin", mrc);
+	}
+	for (size_t i = 0; i < n; i++) {
+		mrc = keyrec_write(st, txn, ids[i], (uint8_t)role, SRUPB_KEY_ACTIVE, now, pem, pem_len);
+		if (mrc != 0) {
+			mdb_txn_abort(txn);
+			return fail(st, "mdb_put(keys)", mrc);
+		}
+	}
+	mrc = mdb_txn_commit(txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_commit", mrc);
+	}
+	return SRUP_OK;
+}
+
 /* Delete every membership of device (all servers). */
 static int members_drop_device(struct srupb_store *st, MDB_txn *txn, uint64_t device)
 {
