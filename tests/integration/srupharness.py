@@ -889,8 +889,6 @@ def main(tests, lab_factory=None, needs_plugin=True):
             finally:
                 if lab is not None and lab is not shared:
                     lab.cleanup(failed=bool(check.failures))
-                elif lab is not None:
-                    lab.close_clients()
             dt = time.monotonic() - t0
             if check.failures:
                 failed += 1
