@@ -20,11 +20,10 @@
 
 /* ---- diagnostics --------------------------------------------------------------------------- */
 
-static void set_diag(struct srup_diag *diag, size_t offset, const char *field, const char *fmt,
-		...) PRESENT_PRINTF(4, 5);
+static void set_diag(struct srup_diag *diag, size_t offset, const char *field, const char *fmt, ...)
+        PRESENT_PRINTF(4, 5);
 
-static void set_diag(struct srup_diag *diag, size_t offset, const char *field, const char *fmt,
-		...)
+static void set_diag(struct srup_diag *diag, size_t offset, const char *field, const char *fmt, ...)
 {
 	va_list ap;
 	if (diag == NULL) {
@@ -70,7 +69,7 @@ static int hex_val(char c)
 }
 
 SRUP_API enum srup_err srup_id128_parse(const char *s, size_t len, struct srup_id128 *out,
-		struct srup_diag *diag)
+                                        struct srup_diag *diag)
 {
 	struct srup_id128 v;
 	size_t i = 0;
@@ -85,7 +84,7 @@ SRUP_API enum srup_err srup_id128_parse(const char *s, size_t len, struct srup_i
 		hyphenated = 1;
 	} else if (len != 32) {
 		set_diag(diag, len < 36 ? len : 36, "id128",
-				"expected 32 hex digits or 8-4-4-4-12 form, got %zu characters", len);
+		         "expected 32 hex digits or 8-4-4-4-12 form, got %zu characters", len);
 		return SRUP_ERR_SYNTAX;
 	}
 	for (i = 0; i < len; i++) {
@@ -208,7 +207,7 @@ static int is_space(char c)
 }
 
 SRUP_API enum srup_err srup_phrase_decode(const char *s, size_t len, struct srup_id128 *out,
-		struct srup_diag *diag)
+                                          struct srup_diag *diag)
 {
 	unsigned idx[SRUP_PHRASE_WORDS];
 	unsigned count = 0;
@@ -239,7 +238,7 @@ SRUP_API enum srup_err srup_phrase_decode(const char *s, size_t len, struct srup
 		quote_word(s + start, n, shown);
 		if (count == SRUP_PHRASE_WORDS) {
 			set_diag(diag, start, "phrase", "too many words: \"%s\" would be word %u of %u", shown,
-					count + 1, (unsigned)SRUP_PHRASE_WORDS);
+			         count + 1, (unsigned)SRUP_PHRASE_WORDS);
 			return SRUP_ERR_SYNTAX;
 		}
 		if (!srup__wordlist_find(s + start, n, &found)) {
@@ -252,13 +251,13 @@ SRUP_API enum srup_err srup_phrase_decode(const char *s, size_t len, struct srup
 	}
 	if (count != SRUP_PHRASE_WORDS) {
 		set_diag(diag, len, "phrase", "expected %u words, got %u", (unsigned)SRUP_PHRASE_WORDS,
-				count);
+		         count);
 		return SRUP_ERR_SYNTAX;
 	}
 	if ((idx[SRUP_PHRASE_WORDS - 1] & 0x0fu) != SRUP_PHRASE_PAD) {
 		quote_word(s + last_start, last_len, shown);
 		set_diag(diag, last_start, "phrase",
-				"\"%s\" cannot be the last word (its fixed bits are wrong)", shown);
+		         "\"%s\" cannot be the last word (its fixed bits are wrong)", shown);
 		return SRUP_ERR_SYNTAX;
 	}
 	memset(&v, 0, sizeof v);
@@ -301,7 +300,7 @@ static int mono_is_corner(unsigned r, unsigned c)
 }
 
 SRUP_API enum srup_err srup_pict_make(const struct srup_id128 *id, enum srup_pict_style style,
-		struct srup_pict *out)
+                                      struct srup_pict *out)
 {
 	struct srup_pict p;
 	unsigned r = 0;
@@ -332,7 +331,7 @@ SRUP_API enum srup_err srup_pict_make(const struct srup_id128 *id, enum srup_pic
 			for (bit = 0; bit < 128; bit += 2) {
 				unsigned cellno = bit / 2;
 				p.cell[cellno / COLOUR_SIDE][cellno % COLOUR_SIDE] =
-						(uint8_t)(id_bit(id, bit) << 1 | id_bit(id, bit + 1));
+				        (uint8_t)(id_bit(id, bit) << 1 | id_bit(id, bit + 1));
 			}
 			break;
 		default:
@@ -407,7 +406,7 @@ static uint32_t pixel_rgb(const struct srup_pict *p, const struct geom *g, unsig
 		return srup_pict_cell_rgb(p, (y - g->g0) / g->scale, (x - g->g0) / g->scale);
 	}
 	if (x + g->frame >= g->g0 && x < g->g1 + g->frame && y + g->frame >= g->g0 &&
-			y < g->g1 + g->frame) {
+	    y < g->g1 + g->frame) {
 		return SRUP_PICT_RGB_FRAME;
 	}
 	return SRUP_PICT_RGB_WHITE;
@@ -476,7 +475,7 @@ static enum srup_err sb_finish(struct sbuf *sb, char **out, size_t *out_len)
 /* ---- SVG ----------------------------------------------------------------------------------- */
 
 SRUP_API enum srup_err srup_pict_svg(const struct srup_pict *p, unsigned scale, char **out,
-		size_t *out_len)
+                                     size_t *out_len)
 {
 	struct sbuf sb = {NULL, 0, 0, SRUP_OK};
 	struct geom g;
@@ -499,15 +498,15 @@ SRUP_API enum srup_err srup_pict_svg(const struct srup_pict *p, unsigned scale, 
 	(void)srup_id128_format(&p->id, text, sizeof text);
 	sb_printf(&sb, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
 	sb_printf(&sb,
-			"<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%u\" "
-			"height=\"%u\" viewBox=\"0 0 %u %u\" shape-rendering=\"crispEdges\">\n",
-			g.size, g.size, g.size, g.size);
+	          "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%u\" "
+	          "height=\"%u\" viewBox=\"0 0 %u %u\" shape-rendering=\"crispEdges\">\n",
+	          g.size, g.size, g.size, g.size);
 	sb_printf(&sb, "<title>SRUP identity %s (%s)</title>\n", text,
-			p->style == SRUP_PICT_MONO ? "mono" : "colour");
+	          p->style == SRUP_PICT_MONO ? "mono" : "colour");
 	sb_printf(&sb, "<rect width=\"%u\" height=\"%u\" fill=\"#FFFFFF\"/>\n", g.size, g.size);
 	sb_printf(&sb, "<rect x=\"%u\" y=\"%u\" width=\"%u\" height=\"%u\" fill=\"#%06X\"/>\n",
-			g.g0 - g.frame, g.g0 - g.frame, g.g1 - g.g0 + 2 * g.frame,
-			g.g1 - g.g0 + 2 * g.frame, (unsigned)SRUP_PICT_RGB_FRAME);
+	          g.g0 - g.frame, g.g0 - g.frame, g.g1 - g.g0 + 2 * g.frame, g.g1 - g.g0 + 2 * g.frame,
+	          (unsigned)SRUP_PICT_RGB_FRAME);
 	/* One rectangle per horizontal run of equal colour: fewer elements, same picture. */
 	for (r = 0; r < p->side; r++) {
 		c = 0;
@@ -517,10 +516,9 @@ SRUP_API enum srup_err srup_pict_svg(const struct srup_pict *p, unsigned scale, 
 			while (c + run < p->side && srup_pict_cell_rgb(p, r, c + run) == rgb) {
 				run++;
 			}
-			sb_printf(&sb,
-					"<rect x=\"%u\" y=\"%u\" width=\"%u\" height=\"%u\" fill=\"#%06X\"/>\n",
-					g.g0 + c * g.scale, g.g0 + r * g.scale, run * g.scale, g.scale,
-					(unsigned)rgb);
+			sb_printf(&sb, "<rect x=\"%u\" y=\"%u\" width=\"%u\" height=\"%u\" fill=\"#%06X\"/>\n",
+			          g.g0 + c * g.scale, g.g0 + r * g.scale, run * g.scale, g.scale,
+			          (unsigned)rgb);
 			c += run;
 		}
 	}
@@ -551,12 +549,12 @@ SRUP_API enum srup_err srup_pict_ansi(const struct srup_pict *p, char **out, siz
 		for (c = 0; c < total; c++) {
 			uint32_t rgb = SRUP_PICT_RGB_WHITE;
 			if (r >= SRUP_PICT_QUIET_ANSI && r < SRUP_PICT_QUIET_ANSI + p->side &&
-					c >= SRUP_PICT_QUIET_ANSI && c < SRUP_PICT_QUIET_ANSI + p->side) {
+			    c >= SRUP_PICT_QUIET_ANSI && c < SRUP_PICT_QUIET_ANSI + p->side) {
 				rgb = srup_pict_cell_rgb(p, r - SRUP_PICT_QUIET_ANSI, c - SRUP_PICT_QUIET_ANSI);
 			}
 			if (!have_prev || rgb != prev) {
 				sb_printf(&sb, "\x1b[48;2;%u;%u;%um", (unsigned)(rgb >> 16) & 0xffu,
-						(unsigned)(rgb >> 8) & 0xffu, (unsigned)rgb & 0xffu);
+				          (unsigned)(rgb >> 8) & 0xffu, (unsigned)rgb & 0xffu);
 				prev = rgb;
 				have_prev = 1;
 			}
@@ -640,7 +638,7 @@ static uint32_t adler32(const uint8_t *p, size_t n)
 
 /* Write one chunk: length, type, data, CRC over type and data. */
 static void put_chunk(struct bwriter *w, const struct crc_table *ct, const char type[4],
-		const uint8_t *data, size_t n)
+                      const uint8_t *data, size_t n)
 {
 	size_t crc_from = 0;
 	uint32_t crc = 0;
@@ -655,7 +653,7 @@ static void put_chunk(struct bwriter *w, const struct crc_table *ct, const char 
 }
 
 SRUP_API enum srup_err srup_pict_png(const struct srup_pict *p, unsigned scale, uint8_t **out,
-		size_t *out_len)
+                                     size_t *out_len)
 {
 	static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 	struct geom g;

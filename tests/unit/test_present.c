@@ -84,7 +84,7 @@ static unsigned count_words(const char *s)
 START_TEST(test_id128_paper_value_formats_back)
 {
 	static const uint8_t want[16] = {0xC4, 0xBF, 0x81, 0x05, 0x83, 0x51, 0x41, 0xE0,
-			0x88, 0x6F, 0xD2, 0x5F, 0x9A, 0x69, 0xC5, 0xAD};
+	                                 0x88, 0x6F, 0xD2, 0x5F, 0x9A, 0x69, 0xC5, 0xAD};
 	struct srup_id128 id;
 	struct srup_id128 id2;
 	char text[SRUP_ID128_TEXT_MAX];
@@ -122,17 +122,17 @@ static const struct {
 	const char *text;
 	size_t bad_offset;
 } bad_ids[] = {
-	{"", 0},
-	{"C4BF8105835141E0886FD25F9A69C5A", 31},        /* 31 digits */
-	{"C4BF8105835141E0886FD25F9A69C5ADD", 33},      /* 33 digits */
-	{"C4BF8105835141E0886FD25F9A69C5AG", 31},       /* not hex */
-	{"C4BF8105-8351-41E0-886F-D25F9A69C5A", 35},    /* 35 chars */
-	{"C4BF81058-351-41E0-886F-D25F9A69C5AD", 8},    /* hyphen moved */
-	{"C4BF8105-8351-41E0-886FD25F9A69C5AD0", 23},   /* last hyphen missing */
-	{"C4BF8105 8351 41E0 886F D25F9A69C5AD", 8},    /* spaces */
-	{"{C4BF8105-8351-41E0-886F-D25F9A69C5}", 0},    /* braces */
-	{"0xC4BF8105835141E0886FD25F9A69C5AD", 34},     /* 0x prefix: 34 chars */
-	{"C4BF8105-8351-41E0-886F-D25F9A69C5A-", 35},   /* hyphen in a digit place */
+        {"", 0},
+        {"C4BF8105835141E0886FD25F9A69C5A", 31},      /* 31 digits */
+        {"C4BF8105835141E0886FD25F9A69C5ADD", 33},    /* 33 digits */
+        {"C4BF8105835141E0886FD25F9A69C5AG", 31},     /* not hex */
+        {"C4BF8105-8351-41E0-886F-D25F9A69C5A", 35},  /* 35 chars */
+        {"C4BF81058-351-41E0-886F-D25F9A69C5AD", 8},  /* hyphen moved */
+        {"C4BF8105-8351-41E0-886FD25F9A69C5AD0", 23}, /* last hyphen missing */
+        {"C4BF8105 8351 41E0 886F D25F9A69C5AD", 8},  /* spaces */
+        {"{C4BF8105-8351-41E0-886F-D25F9A69C5}", 0},  /* braces */
+        {"0xC4BF8105835141E0886FD25F9A69C5AD", 34},   /* 0x prefix: 34 chars */
+        {"C4BF8105-8351-41E0-886F-D25F9A69C5A-", 35}, /* hyphen in a digit place */
 };
 
 START_TEST(test_id128_parse_rejects_bad_text)
@@ -191,15 +191,14 @@ START_TEST(test_wordlist_sorted_unique_letters)
 		size_t n = 0;
 		ck_assert_ptr_nonnull(w);
 		n = strlen(w);
-		ck_assert_msg(n >= 3 && n <= SRUP_PHRASE_WORD_MAX, "word %u '%s' has %zu letters", i, w,
-				n);
+		ck_assert_msg(n >= 3 && n <= SRUP_PHRASE_WORD_MAX, "word %u '%s' has %zu letters", i, w, n);
 		for (size_t k = 0; k < n; k++) {
 			ck_assert_msg(w[k] >= 'a' && w[k] <= 'z', "word %u '%s' is not lowercase a-z", i, w);
 		}
 		if (i > 0) {
 			/* strictly increasing: sorted, hence every word unique */
 			ck_assert_msg(strcmp(srup_phrase_word(i - 1), w) < 0, "words %u/%u out of order", i - 1,
-					i);
+			              i);
 		}
 	}
 }
@@ -223,8 +222,7 @@ static int dl_within_one(const char *a, size_t la, const char *b, size_t lb)
 		if (diffs <= 1) {
 			return 1;
 		}
-		return diffs == 2 && first + 1 < la && a[first] == b[first + 1] &&
-				a[first + 1] == b[first];
+		return diffs == 2 && first + 1 < la && a[first] == b[first + 1] && a[first + 1] == b[first];
 	}
 	if (la + 1 == lb || lb + 1 == la) {
 		const char *s = la < lb ? a : b; /* shorter */
@@ -312,7 +310,7 @@ static void check_phrase_layout(const struct srup_id128 *id)
 	expected_indexes(id, idx);
 	for (unsigned w = 0; w < 11; w++) {
 		int n = snprintf(want + pos, sizeof want - pos, "%s%s", w > 0 ? " " : "",
-				srup_phrase_word(idx[w]));
+		                 srup_phrase_word(idx[w]));
 		ck_assert_int_gt(n, 0);
 		pos += (size_t)n;
 	}
@@ -435,7 +433,7 @@ static void phrase_from(const unsigned *idx, unsigned n, char *out, size_t cap)
 	out[0] = '\0';
 	for (unsigned i = 0; i < n; i++) {
 		pos += (size_t)snprintf(out + pos, cap - pos, "%s%s", i > 0 ? " " : "",
-				srup_phrase_word(idx[i]));
+		                        srup_phrase_word(idx[i]));
 	}
 }
 
@@ -447,7 +445,7 @@ static void expect_decode_fail(const char *s, const char *detail_part, size_t of
 	memset(&diag, 0, sizeof diag);
 	ck_assert_int_eq(srup_phrase_decode(s, strlen(s), &id, &diag), SRUP_ERR_SYNTAX);
 	ck_assert_msg(strstr(diag.detail, detail_part) != NULL, "detail '%s' lacks '%s'", diag.detail,
-			detail_part);
+	              detail_part);
 	ck_assert_uint_eq(diag.offset, offset);
 	for (unsigned k = 0; k < 16; k++) {
 		ck_assert_uint_eq(id.b[k], 0);
@@ -494,7 +492,7 @@ START_TEST(test_phrase_decode_refuses_bad_input)
 		idx[10] = 0x120u | nib;
 		phrase_from(idx, 11, buf, sizeof buf);
 		ck_assert_int_eq(srup_phrase_decode(buf, strlen(buf), &id, NULL),
-				nib == 0xA ? SRUP_OK : SRUP_ERR_SYNTAX);
+		                 nib == 0xA ? SRUP_OK : SRUP_ERR_SYNTAX);
 	}
 }
 END_TEST
@@ -669,7 +667,7 @@ static void png_check(const uint8_t *png, size_t len, struct png_image *img)
 		n = be32(png + off);
 		ck_assert_uint_ge(len - off - 12, n);
 		ck_assert_msg(ref_crc32(png + off + 4, (size_t)n + 4) == be32(png + off + 8 + n),
-				"bad CRC on chunk %.4s", (const char *)(png + off + 4));
+		              "bad CRC on chunk %.4s", (const char *)(png + off + 4));
 		ck_assert(!seen_iend);
 		if (memcmp(png + off + 4, "IHDR", 4) == 0) {
 			const uint8_t *d = png + off + 8;
@@ -774,14 +772,14 @@ START_TEST(test_pict_png_valid_and_decodes_back)
 				uint32_t got = png_pixel(&img, g0 + c * eff, g0 + r * eff);
 				ck_assert_uint_eq(got, want);
 				ck_assert_uint_eq(png_pixel(&img, g0 + c * eff + eff - 1, g0 + r * eff + eff - 1),
-						want);
+				                  want);
 				if (style == 0) {
 					from_png.cell[r][c] = got == 0x000000 ? 1 : 0;
 				} else {
-					from_png.cell[r][c] = got == 0x000000 ? 0
-							: got == 0x0072B2       ? 1
-							: got == 0xE69F00       ? 2
-													: 3;
+					from_png.cell[r][c] = got == 0x000000   ? 0
+					                      : got == 0x0072B2 ? 1
+					                      : got == 0xE69F00 ? 2
+					                                        : 3;
 				}
 			}
 		}
@@ -844,10 +842,9 @@ static void svg_decode(const char *svg, unsigned side, unsigned scale, struct sr
 		unsigned h = 0;
 		unsigned rgb = 0;
 		if (sscanf(p, "<rect x=\"%u\" y=\"%u\" width=\"%u\" height=\"%u\" fill=\"#%6x\"/>", &x, &y,
-					&w, &h, &rgb) != 5) {
-			ck_assert_int_eq(sscanf(p, "<rect width=\"%u\" height=\"%u\" fill=\"#%6x\"/>", &w, &h,
-									 &rgb),
-					3);
+		           &w, &h, &rgb) != 5) {
+			ck_assert_int_eq(
+			        sscanf(p, "<rect width=\"%u\" height=\"%u\" fill=\"#%6x\"/>", &w, &h, &rgb), 3);
 			x = 0;
 			y = 0;
 		}
@@ -869,7 +866,8 @@ static void svg_decode(const char *svg, unsigned side, unsigned scale, struct sr
 	ck_assert_uint_eq(px[(size_t)(g0 - 1) * size + g0], 0x808080);
 	for (unsigned r = 0; r < side; r++) {
 		for (unsigned c = 0; c < side; c++) {
-			uint32_t v = px[(size_t)(g0 + r * scale + scale / 2) * size + g0 + c * scale + scale / 2];
+			uint32_t v =
+			        px[(size_t)(g0 + r * scale + scale / 2) * size + g0 + c * scale + scale / 2];
 			if (side == 12) {
 				out->cell[r][c] = v == 0x000000 ? 1 : 0;
 				ck_assert(v == 0x000000 || v == 0xFFFFFF);
@@ -906,7 +904,7 @@ START_TEST(test_pict_svg_deterministic_and_decodes_back)
 			ck_assert(strncmp(a, "<?xml", 5) == 0);
 			ck_assert_str_eq(a + la - 7, "</svg>\n");
 			snprintf(head, sizeof head, "width=\"%u\" height=\"%u\"",
-					(side + 2 * SRUP_PICT_QUIET) * 10, (side + 2 * SRUP_PICT_QUIET) * 10);
+			         (side + 2 * SRUP_PICT_QUIET) * 10, (side + 2 * SRUP_PICT_QUIET) * 10);
 			ck_assert_ptr_nonnull(strstr(a, head));
 			ck_assert_int_eq(srup_id128_format(&id, text, sizeof text), SRUP_OK);
 			ck_assert_ptr_nonnull(strstr(a, text));
@@ -960,9 +958,10 @@ static void ansi_decode(const char *s, unsigned side, struct srup_pict *out)
 			} else if (side == 12) {
 				out->cell[line - 1][col - 1] = rgb == 0 ? 1 : 0;
 			} else {
-				out->cell[line - 1][col - 1] = rgb == 0 ? 0 : rgb == 0x0072B2 ? 1
-						: rgb == 0xE69F00                                     ? 2
-																			  : 3;
+				out->cell[line - 1][col - 1] = rgb == 0          ? 0
+				                               : rgb == 0x0072B2 ? 1
+				                               : rgb == 0xE69F00 ? 2
+				                                                 : 3;
 			}
 			col++;
 			p += 2;
@@ -1360,7 +1359,7 @@ Suite *present_suite(void)
 	tcase_add_test(tc, test_id128_paper_value_formats_back);
 	tcase_add_test(tc, test_id128_roundtrips_random_values);
 	tcase_add_loop_test(tc, test_id128_parse_rejects_bad_text, 0,
-			(int)(sizeof bad_ids / sizeof bad_ids[0]));
+	                    (int)(sizeof bad_ids / sizeof bad_ids[0]));
 	tcase_add_test(tc, test_id128_parse_needs_no_nul_and_checks_null);
 	tcase_add_test(tc, test_id128_format_checks_space);
 	suite_add_tcase(s, tc);
@@ -1383,7 +1382,7 @@ Suite *present_suite(void)
 	tcase_add_test(tc, test_pict_colour_cells_decode);
 	tcase_add_test(tc, test_pict_make_rejects_bad_arguments);
 	tcase_add_loop_test(tc, test_pict_png_valid_and_decodes_back, 0,
-			(int)(sizeof png_scales / sizeof png_scales[0]));
+	                    (int)(sizeof png_scales / sizeof png_scales[0]));
 	tcase_add_test(tc, test_pict_renderers_reject_bad_arguments);
 	tcase_add_test(tc, test_pict_svg_deterministic_and_decodes_back);
 	tcase_add_test(tc, test_pict_ansi_deterministic_and_decodes_back);

@@ -11,16 +11,17 @@
 
 static void phrase_usage(FILE *f)
 {
-	fprintf(f, "usage: srup phrase VALUE\n"
-			   "       srup phrase --reverse WORD...\n"
-			   "\n"
-			   "Show a 128-bit VALUE (32 hex digits or 8-4-4-4-12, either case) as 11 words on one\n"
-			   "line, for a person to compare during a human-moderated join. With --reverse, read\n"
-			   "the 11 words (one argument each, or quoted together; any case) and print the value\n"
-			   "as 8-4-4-4-12 upper-case hex. Unknown words, a wrong word count or an impossible\n"
-			   "last word are refused.\n"
-			   "\n"
-			   "Exit status: 0 ok, 3 usage or invalid input.\n");
+	fprintf(f,
+	        "usage: srup phrase VALUE\n"
+	        "       srup phrase --reverse WORD...\n"
+	        "\n"
+	        "Show a 128-bit VALUE (32 hex digits or 8-4-4-4-12, either case) as 11 words on one\n"
+	        "line, for a person to compare during a human-moderated join. With --reverse, read\n"
+	        "the 11 words (one argument each, or quoted together; any case) and print the value\n"
+	        "as 8-4-4-4-12 upper-case hex. Unknown words, a wrong word count or an impossible\n"
+	        "last word are refused.\n"
+	        "\n"
+	        "Exit status: 0 ok, 3 usage or invalid input.\n");
 }
 
 /* Join words[0, n) with single spaces into a malloc'd string; NULL on overflow or NOMEM. */
@@ -73,7 +74,7 @@ static int phrase_reverse(int n_words, char **words)
 	enum srup_err rc = SRUP_OK;
 	if (n_words == 0) {
 		fprintf(stderr, "srup phrase: --reverse needs the %d words of a phrase (try --help)\n",
-				SRUP_PHRASE_WORDS);
+		        SRUP_PHRASE_WORDS);
 		return SRUP_EXIT_USAGE;
 	}
 	joined = phrase_join(n_words, words, &len);
@@ -86,7 +87,7 @@ static int phrase_reverse(int n_words, char **words)
 	free(joined);
 	if (rc != SRUP_OK) {
 		fprintf(stderr, "srup phrase: %s\n",
-				diag.detail[0] != '\0' ? diag.detail : srup_strerror(rc));
+		        diag.detail[0] != '\0' ? diag.detail : srup_strerror(rc));
 		return SRUP_EXIT_USAGE;
 	}
 	rc = srup_id128_format(&id, text, sizeof text);
@@ -139,16 +140,16 @@ int srup_cmd_phrase(int argc, char **argv)
 	}
 	if (n_pos != 1) {
 		fprintf(stderr,
-				"srup phrase: expected one VALUE (32 hex digits or 8-4-4-4-12), got %d "
-				"arguments (try --help)\n",
-				n_pos);
+		        "srup phrase: expected one VALUE (32 hex digits or 8-4-4-4-12), got %d "
+		        "arguments (try --help)\n",
+		        n_pos);
 		goto out;
 	}
 	memset(&diag, 0, sizeof diag);
 	rc = srup_id128_parse(pos[0], strlen(pos[0]), &id, &diag);
 	if (rc != SRUP_OK) {
 		fprintf(stderr, "srup phrase: bad VALUE: %s\n",
-				diag.detail[0] != '\0' ? diag.detail : srup_strerror(rc));
+		        diag.detail[0] != '\0' ? diag.detail : srup_strerror(rc));
 		goto out;
 	}
 	rc = srup_phrase_encode(&id, words, sizeof words);

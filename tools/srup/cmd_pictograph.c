@@ -19,21 +19,22 @@ enum pict_format {
 
 static void pictograph_usage(FILE *f)
 {
-	fprintf(f, "usage: srup pictograph VALUE [--style mono|colour] [--format svg|png|ansi]\n"
-			   "                        [--scale PX] [-o FILE]\n"
-			   "\n"
-			   "Draw a 128-bit VALUE (32 hex digits or 8-4-4-4-12, either case) for a person to\n"
-			   "compare during a human-moderated join. The same value always gives the same picture.\n"
-			   "  --style mono     12x12 black/white cells, one bit each, dark 2x2 corners (default)\n"
-			   "  --style colour   8x8 cells, two bits each, four colours that stay distinct\n"
-			   "                   under colour blindness (\"color\" is accepted too)\n"
-			   "  --format svg     SVG text (default); png: PNG image; ansi: terminal colours\n"
-			   "  --scale PX       pixels per cell for svg/png, 1..%u (default %u)\n"
-			   "  -o FILE          write to FILE instead of standard output (\"-\": stdout)\n"
-			   "PNG is not written to a terminal: use -o FILE or redirect.\n"
-			   "\n"
-			   "Exit status: 0 ok, 3 usage, invalid input or I/O error.\n",
-			SRUP_PICT_SCALE_MAX, (unsigned)SRUP_PICT_SCALE_DEFAULT);
+	fprintf(f,
+	        "usage: srup pictograph VALUE [--style mono|colour] [--format svg|png|ansi]\n"
+	        "                        [--scale PX] [-o FILE]\n"
+	        "\n"
+	        "Draw a 128-bit VALUE (32 hex digits or 8-4-4-4-12, either case) for a person to\n"
+	        "compare during a human-moderated join. The same value always gives the same picture.\n"
+	        "  --style mono     12x12 black/white cells, one bit each, dark 2x2 corners (default)\n"
+	        "  --style colour   8x8 cells, two bits each, four colours that stay distinct\n"
+	        "                   under colour blindness (\"color\" is accepted too)\n"
+	        "  --format svg     SVG text (default); png: PNG image; ansi: terminal colours\n"
+	        "  --scale PX       pixels per cell for svg/png, 1..%u (default %u)\n"
+	        "  -o FILE          write to FILE instead of standard output (\"-\": stdout)\n"
+	        "PNG is not written to a terminal: use -o FILE or redirect.\n"
+	        "\n"
+	        "Exit status: 0 ok, 3 usage, invalid input or I/O error.\n",
+	        SRUP_PICT_SCALE_MAX, (unsigned)SRUP_PICT_SCALE_DEFAULT);
 }
 
 /* The value of option argv[*i]: "--name VALUE" or "--name=VALUE". NULL (reported) if missing. */
@@ -80,7 +81,7 @@ static int pict_write(const char *path, const void *data, size_t len)
 	}
 	if (!ok) {
 		fprintf(stderr, "srup pictograph: cannot write to '%s'\n",
-				f == stdout ? "standard output" : path);
+		        f == stdout ? "standard output" : path);
 		return SRUP_EXIT_USAGE;
 	}
 	return SRUP_EXIT_OK;
@@ -137,7 +138,7 @@ int srup_cmd_pictograph(int argc, char **argv)
 				format = PICT_FMT_ANSI;
 			} else {
 				fprintf(stderr, "srup pictograph: --format must be svg, png or ansi, not '%s'\n",
-						v);
+				        v);
 				return SRUP_EXIT_USAGE;
 			}
 		} else if (!opts_done && pict_opt_is(a, "--scale")) {
@@ -150,7 +151,7 @@ int srup_cmd_pictograph(int argc, char **argv)
 			n = (v[0] >= '0' && v[0] <= '9') ? strtoul(v, &end, 10) : 0;
 			if (end == NULL || *end != '\0' || n < 1 || n > SRUP_PICT_SCALE_MAX) {
 				fprintf(stderr, "srup pictograph: --scale must be 1..%u, not '%s'\n",
-						SRUP_PICT_SCALE_MAX, v);
+				        SRUP_PICT_SCALE_MAX, v);
 				return SRUP_EXIT_USAGE;
 			}
 			scale = (unsigned)n;
@@ -172,20 +173,20 @@ int srup_cmd_pictograph(int argc, char **argv)
 	}
 	if (value == NULL) {
 		fprintf(stderr, "srup pictograph: missing VALUE (32 hex digits or 8-4-4-4-12; try "
-						"--help)\n");
+		                "--help)\n");
 		return SRUP_EXIT_USAGE;
 	}
 	memset(&diag, 0, sizeof diag);
 	rc = srup_id128_parse(value, strlen(value), &id, &diag);
 	if (rc != SRUP_OK) {
 		fprintf(stderr, "srup pictograph: bad VALUE: %s\n",
-				diag.detail[0] != '\0' ? diag.detail : srup_strerror(rc));
+		        diag.detail[0] != '\0' ? diag.detail : srup_strerror(rc));
 		return SRUP_EXIT_USAGE;
 	}
 	if (format == PICT_FMT_PNG && (out_path == NULL || strcmp(out_path, "-") == 0) &&
-			isatty(STDOUT_FILENO)) {
+	    isatty(STDOUT_FILENO)) {
 		fprintf(stderr, "srup pictograph: refusing to write PNG to a terminal; use -o FILE or "
-						"redirect standard output\n");
+		                "redirect standard output\n");
 		return SRUP_EXIT_USAGE;
 	}
 	rc = srup_pict_make(&id, style, &pict);

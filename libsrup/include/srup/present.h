@@ -31,7 +31,7 @@ struct srup_id128 {
  * braces or "0x"). Returns OK; SYNTAX (diag names the offset of the first bad character) with
  * *out zeroed; INVAL if s or out is NULL. */
 enum srup_err srup_id128_parse(const char *s, size_t len, struct srup_id128 *out,
-		struct srup_diag *diag);
+                               struct srup_diag *diag);
 
 /* Write id as 8-4-4-4-12 UPPERCASE hex plus NUL (36 characters) into out[0, cap).
  * Returns OK; SPACE if cap < SRUP_ID128_TEXT_MAX (out[0] set to NUL when cap > 0); INVAL on NULL. */
@@ -59,7 +59,7 @@ enum srup_err srup_phrase_encode(const struct srup_id128 *id, char *out, size_t 
  * fixed bits are wrong - diag->offset is the offending word's byte offset (or len for a short
  * phrase) and diag->detail names the word; INVAL if s or out is NULL. */
 enum srup_err srup_phrase_decode(const char *s, size_t len, struct srup_id128 *out,
-		struct srup_diag *diag);
+                                 struct srup_diag *diag);
 
 /* The list word at idx (0..4095): static lowercase text, or NULL if idx is out of range. */
 const char *srup_phrase_word(unsigned idx);
@@ -90,16 +90,16 @@ enum srup_pict_style {
  * bit i of the value (i = 0 the most significant bit of b[0]) in row-major order, 1 = dark.
  * Colour: cell i carries bits 2i and 2i+1 (2i the more significant) as a value 0..3. */
 struct srup_pict {
-	struct srup_id128 id;       /* the value drawn */
+	struct srup_id128 id; /* the value drawn */
 	enum srup_pict_style style;
-	unsigned side;              /* cells per side: 12 (mono) or 8 (colour) */
+	unsigned side; /* cells per side: 12 (mono) or 8 (colour) */
 	uint8_t cell[SRUP_PICT_SIDE_MAX][SRUP_PICT_SIDE_MAX]; /* [row][column]; unused entries 0 */
 };
 
 /* Build the grid for id. Same value and style, same grid, always. Returns OK; INVAL on NULL or an
  * unknown style (*out untouched). */
 enum srup_err srup_pict_make(const struct srup_id128 *id, enum srup_pict_style style,
-		struct srup_pict *out);
+                             struct srup_pict *out);
 
 /* Colour of cell (row, col) as 0xRRGGBB, from the palette above (white if out of range). */
 uint32_t srup_pict_cell_rgb(const struct srup_pict *p, unsigned row, unsigned col);
@@ -112,13 +112,12 @@ uint32_t srup_pict_cell_rgb(const struct srup_pict *p, unsigned row, unsigned co
  * Returns OK, INVAL (NULL argument, bad scale, or a grid not made by srup_pict_make), NOMEM. */
 
 /* SVG 1.1 text, NUL-terminated (*out_len excludes the NUL), (side + 2*QUIET) * scale px square. */
-enum srup_err srup_pict_svg(const struct srup_pict *p, unsigned scale, char **out,
-		size_t *out_len);
+enum srup_err srup_pict_svg(const struct srup_pict *p, unsigned scale, char **out, size_t *out_len);
 
 /* PNG: 8-bit RGB, not interlaced, (side + 2*QUIET) * scale px square. Written here: zlib stream of
  * stored (uncompressed) deflate blocks, with CRC-32 and Adler-32; no libpng or zlib. */
 enum srup_err srup_pict_png(const struct srup_pict *p, unsigned scale, uint8_t **out,
-		size_t *out_len);
+                            size_t *out_len);
 
 /* Terminal text: each cell is two spaces on a 24-bit background colour (ESC[48;2;R;G;Bm), with a
  * white quiet border of SRUP_PICT_QUIET_ANSI cells; every line ends with ESC[0m and '\n'.
