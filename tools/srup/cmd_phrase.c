@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
  * cmd_phrase.c - `srup phrase`: a 128-bit value as an 11-word phrase, and a phrase back to the
- * value (libsrup present.h). Self-contained (no shared tool helpers) so the unit suite can link it. */
+ * value (libsrup present.h). Self-contained (no shared tool helpers) so that the unit suite can
+ * compile it in. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

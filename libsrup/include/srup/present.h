@@ -34,7 +34,8 @@ enum srup_err srup_id128_parse(const char *s, size_t len, struct srup_id128 *out
                                struct srup_diag *diag);
 
 /* Write id as 8-4-4-4-12 UPPERCASE hex plus NUL (36 characters) into out[0, cap).
- * Returns OK; SPACE if cap < SRUP_ID128_TEXT_MAX (out[0] set to NUL when cap > 0); INVAL on NULL. */
+ * Returns OK; SPACE if cap < SRUP_ID128_TEXT_MAX (out[0] set to NUL when cap > 0);
+ * INVAL on NULL. */
 enum srup_err srup_id128_format(const struct srup_id128 *id, char *out, size_t cap);
 
 /* ---- word phrase --------------------------------------------------------------------------- */
