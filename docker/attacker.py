@@ -210,7 +210,7 @@ def phase_main(lab):
     forged = build(T["JOIN_REQ"], 8, ids["rogue"], tok, b"", lab.key("rogue"))
     at.publish("rogue_join_as_dev1", "join_topic_mismatch", join1, forged, ("tls", "rogue"))
     forged = build(T["RESPONSE"], 9, ids["rogue"], tok, bytes([0x60]), lab.key("rogue"))
-    at.publish("rogue_fake_observer", "identity_mismatch", "SRUP/" + ids["beacon"], forged,
+    at.publish("rogue_fake_observer", "not_allowed", "SRUP/" + ids["beacon"], forged,
                ("tls", "rogue"))
 
     # Malformed payloads (each under the C2's name on the plain listener).

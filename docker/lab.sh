@@ -191,13 +191,12 @@ write_broker_conf() {
 role_init() {
 	mkdir -p "$LAB" || die "cannot create $LAB"
 	[ -x "$SRUP" ] && [ -x "$C2" ] && [ -x "$DEV" ] || die "build first: $SRUP, $C2, $DEV"
-	if [ ! -f "$LAB/ports.env" ]; then
-		{
-			echo "TLS_PORT=${LAB_TLS_PORT:-$(free_port)}"
-			echo "PLAIN_PORT=${LAB_PLAIN_PORT:-$(free_port)}"
-			echo "FILES_PORT=${LAB_FILES_PORT:-$(free_port)}"
-		} >"$LAB/ports.env"
-	fi
+	# Ports are chosen afresh each run (a port free last time may be taken now).
+	{
+		echo "TLS_PORT=${LAB_TLS_PORT:-$(free_port)}"
+		echo "PLAIN_PORT=${LAB_PLAIN_PORT:-$(free_port)}"
+		echo "FILES_PORT=${LAB_FILES_PORT:-$(free_port)}"
+	} >"$LAB/ports.env"
 	make_ids_and_keys
 	load_env
 	make_certs
