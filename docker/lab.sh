@@ -374,9 +374,11 @@ role_scenario_leave() {
 	flow terminate_dev1_device_view "joined=0" devctl dev1 status
 	flow deregister_req_dev2 "OK left" devctl dev2 deregister
 	flow deregister_req_c2_view "member=0" member_is "$ID_dev2" 0
+	flow deregister_req_store "status: revoked" "$SRUP" keys show --store "$LAB/store" --id "$ID_dev2"
 	flow deregister_cmd_beacon "DEREGISTER_CMD" c2ctl send deregister "$ID_beacon"
 	sleep 1
 	flow deregister_cmd_beacon_view "joined=0" devctl beacon status
+	flow deregister_cmd_store "status: revoked" "$SRUP" keys show --store "$LAB/store" --id "$ID_beacon"
 }
 
 role_attacker() {
