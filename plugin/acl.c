@@ -5,6 +5,9 @@
  * for admins only and is never granted by fall-through; SRUP topics need an active key. */
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -48,7 +51,45 @@ static bool is_admin(struct srupb_ctx *ctx, struct mosquitto *client)
 			srupb_policy_is_admin(ctx->policy, id);
 }
 
-static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic)
+/* Was reader a member of device until the leave message with exactly these bytes? */
+static bool in_grace(struct srupb_ctx *ctx, uint64_t device, uint64_t reader, const void *payload,
+		uint32_t len)
+{
+	double now = srupb_now();
+	uint8_t dg[32];
+	unsigned int n = 0;
+	bool have_dg = false;
+
+	for (size_t i = 0; i < SRUPB_GRACE_SLOTS; i++) {
+		struct srupb_grace *g = &ctx->grace[i];
+		if (!g->valid || g->device != device) {
+			continue;
+		}
+		if (now > g->until) {
+			g->valid = false;
+			continue;
+		}
+		for (size_t j = 0; j < g->n; j++) {
+			if (g->servers[j] != reader) {
+				continue;
+			}
+			if (!have_dg) {
+				if (payload == NULL ||
+						EVP_Digest(payload, len, dg, &n, EVP_sha256(), NULL) != 1) {
+					return false;
+				}
+				have_dg = true;
+			}
+			if (CRYPTO_memcmp(dg, g->digest, sizeof dg) == 0) {
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic,
+		const void *payload, uint32_t payloadlen)
 {
 	struct srupb_topic t;
 	uint64_t rid = 0;
@@ -81,6 +122,9 @@ static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char 
 			ok = true;
 		} else if (srupb_store_member_find(ctx->store, t.a, rid, &member) == SRUP_OK) {
 			ok = member;
+		}
+		if (!ok && t.kind == SRUPB_T_DEVICE) {
+			ok = in_grace(ctx, t.a, rid, payload, payloadlen);
 		}
 	}
 	srupb_store_read_end(ctx->store);
@@ -161,12 +205,13 @@ int srupb_acl_check(int event, void *event_data, void *userdata)
 	struct srupb_ctx *ctx = userdata;
 
 	(void)event;
+	srupb_clients_seen(ctx, ed->client);
 	switch (ed->access) {
 		case MOSQ_ACL_WRITE:
 			return srupb_verify_publish(ctx, ed->client, ed->topic, ed->payload, ed->payloadlen,
 					ed->retain, false);
 		case MOSQ_ACL_READ:
-			return acl_read(ctx, ed->client, ed->topic);
+			return acl_read(ctx, ed->client, ed->topic, ed->payload, ed->payloadlen);
 		case MOSQ_ACL_SUBSCRIBE:
 			return acl_subscribe(ctx, ed->client, ed->topic);
 		case MOSQ_ACL_UNSUBSCRIBE:

@@ -60,6 +60,8 @@ enum srup_err srupb_reload(struct srupb_ctx *ctx)
 	if (srupb_audit_reopen(ctx->audit, err, sizeof err) != SRUP_OK) {
 		srupb_log(MOSQ_LOG_ERR, "reload | %s (still writing to the old file)", err);
 	}
+	/* Keys revoked in the store since: close their holders' connections (from TICK). */
+	srupb_clients_kick_revoked(ctx);
 	(void)srupb_store_key_count(ctx->store, &nkeys);
 	srupb_log(MOSQ_LOG_NOTICE, "reload | policy=%s | keys=%zu | key cache dropped",
 			ctx->cfg.policy_path != NULL ? ctx->cfg.policy_path : "(built-in)", nkeys);

@@ -121,6 +121,7 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	if (ctx->slot.valid && ctx->slot.client == ed->client) {
 		ctx->slot.valid = false;
 	}
+	srupb_clients_gone(ctx, ed->client);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -148,6 +149,7 @@ static void ctx_free(struct srupb_ctx *ctx)
 	if (ctx == NULL) {
 		return;
 	}
+	srupb_clients_free(ctx->clients);
 	srupb_audit_close(ctx->audit);
 	srupb_keystore_free(ctx->keys);
 	srupb_store_close(ctx->store);
@@ -213,6 +215,12 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 		srupb_log(MOSQ_LOG_ERR, "audit | %s (plugin_opt_audit_log)", err);
 		ctx_free(ctx);
 		return MOSQ_ERR_INVAL;
+	}
+	ctx->clients = srupb_clients_new();
+	if (ctx->clients == NULL) {
+		srupb_log(MOSQ_LOG_ERR, "init | out of memory");
+		ctx_free(ctx);
+		return MOSQ_ERR_NOMEM;
 	}
 	srupb_metrics_init(&ctx->metrics);
 	regs(r);

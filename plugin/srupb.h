@@ -248,6 +248,22 @@ struct srupb_slot {
 	int result; /* MOSQ_ERR_SUCCESS or MOSQ_ERR_ACL_DENIED */
 };
 
+/* A verified leave message (RESIGN, TERMINATE, DEREGISTER) ends memberships in its commit, but
+ * the servers that were members must still receive that message itself: READ lets them have
+ * exactly these bytes (by digest) for a short while. */
+#define SRUPB_GRACE_SLOTS 8
+
+struct srupb_grace {
+	bool valid;
+	uint64_t device;
+	uint8_t digest[32];
+	size_t n;
+	uint64_t servers[SRUPB_REMOVED_MAX];
+	double until;
+};
+
+struct srupb_clients;
+
 struct srupb_ctx {
 	void *pid; /* mosquitto_plugin_id_t * */
 	struct srupb_config cfg;
@@ -260,6 +276,9 @@ struct srupb_ctx {
 	struct srupb_kick *kicks;
 	size_t n_kicks;
 	size_t cap_kicks;
+	struct srupb_grace grace[SRUPB_GRACE_SLOTS];
+	size_t grace_next;
+	struct srupb_clients *clients;
 	bool have_tick;
 	uint64_t decisions;
 	double last_second;
@@ -285,6 +304,19 @@ void srupb_kick_queue(struct srupb_ctx *ctx, const char *name, bool by_username)
 void srupb_kick_run(struct srupb_ctx *ctx);
 /* Queue a kick of whoever holds identity id (per policy's identity source). */
 void srupb_kick_identity(struct srupb_ctx *ctx, uint64_t id);
+
+/* ---------------------------------------------------------------- clients.c */
+
+/* Connected clients with a SRUP identity, learnt from their ACL checks (2.0.11 has no connect
+ * event a plugin can use without taking over authentication), forgotten at DISCONNECT. */
+struct srupb_clients *srupb_clients_new(void);
+void srupb_clients_free(struct srupb_clients *cl);
+/* Remember client (no-op if known or if its identity is not a SRUP id). */
+void srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client);
+void srupb_clients_gone(struct srupb_ctx *ctx, struct mosquitto *client);
+/* Queue kicks for every known client whose identity's key is now revoked or gone. */
+void srupb_clients_kick_revoked(struct srupb_ctx *ctx);
+size_t srupb_clients_count(const struct srupb_clients *cl);
 
 /* ---------------------------------------------------------------- acl.c */
 

@@ -83,6 +83,8 @@ enum srupb_member_op {
 	SRUPB_MEMBER_LEAVE_ALL = 3, /* device left every server */
 };
 
+#define SRUPB_REMOVED_MAX 16
+
 struct srupb_commit {
 	uint64_t sender;
 	struct srupb_chan chan;
@@ -92,6 +94,9 @@ struct srupb_commit {
 	uint64_t member_device;
 	uint64_t member_server;
 	bool revoke;             /* revoke member_device's key */
+	/* out: servers whose membership of member_device this commit ended (first few only) */
+	size_t n_removed;
+	uint64_t removed[SRUPB_REMOVED_MAX];
 };
 
 struct srupb_store;
@@ -149,8 +154,7 @@ enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, u
  * above the stored mark (*stale true and nothing written if not), then writes the mark, the
  * seen-index entry and the membership/revocation effect, and commits. A read transaction must
  * not be open. */
-enum srup_err srupb_store_commit(struct srupb_store *st, const struct srupb_commit *c,
-		bool *stale);
+enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c, bool *stale);
 
 #ifdef __cplusplus
 }

@@ -378,7 +378,8 @@ enum srup_err srupb_store_key_put_many(struct srupb_store *st, const uint64_t *i
 }
 
 /* Delete every membership of device (all servers). */
-static int members_drop_device(struct srupb_store *st, MDB_txn *txn, uint64_t device)
+static int members_drop_device(struct srupb_store *st, MDB_txn *txn, uint64_t device,
+		struct srupb_commit *c)
 {
 	MDB_cursor *cur = NULL;
 	uint8_t kb[MEMBER_KEY_LEN];
@@ -402,6 +403,9 @@ static int members_drop_device(struct srupb_store *st, MDB_txn *txn, uint64_t de
 		if (k.mv_size != MEMBER_KEY_LEN || get_be64(k.mv_data) != device) {
 			break;
 		}
+		if (c != NULL && c->n_removed < SRUPB_REMOVED_MAX) {
+			c->removed[c->n_removed++] = get_be64((const uint8_t *)k.mv_data + 8);
+		}
 		mrc = mdb_cursor_del(cur, 0);
 		if (mrc != 0) {
 			break;
@@ -424,7 +428,7 @@ static int key_revoke_txn(struct srupb_store *st, MDB_txn *txn, uint64_t id, boo
 	put_be64(kb, id);
 	mrc = mdb_get(txn, st->keys, &k, &v);
 	if (mrc == MDB_NOTFOUND) {
-		return members_drop_device(st, txn, id);
+		return members_drop_device(st, txn, id, NULL);
 	}
 	if (mrc != 0) {
 		return mrc;
@@ -444,7 +448,7 @@ static int key_revoke_txn(struct srupb_store *st, MDB_txn *txn, uint64_t id, boo
 	if (mrc != 0) {
 		return mrc;
 	}
-	return members_drop_device(st, txn, id);
+	return members_drop_device(st, txn, id, NULL);
 }
 
 enum srup_err srupb_store_key_revoke(struct srupb_store *st, uint64_t id, bool *found)
@@ -805,8 +809,7 @@ out:
 	return mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
-enum srup_err srupb_store_commit(struct srupb_store *st, const struct srupb_commit *c,
-		bool *stale)
+enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c, bool *stale)
 {
 	MDB_txn *txn = NULL;
 	uint8_t kb[MARK_KEY_LEN];
@@ -820,6 +823,7 @@ enum srup_err srupb_store_commit(struct srupb_store *st, const struct srupb_comm
 	if (st->rtxn_live) {
 		return SRUP_ERR_INVAL;
 	}
+	c->n_removed = 0;
 	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (mrc != 0) {
 		return fail(st, what, mrc);
@@ -866,12 +870,14 @@ enum srup_err srupb_store_commit(struct srupb_store *st, const struct srupb_comm
 			mrc = mdb_put(txn, st->members, &k2, &v2, 0);
 		} else {
 			mrc = mdb_del(txn, st->members, &k2, NULL);
-			if (mrc == MDB_NOTFOUND) {
+			if (mrc == 0) {
+				c->removed[c->n_removed++] = c->member_server;
+			} else if (mrc == MDB_NOTFOUND) {
 				mrc = 0;
 			}
 		}
 	} else if (c->member_op == SRUPB_MEMBER_LEAVE_ALL) {
-		mrc = members_drop_device(st, txn, c->member_device);
+		mrc = members_drop_device(st, txn, c->member_device, c);
 	}
 	if (mrc != 0) {
 		goto abort;

@@ -364,6 +364,16 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	if (stale) {
 		return drop(d, SRUPB_R_REPLAY, "sequence no longer above the committed mark");
 	}
+	if (c.n_removed > 0) {
+		struct srupb_grace *g = &ctx->grace[ctx->grace_next];
+		ctx->grace_next = (ctx->grace_next + 1) % SRUPB_GRACE_SLOTS;
+		g->valid = true;
+		g->device = c.member_device;
+		memcpy(g->digest, c.mark.digest, sizeof g->digest);
+		g->n = c.n_removed;
+		memcpy(g->servers, c.removed, c.n_removed * sizeof c.removed[0]);
+		g->until = srupb_now() + 60.0;
+	}
 	if (c.revoke) {
 		srupb_keystore_drop(ctx->keys, c.member_device);
 		srupb_kick_identity(ctx, c.member_device);

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT
+ * clients.c - which live connections carry which SRUP identity, so a key revoked in the store
+ * (then SIGHUP or the admin topic) also closes its holder's connection. Pointer-keyed hash; the
+ * broker's client pointer is valid until its DISCONNECT event, where the entry is dropped. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "srupb.h"
+
+struct cl_ent {
+	const void *client;
+	uint64_t id;
+	char *client_id;
+	struct cl_ent *next;
+};
+
+struct srupb_clients {
+	struct cl_ent **b;
+	size_t nb; /* power of two */
+	size_t size;
+	/* last lookup, so a burst of ACL checks from one client costs one compare */
+	const void *last;
+};
+
+static size_t slot(const struct srupb_clients *cl, const void *p)
+{
+	uint64_t h = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15u;
+	return (size_t)((h >> 20) & (cl->nb - 1));
+}
+
+struct srupb_clients *srupb_clients_new(void)
+{
+	struct srupb_clients *cl = calloc(1, sizeof *cl);
+	if (cl == NULL) {
+		return NULL;
+	}
+	cl->nb = 1024;
+	cl->b = calloc(cl->nb, sizeof *cl->b);
+	if (cl->b == NULL) {
+		free(cl);
+		return NULL;
+	}
+	return cl;
+}
+
+void srupb_clients_free(struct srupb_clients *cl)
+{
+	if (cl == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < cl->nb; i++) {
+		struct cl_ent *e = cl->b[i];
+		while (e != NULL) {
+			struct cl_ent *n = e->next;
+			free(e->client_id);
+			free(e);
+			e = n;
+		}
+	}
+	free(cl->b);
+	free(cl);
+}
+
+size_t srupb_clients_count(const struct srupb_clients *cl)
+{
+	return cl == NULL ? 0 : cl->size;
+}
+
+static void grow(struct srupb_clients *cl)
+{
+	size_t nb = cl->nb * 2;
+	struct cl_ent **b = calloc(nb, sizeof *b);
+	struct srupb_clients tmp;
+	if (b == NULL) {
+		return; /* keep the old table: longer chains, still correct */
+	}
+	tmp.nb = nb;
+	for (size_t i = 0; i < cl->nb; i++) {
+		struct cl_ent *e = cl->b[i];
+		while (e != NULL) {
+			struct cl_ent *n = e->next;
+			size_t s = slot(&tmp, e->client);
+			e->next = b[s];
+			b[s] = e;
+			e = n;
+		}
+	}
+	free(cl->b);
+	cl->b = b;
+	cl->nb = nb;
+}
+
+void srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client)
+{
+	struct srupb_clients *cl = ctx->clients;
+	const char *ident;
+	const char *cid;
+	uint64_t id = 0;
+	struct cl_ent *e;
+	size_t s;
+
+	if (cl == NULL || client == NULL || cl->last == client) {
+		return;
+	}
+	s = slot(cl, client);
+	for (e = cl->b[s]; e != NULL; e = e->next) {
+		if (e->client == client) {
+			cl->last = client;
+			return;
+		}
+	}
+	ident = srupb_identity(ctx, client);
+	cid = mosquitto_client_id(client);
+	if (ident == NULL || cid == NULL || srup_id_parse(ident, strlen(ident), &id) != SRUP_OK) {
+		return;
+	}
+	e = calloc(1, sizeof *e);
+	if (e == NULL) {
+		return;
+	}
+	e->client_id = strdup(cid);
+	if (e->client_id == NULL) {
+		free(e);
+		return;
+	}
+	e->client = client;
+	e->id = id;
+	e->next = cl->b[s];
+	cl->b[s] = e;
+	cl->size++;
+	cl->last = client;
+	if (cl->size > cl->nb * 2) {
+		grow(cl);
+	}
+}
+
+void srupb_clients_gone(struct srupb_ctx *ctx, struct mosquitto *client)
+{
+	struct srupb_clients *cl = ctx->clients;
+	struct cl_ent **pp;
+	if (cl == NULL || client == NULL) {
+		return;
+	}
+	if (cl->last == client) {
+		cl->last = NULL;
+	}
+	for (pp = &cl->b[slot(cl, client)]; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->client == client) {
+			struct cl_ent *e = *pp;
+			*pp = e->next;
+			free(e->client_id);
+			free(e);
+			cl->size--;
+			return;
+		}
+	}
+}
+
+void srupb_clients_kick_revoked(struct srupb_ctx *ctx)
+{
+	struct srupb_clients *cl = ctx->clients;
+	if (cl == NULL || srupb_store_read_begin(ctx->store) != SRUP_OK) {
+		return;
+	}
+	for (size_t i = 0; i < cl->nb; i++) {
+		for (struct cl_ent *e = cl->b[i]; e != NULL; e = e->next) {
+			struct srupb_keyrec rec;
+			bool found = false;
+			if (srupb_store_key_find(ctx->store, e->id, &rec, &found) != SRUP_OK) {
+				continue;
+			}
+			/* An identity that was never registered is not ours to police here. */
+			if (found && rec.status != SRUPB_KEY_ACTIVE) {
+				srupb_kick_queue(ctx, e->client_id, false);
+			}
+		}
+	}
+	srupb_store_read_end(ctx->store);
+}
