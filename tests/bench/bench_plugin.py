@@ -1,0 +1,350 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+# bench_plugin.py - the SRUP plugin benchmark: drives mosquitto on 127.0.0.1 with pre-signed
+# messages and prints, from one run, the plugin's throughput next to plain mosquitto and the
+# raw OpenSSL verify rate, replay-only and non-SRUP traffic, added latency, and start-up time
+# and memory with a large key store. Prints figures and ratios; asserts nothing about speed.
+#
+# Usage: bench_plugin [--count N] [--latency-count N] [--rounds N] [--devices N] [--quick]
+# Built into build/tests/bench/bench_plugin (run by scripts/run-tests.sh --bench); from the
+# source tree it finds the build in $SRUP_BUILD_DIR or <repo>/build.
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SOURCE_DIR = "@CMAKE_SOURCE_DIR@"
+BINARY_DIR = "@CMAKE_BINARY_DIR@"
+if SOURCE_DIR.startswith("@"):
+    SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    BINARY_DIR = os.environ.get("SRUP_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
+os.environ.setdefault("SRUP_BUILD_DIR", BINARY_DIR)
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "integration"))
+import srupharness as h  # noqa: E402
+
+HELPERS = os.path.join(BINARY_DIR, "tests", "bench", "helpers")
+LOAD = os.path.join(HELPERS, "bench_plugin_load")
+SIGN = os.path.join(HELPERS, "bench_plugin_sign")
+FILL = os.path.join(HELPERS, "bench_plugin_fill")
+
+
+def say(*a):
+    print(*a, flush=True)
+
+
+def write_records(path, items):
+    """items: iterable of (topic, payload) -> the load generator's record file."""
+    with open(path, "wb") as f:
+        for topic, payload in items:
+            t = topic.encode()
+            f.write(len(t).to_bytes(2, "big") + t + len(payload).to_bytes(4, "big") + payload)
+
+
+def read_signed(path):
+    out = []
+    with open(path, "rb") as f:
+        data = f.read()
+    off = 0
+    while off + 4 <= len(data):
+        n = int.from_bytes(data[off:off + 4], "big")
+        out.append(data[off + 4:off + 4 + n])
+        off += 4 + n
+    return out
+
+
+def presign(workdir, key, sender_hex, mtype, seq0, count, senders=1, procs=2):
+    """Sign count messages in procs parallel helper processes; returns the payloads in order."""
+    parts = []
+    per = (count + procs - 1) // procs
+    running = []
+    for p in range(procs):
+        start = p * per
+        n = min(per, count - start)
+        if n <= 0:
+            break
+        out = os.path.join(workdir, "signed-%d-%d.bin" % (seq0, p))
+        # sender + (i % senders) must continue across the split
+        sender = int(sender_hex, 16) + (start % senders)
+        cmd = [SIGN, "--key", key, "--sender", "%x" % sender, "--type", mtype, "--seq-start",
+               str(seq0 + start), "--count", str(n), "--out", out, "--senders", str(senders)]
+        running.append((subprocess.Popen(cmd, stdout=subprocess.PIPE), out))
+    for proc, out in running:
+        proc.wait()
+        if proc.returncode != 0:
+            raise h.HarnessError("bench_plugin_sign failed")
+        parts.extend(read_signed(out))
+    return parts
+
+
+def openssl_verify_rate(seconds=2):
+    p = subprocess.run(["openssl", "speed", "-seconds", str(seconds), "rsa2048"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in p.stdout.splitlines():
+        m = re.match(r"^rsa\s+2048 bits\s+\S+\s+\S+\s+(\S+)\s+(\S+)", line.strip())
+        if m:
+            return float(m.group(2)), float(m.group(1))
+    raise h.HarnessError("cannot parse openssl speed output")
+
+
+def load(port, records, mode, pub_user, sub_user, sub_filter, window=500, drain=2.0):
+    cmd = [LOAD, "--port", str(port), "--file", records, "--mode", mode, "--window",
+           str(window), "--drain", str(drain), "--sub-filter", sub_filter]
+    if pub_user:
+        cmd += ["--pub-user", pub_user]
+    if sub_user:
+        cmd += ["--sub-user", sub_user]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=900)
+    if p.returncode != 0:
+        raise h.HarnessError("load generator failed: %s" % p.stderr.strip())
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def rate(res):
+    return res["n"] / res["t_ack"] if res.get("t_ack", -1) > 0 else float("nan")
+
+
+def proc_mem(broker):
+    st = broker.status()
+
+    def kb(k):
+        return int(st.get(k, "0 kB").split()[0])
+    return kb("VmRSS"), kb("VmHWM"), kb("RssAnon"), kb("RssFile")
+
+
+def start_time(broker):
+    t0 = time.monotonic()
+    broker.start()
+    return time.monotonic() - t0
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.dir = tempfile.mkdtemp(prefix="srup-bench-")
+        self.lab_keys()
+
+    def lab_keys(self):
+        self.server = h.Identity("server", self.dir, "server")
+        self.dev = h.Identity("dev1", self.dir, "device")
+        self.store0 = os.path.join(self.dir, "store0")
+        os.makedirs(self.store0)
+        for ident in (self.server, self.dev):
+            h.run([h.SRUP, "keys", "add", "--store", self.store0, "--id", ident.hex, "--role",
+                   ident.role, "--key", ident.pub])
+
+    def broker(self, name, plugin, store=None, policy=None):
+        d = os.path.join(self.dir, name)
+        os.makedirs(d, exist_ok=True)
+        if store is None and plugin:
+            store = os.path.join(d, "store")
+            shutil.copytree(self.store0, store)
+        # max_queued_messages must not be 0: 2.0.11 then disconnects a client on its first
+        # refused QoS 1 publish (process_bad_message compares its queue length with it).
+        b = h.Broker(d, store or os.path.join(d, "none"), os.path.join(d, "audit.jsonl"),
+                     policy=policy, plugin=plugin, log_types=("error", "warning", "notice"),
+                     extra_conf=["max_queued_messages 1000000", "max_inflight_messages 0"])
+        return b
+
+    def run(self):
+        a = self.args
+        n = a.count
+        say("bench_plugin: %d messages per run, %d rounds, latency over %d messages; broker %s"
+            % (n, a.rounds, a.latency_count, h.MOSQUITTO))
+        say("(2 shared cores: figures move with other load on the machine)")
+        t0 = time.monotonic()
+        msgs = presign(self.dir, self.server.priv, self.server.hex, "ACTION", 1, n)
+        lat = presign(self.dir, self.server.priv, self.server.hex, "ACTION", n + 1,
+                      a.latency_count)
+        say("pre-signed %d messages in %.1f s (not timed below)" % (n + a.latency_count,
+                                                                  time.monotonic() - t0))
+        ch = "SRUP/%s" % self.dev.hex
+        f_srup = os.path.join(self.dir, "srup.rec")
+        f_other = os.path.join(self.dir, "other.rec")
+        f_lat = os.path.join(self.dir, "lat.rec")
+        f_lat_other = os.path.join(self.dir, "lat-other.rec")
+        write_records(f_srup, ((ch, m) for m in msgs))
+        write_records(f_other, (("bench/plain", m) for m in msgs))
+        write_records(f_lat, ((ch, m) for m in lat))
+        write_records(f_lat_other, (("bench/plain", m) for m in lat))
+        su, du = self.server.hex, self.dev.hex
+
+        verify, sign = openssl_verify_rate()
+        sv = subprocess.run([SIGN, "--key", self.server.priv, "--sender", su, "--type",
+                             "ACTION", "--seq-start", "1", "--count", "500", "--out",
+                             os.path.join(self.dir, "v.bin"), "--verify-rate"],
+                            stdout=subprocess.PIPE, text=True)
+        lib = json.loads(sv.stdout.strip().splitlines()[-1])
+
+        R = {k: [] for k in ("plain", "plain_other", "valid", "replay", "other")}
+        deliveries = []
+        for r in range(a.rounds):
+            b = self.broker("plain-%d" % r, plugin=False)
+            b.start()
+            R["plain"].append(rate(load(b.port, f_srup, "throughput", su, du, ch)))
+            R["plain_other"].append(rate(load(b.port, f_other, "throughput", su, du,
+                                              "bench/plain")))
+            b.stop()
+            b = self.broker("plugin-%d" % r, plugin=True)
+            b.start()
+            res = load(b.port, f_srup, "throughput", su, du, ch)
+            R["valid"].append(rate(res))
+            deliveries.append((res["ok"], res["denied"], res["delivered"]))
+            res = load(b.port, f_srup, "throughput", su, du, ch, drain=0.3)
+            R["replay"].append(rate(res))
+            deliveries.append(("replay", res["ok"], res["denied"], res["delivered"]))
+            R["other"].append(rate(load(b.port, f_other, "throughput", su, du,
+                                        "bench/plain")))
+            b.stop()
+            say("round %d: plain %.0f/s, plugin valid %.0f/s, replay %.0f/s; non-SRUP plain "
+                "%.0f/s, plugin %.0f/s" % (r + 1, R["plain"][-1], R["valid"][-1],
+                                           R["replay"][-1], R["plain_other"][-1],
+                                           R["other"][-1]))
+        med = {k: statistics.median(v) for k, v in R.items()}
+        limit = 1.0 / (1.0 / med["plain"] + 1.0 / verify)
+
+        # Latency: QoS 1 publisher -> QoS 1 subscriber, one message at a time.
+        b = self.broker("lat-plain", plugin=False)
+        b.start()
+        lp = load(b.port, f_lat, "latency", su, du, ch)
+        b.stop()
+        b = self.broker("lat-plugin", plugin=True)
+        b.start()
+        lq = load(b.port, f_lat, "latency", su, du, ch)
+        lo = load(b.port, f_lat_other, "latency", su, du, "bench/plain")
+        b.stop()
+
+        say("")
+        say("== throughput (messages/s, median of %d rounds, time to the last PUBACK)"
+            % a.rounds)
+        say("%-44s %10s" % ("what", "msgs/s"))
+        say("%-44s %10.0f" % ("plain mosquitto, SRUP traffic", med["plain"]))
+        say("%-44s %10.0f" % ("raw OpenSSL RSA-2048 verify (openssl speed)", verify))
+        say("%-44s %10.0f" % ("libsrup parse+verify (one core, this run)",
+                              lib.get("parse_verify_per_s", float("nan"))))
+        say("%-44s %10.0f" % ("limit 1/(1/plain + 1/verify)", limit))
+        say("%-44s %10.0f   ratio to limit %.2f (target >= 0.9)" % (
+            "plugin, valid SRUP traffic", med["valid"], med["valid"] / limit))
+        say("%-44s %10.0f   ratio to plain %.2f (target >= 0.8)" % (
+            "plugin, replay-only traffic", med["replay"], med["replay"] / med["plain"]))
+        say("%-44s %10.0f" % ("plain mosquitto, non-SRUP topic", med["plain_other"]))
+        say("%-44s %10.0f   ratio to plain %.2f (target >= 0.97)" % (
+            "plugin, non-SRUP topic", med["other"], med["other"] / med["plain_other"]))
+        say("deliveries check (ok, denied, delivered) per plugin run: %r" % deliveries)
+        say("")
+        say("== latency, QoS 1 publish -> QoS 1 delivery, %d messages one at a time (us)"
+            % a.latency_count)
+        say("%-30s %10s %10s %10s" % ("", "median", "p99", "mean"))
+        for name, x in (("plain mosquitto", lp), ("plugin, valid SRUP", lq),
+                        ("plugin, non-SRUP topic", lo)):
+            say("%-30s %10.0f %10.0f %10.0f" % (name, x["median_us"], x["p99_us"],
+                                                 x["mean_us"]))
+        say("%-30s %10.0f %10.0f" % ("added by the plugin", lq["median_us"] - lp["median_us"],
+                                     lq["p99_us"] - lp["p99_us"]))
+        if a.devices > 0:
+            self.startup(a.devices)
+        return 0
+
+    def startup(self, ndev):
+        say("")
+        say("== start-up and memory with %d registered devices" % ndev)
+        base = 0x4000000000000000
+        store = os.path.join(self.dir, "big-store")
+        shutil.copytree(self.store0, store)
+        t0 = time.monotonic()
+        p = subprocess.run([FILL, "--store", store, "--key", self.dev.pub, "--id-base",
+                            "%x" % base, "--count", str(ndev)], stdout=subprocess.PIPE,
+                           text=True)
+        if p.returncode != 0:
+            say("bench_plugin_fill failed (is the plugin's store library built?)")
+            return
+        fill = json.loads(p.stdout.strip().splitlines()[-1])
+        size = sum(os.path.getsize(os.path.join(store, f)) for f in os.listdir(store))
+        say("filled the store in %.1f s (%s keys, %.0f MB on disk)" % (
+            time.monotonic() - t0, fill.get("keys"), size / 1e6))
+
+        # Distinct senders beyond the key cache: policy without identity binding (one
+        # connection speaks for many devices) and a small key cache to show the bound.
+        cache = 1000
+        nsend = 4 * cache
+        pol = os.path.join(self.dir, "bench.policy")
+        with open(h.SHIPPED_POLICY) as f:
+            text = f.read()
+        text = text.replace("bind_identity yes", "bind_identity no")
+        text = re.sub(r"(?m)^key_cache .*$", "key_cache %d" % cache, text)
+        with open(pol, "w") as f:
+            f.write(text)
+        msgs = presign(self.dir, self.dev.priv, "%x" % base, "DATA", 1, nsend,
+                       senders=nsend)
+
+        rows = []
+        for name, st, plugin in (("plain mosquitto", None, False),
+                                 ("plugin, 2 keys", None, True),
+                                 ("plugin, %d keys" % (ndev + 2), store, True)):
+            b = self.broker("start-%d" % len(rows), plugin=plugin, store=st, policy=pol)
+            times = []
+            for _ in range(3):
+                times.append(start_time(b))
+                b.stop()
+            b.start()
+            mem = proc_mem(b)
+            after = []
+            if st is not None:
+                prev = 0
+                for k in (cache, nsend):
+                    part = os.path.join(self.dir, "senders-%d.rec" % k)
+                    write_records(part, (("SRUP/%x" % (base + i), msgs[i])
+                                         for i in range(prev, k)))
+                    prev = k
+                    res = load(b.port, part, "throughput", None, None, "bench/none",
+                               drain=0.2)
+                    after.append((k, res["ok"], res["denied"]) + proc_mem(b))
+            b.stop()
+            rows.append((name, statistics.median(times), mem, after))
+        say("%-28s %10s %11s %11s %11s %11s" % ("", "start (s)", "VmRSS kB", "VmHWM kB",
+                                                 "RssAnon kB", "RssFile kB"))
+        for name, t, mem, _ in rows:
+            say("%-28s %10.3f %11d %11d %11d %11d" % ((name, t) + mem))
+        for name, t, mem, after in rows:
+            for k, ok, den, rss, hwm, anon, fil in after:
+                say("%s, after messages from %d distinct devices (key_cache %d; %d accepted, "
+                    "%d refused): VmRSS %d, VmHWM %d, RssAnon %d, RssFile %d kB"
+                    % (name, k, cache, ok, den, rss, hwm, anon, fil))
+        say("(start = spawn to the listener accepting connections, median of 3; RssFile "
+            "includes the store's memory-mapped pages)")
+
+    def cleanup(self):
+        if os.environ.get("SRUP_KEEP_TMP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="SRUP plugin benchmark (figures only)")
+    ap.add_argument("--count", type=int, default=10000, help="messages per throughput run")
+    ap.add_argument("--latency-count", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--devices", type=int, default=1000000,
+                    help="registered devices for the start-up figure (0: skip)")
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    a = ap.parse_args()
+    if a.quick:
+        a.count, a.latency_count, a.rounds, a.devices = 2000, 200, 1, 20000
+    for p in (LOAD, SIGN, h.PLUGIN, h.SRUP):
+        if not os.access(p, os.X_OK) and not os.path.exists(p):
+            say("bench_plugin: %s is not built" % p)
+            return 1
+    b = Bench(a)
+    try:
+        return b.run()
+    finally:
+        b.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
