@@ -854,7 +854,7 @@ static void ctl_status(struct srupd *d, int fd)
 				d->state.peers[i].member, (unsigned long long)d->state.peers[i].sent,
 				(unsigned long long)d->state.peers[i].received);
 	}
-	srupd_reply(fd, "OK id=%s connected=%d", d->cfg.identity_text, d->connected);
+	srupd_reply(fd, "OK id=%s connected=%d", d->cfg.identity_text, srupd_ready(d));
 	pthread_mutex_unlock(&d->lock);
 }
 

@@ -545,6 +545,7 @@ static void on_connect_cb(struct mosquitto *mosq, void *ud, int rc, int flags,
 	}
 	pthread_mutex_lock(&d->lock);
 	d->connected = 1;
+	d->subs_pending = 0;
 	srupd_log(SRUPD_INFO, "connected to %s:%d as %s", d->cfg.broker_host, d->cfg.broker_port,
 			d->cfg.identity_text);
 	if (d->on_connect != NULL) {
@@ -567,6 +568,34 @@ static void on_disconnect_cb(struct mosquitto *mosq, void *ud, int rc,
 	if (rc != 0) {
 		srupd_log(SRUPD_WARN, "disconnected (rc=%d), reconnecting", rc);
 	}
+}
+
+static void on_subscribe_cb(struct mosquitto *mosq, void *ud, int mid, int qos_count,
+		const int *granted, const mosquitto_property *props)
+{
+	struct srupd *d = ud;
+	int i;
+
+	(void)mosq;
+	(void)mid;
+	(void)props;
+	for (i = 0; i < qos_count; i++) {
+		if (granted[i] >= 0x80) {
+			srupd_log(SRUPD_WARN, "broker refused a subscription: reason 0x%02x",
+					(unsigned)granted[i]);
+		}
+	}
+	pthread_mutex_lock(&d->lock);
+	if (d->subs_pending > 0) {
+		d->subs_pending--;
+	}
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+int srupd_ready(const struct srupd *d)
+{
+	return d->connected && d->subs_pending == 0;
 }
 
 static void on_publish_cb(struct mosquitto *mosq, void *ud, int mid, int reason,
@@ -718,6 +747,7 @@ void srupd_subscribe(struct srupd *d, const char *topic)
 	if (rc != MOSQ_ERR_SUCCESS) {
 		srupd_log(SRUPD_WARN, "subscribe %s: %s", topic, mosquitto_strerror(rc));
 	} else {
+		d->subs_pending++;
 		srupd_log(SRUPD_DEBUG, "subscribed %s", topic);
 	}
 }
@@ -786,6 +816,7 @@ int srupd_init(struct srupd *d, const char *config_path)
 	mosquitto_connect_v5_callback_set(d->mosq, on_connect_cb);
 	mosquitto_disconnect_v5_callback_set(d->mosq, on_disconnect_cb);
 	mosquitto_publish_v5_callback_set(d->mosq, on_publish_cb);
+	mosquitto_subscribe_v5_callback_set(d->mosq, on_subscribe_cb);
 	mosquitto_message_v5_callback_set(d->mosq, on_message_cb);
 	mosquitto_reconnect_delay_set(d->mosq, 1, 5, false);
 	return 0;

@@ -109,7 +109,8 @@ struct srupd {
 	srupd_ctl_fn on_ctl;
 	srupd_connect_fn on_connect;
 	int connected;
-	void *app; /* the daemon's own data */
+	int subs_pending; /* subscriptions sent but not yet acknowledged */
+	void *app;        /* the daemon's own data */
 };
 
 /* Load config, key and state; create the MQTT client (username = identity text, MQTT v5,
@@ -126,6 +127,9 @@ int srupd_send(struct srupd *d, uint64_t peer, const char *topic, struct srup_ms
 /* Subscribe (QoS 1, no-local) / unsubscribe. Call with d->lock held. */
 void srupd_subscribe(struct srupd *d, const char *topic);
 void srupd_unsubscribe(struct srupd *d, const char *topic);
+
+/* 1 when connected and every subscription is acknowledged (lock held). */
+int srupd_ready(const struct srupd *d);
 
 /* Wait on d->cond (d->lock held) until *flag is non-zero or the deadline passes. 0 if set. */
 int srupd_wait_flag(struct srupd *d, const int *flag, int timeout_s);

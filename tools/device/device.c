@@ -177,7 +177,11 @@ static int sha256_file_hex(const char *path, char out[65])
 	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
 		goto out;
 	}
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+	for (;;) {
+		n = fread(buf, 1, sizeof(buf), f);
+		if (n == 0) {
+			break;
+		}
 		if (EVP_DigestUpdate(ctx, buf, n) != 1) {
 			goto out;
 		}
@@ -872,7 +876,7 @@ static void ctl_status(struct srupd *d, int fd)
 	srupd_reply(fd,
 			"OK id=%s role=%s server=%s joined=%d connected=%d sent=%llu received=%llu "
 			"actions=%u data_in=%u updates=%u",
-			d->cfg.identity_text, d->cfg.role, srv, p != NULL && p->member, d->connected,
+			d->cfg.identity_text, d->cfg.role, srv, p != NULL && p->member, srupd_ready(d),
 			p != NULL ? (unsigned long long)p->sent : 0ull,
 			p != NULL ? (unsigned long long)p->received : 0ull, app.actions, app.data_in,
 			app.updates_applied);
