@@ -159,6 +159,16 @@ def count(env, name, text):
     return env.log(name).count(text)
 
 
+def wait_more(env, name, text, before, timeout=5.0):
+    """Wait until text occurs in the log more than `before` times."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if count(env, name, text) > before:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def main():
     env = Env()
     try:
@@ -174,8 +184,7 @@ def main():
 
         n = count(env, "dev", "reason=replay")
         env.inject(action)
-        check(wait_log(env, "dev", "reason=replay") and count(env, "dev", "reason=replay") > n,
-              "device drops a replayed ACTION")
+        check(wait_more(env, "dev", "reason=replay", n), "device drops a replayed ACTION")
         tok = b"00000000-0000-4000-8000-000000000bad"
         forged = attacker.build(attacker.T["ACTION"], (1 << 64) - 1, c2_id, tok, bytes([1]),
                                 os.path.join(env.dir, "evil.pem"))
@@ -200,7 +209,7 @@ def main():
         env.start("dev")
         n = count(env, "dev", "reason=replay")
         env.inject(action)
-        check(wait_log(env, "dev", "reason=replay") and count(env, "dev", "reason=replay") > n,
+        check(wait_more(env, "dev", "reason=replay", n),
               "restarted device still refuses the old ACTION")
         r = env.ctl("c2", "send", "action", dev_id, "1")
         check(b"ACTION_SUCCESS" in r.stdout, "action after the device restart")
