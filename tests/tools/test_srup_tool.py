@@ -744,7 +744,24 @@ def group_mutations(ctx):
     ctx.check(not bad, "mutated inputs give defined exit codes: %r" % bad[:5])
 
 
+def group_terminal(ctx):
+    """encode never writes binary to a terminal; --hex is fine there."""
+    import pty
+    priv, _ = keygen(ctx, "tty")
+    obj = json.dumps(sample_json("ACTION")).encode()
+    for extra, want_rc in (([], 3), (["--hex"], 0)):
+        master, slave = pty.openpty()
+        p = subprocess.run(ctx.wrapper + [ctx.srup, "encode", "--key", priv] + extra,
+                           input=obj, stdout=slave, stderr=subprocess.PIPE, timeout=60)
+        os.close(slave)
+        os.close(master)
+        ctx.check(p.returncode == want_rc, "encode %r to a terminal: rc %d" % (extra, p.returncode))
+        if want_rc == 3:
+            one_error_line(ctx, p.stderr, "encode", "binary to a terminal")
+
+
 GROUPS = {
+    "terminal": group_terminal,
     "mutations": group_mutations,
     "vectors": group_vectors,
     "types": group_types,

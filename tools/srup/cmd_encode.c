@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -33,6 +34,7 @@ static void encode_help(void)
 	       "  --encrypt-to PUB.pem  build the encrypted field from plaintext_hex, sealed to this\n"
 	       "                        public key (otherwise encrypted_hex is used as it is)\n"
 	       "  --hex                 write lowercase hex and a newline instead of binary\n"
+	       "                        (binary is never written to a terminal)\n"
 	       "\n"
 	       "JSON members (the output of srup decode is valid input):\n"
 	       "  type            type name, e.g. \"ACTION\"      } at least one; they must agree\n"
@@ -416,6 +418,10 @@ int srup_cmd_encode(int argc, char **argv)
 	}
 	if (key_path == NULL) {
 		tool_err("encode", "--key PRIV.pem is required (see srup encode --help)");
+		return SRUP_EXIT_USAGE;
+	}
+	if (!hex && isatty(STDOUT_FILENO)) {
+		tool_err("encode", "refusing to write binary to a terminal (use --hex or redirect)");
 		return SRUP_EXIT_USAGE;
 	}
 	if (load_key(key_path, SRUP_KEY_PRIVATE, "--key", &key) != 0) {
