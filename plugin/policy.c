@@ -104,8 +104,10 @@ void srupb_policy_classify(const struct srupb_policy *p, const char *topic,
 	r = topic + p->prefix_len + 1;
 	slash = strchr(r, '/');
 	if (slash == NULL) {
-		if (parse_canon_id(r, strlen(r), &out->a)) {
+		uint64_t device = 0;
+		if (parse_canon_id(r, strlen(r), &device)) {
 			out->kind = SRUPB_T_DEVICE;
+			out->a = device;
 		}
 		return;
 	}
@@ -115,9 +117,13 @@ void srupb_policy_classify(const struct srupb_policy *p, const char *topic,
 		if (s2 == NULL || strchr(s2 + 1, '/') != NULL) {
 			return;
 		}
-		if (parse_canon_id(s, (size_t)(s2 - s), &out->a) &&
-				parse_canon_id(s2 + 1, strlen(s2 + 1), &out->b)) {
+		uint64_t server = 0;
+		uint64_t device = 0;
+		if (parse_canon_id(s, (size_t)(s2 - s), &server) &&
+				parse_canon_id(s2 + 1, strlen(s2 + 1), &device)) {
 			out->kind = SRUPB_T_JOIN;
+			out->a = server;
+			out->b = device;
 		}
 	}
 }
@@ -577,6 +583,7 @@ enum srup_err srupb_policy_parse(const char *name, const char *text, size_t len,
 		goto out;
 	}
 	if (!any_rule) {
+		ps.line = 0;
 		rc = perr(&ps, "no 'allow' rule: every SRUP message would be dropped");
 		goto out;
 	}

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT
+ * stubs.c - test doubles for the Mosquitto broker API used by the plugin (unit tests only).
+ * Records what the plugin asked of the broker; implements nothing of MQTT. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "stubs.h"
+
+int (*stub_cb[STUB_EVENTS])(int, void *, void *);
+void *stub_userdata[STUB_EVENTS];
+int stub_kicks;
+char stub_last_kick[256];
+int stub_publishes;
+char stub_last_topic[256];
+char stub_last_payload[512];
+char stub_last_log[1024];
+int stub_warnings;
+int stub_errors;
+int stub_fail_register_at;
+static int register_calls;
+
+void stub_reset(void)
+{
+	memset(stub_cb, 0, sizeof stub_cb);
+	memset(stub_userdata, 0, sizeof stub_userdata);
+	stub_kicks = 0;
+	stub_last_kick[0] = '\0';
+	stub_publishes = 0;
+	stub_last_topic[0] = '\0';
+	stub_last_payload[0] = '\0';
+	stub_last_log[0] = '\0';
+	stub_warnings = 0;
+	stub_errors = 0;
+	stub_fail_register_at = 0;
+	register_calls = 0;
+}
+
+void mosquitto_log_printf(int level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(stub_last_log, sizeof stub_last_log, fmt, ap);
+	va_end(ap);
+	if (level == MOSQ_LOG_WARNING) {
+		stub_warnings++;
+	}
+	if (level == MOSQ_LOG_ERR) {
+		stub_errors++;
+		fprintf(stderr, "stub ERR: %s\n", stub_last_log);
+	}
+}
+
+const char *mosquitto_client_id(const struct mosquitto *client)
+{
+	return client->id;
+}
+
+const char *mosquitto_client_username(const struct mosquitto *client)
+{
+	return client->username;
+}
+
+int mosquitto_kick_client_by_clientid(const char *clientid, bool with_will)
+{
+	(void)with_will;
+	stub_kicks++;
+	snprintf(stub_last_kick, sizeof stub_last_kick, "%s", clientid != NULL ? clientid : "");
+	return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_kick_client_by_username(const char *username, bool with_will)
+{
+	(void)with_will;
+	stub_kicks++;
+	snprintf(stub_last_kick, sizeof stub_last_kick, "%s", username != NULL ? username : "");
+	return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_broker_publish_copy(const char *clientid, const char *topic, int payloadlen,
+		const void *payload, int qos, bool retain, mosquitto_property *properties)
+{
+	(void)clientid;
+	(void)qos;
+	(void)retain;
+	(void)properties;
+	stub_publishes++;
+	snprintf(stub_last_topic, sizeof stub_last_topic, "%s", topic);
+	size_t n = payloadlen > 0 ? (size_t)payloadlen : 0;
+	if (n >= sizeof stub_last_payload) {
+		n = sizeof stub_last_payload - 1;
+	}
+	memcpy(stub_last_payload, payload, n);
+	stub_last_payload[n] = '\0';
+	return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_callback_register(mosquitto_plugin_id_t *identifier, int event,
+		MOSQ_FUNC_generic_callback cb_func, const void *event_data, void *userdata)
+{
+	(void)identifier;
+	(void)event_data;
+	register_calls++;
+	if (stub_fail_register_at > 0 && register_calls == stub_fail_register_at) {
+		return MOSQ_ERR_ALREADY_EXISTS;
+	}
+	if (event >= 0 && event < STUB_EVENTS) {
+		stub_cb[event] = cb_func;
+		stub_userdata[event] = userdata;
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_callback_unregister(mosquitto_plugin_id_t *identifier, int event,
+		MOSQ_FUNC_generic_callback cb_func, const void *event_data)
+{
+	(void)identifier;
+	(void)cb_func;
+	(void)event_data;
+	if (event >= 0 && event < STUB_EVENTS) {
+		stub_cb[event] = NULL;
+	}
+	return MOSQ_ERR_SUCCESS;
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT
+ * stubs.h - test doubles for the Mosquitto broker functions the plugin calls (unit tests only).
+ * A client is a plain struct; registered callbacks and kicks are recorded for the tests. */
+#ifndef SRUPB_TEST_STUBS_H
+#define SRUPB_TEST_STUBS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct mosquitto {
+	const char *id;
+	const char *username;
+};
+
+#define STUB_EVENTS 16
+
+/* Callback registered per event (NULL if none), with its userdata. */
+extern int (*stub_cb[STUB_EVENTS])(int, void *, void *);
+extern void *stub_userdata[STUB_EVENTS];
+/* Number of kicks requested and the last name kicked. */
+extern int stub_kicks;
+extern char stub_last_kick[256];
+/* Number of broker_publish_copy calls and the last topic/payload. */
+extern int stub_publishes;
+extern char stub_last_topic[256];
+extern char stub_last_payload[512];
+/* Log lines captured (last one) and count of lines at warning level. */
+extern char stub_last_log[1024];
+extern int stub_warnings;
+extern int stub_errors;
+/* When > 0, mosquitto_callback_register fails for the n-th call (1-based). */
+extern int stub_fail_register_at;
+
+void stub_reset(void);
+
+#endif
