@@ -16,9 +16,9 @@
  * use one key at once. */
 struct srup_key {
 	EVP_PKEY *pkey;
-	size_t size;     /* modulus bytes (= signature and wrapped-key length) */
-	unsigned bits;   /* modulus bits */
-	int is_private;  /* 1 if pkey carries the private exponent */
+	size_t size;    /* modulus bytes (= signature and wrapped-key length) */
+	unsigned bits;  /* modulus bits */
+	int is_private; /* 1 if pkey carries the private exponent */
 };
 
 /* Fill diag (if not NULL) with field and "<what>: <first OpenSSL reason>", then empty the

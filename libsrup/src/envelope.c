@@ -37,12 +37,12 @@ static void put_u32le(uint8_t *p, size_t v)
 /* Wrap aes_key (AES_KEY_LEN bytes) under key with RSAES-PKCS1-v1_5; writes exactly key->size
  * bytes to out. */
 static enum srup_err wrap_key(const struct srup_key *key, const uint8_t *aes_key, uint8_t *out,
-		struct srup_diag *diag)
+                              struct srup_diag *diag)
 {
 	enum srup_err rc = SRUP_ERR_CRYPTO;
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
 	if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) != 1 ||
-			EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) {
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) {
 		srup__diag_openssl(diag, "encrypted", "setting up the RSA key wrap");
 		goto out;
 	}
@@ -62,7 +62,8 @@ out:
 }
 
 SRUP_API enum srup_err srup_envelope_seal(const struct srup_key *key, const uint8_t *pt,
-		size_t pt_len, uint8_t **blob, size_t *blob_len, struct srup_diag *diag)
+                                          size_t pt_len, uint8_t **blob, size_t *blob_len,
+                                          struct srup_diag *diag)
 {
 	uint8_t aes_key[AES_KEY_LEN];
 	uint8_t *out = NULL;
@@ -109,8 +110,7 @@ SRUP_API enum srup_err srup_envelope_seal(const struct srup_key *key, const uint
 	put_u32le(out + 4 + k + AES_IV_LEN + 4, pt_len);
 
 	cctx = EVP_CIPHER_CTX_new();
-	if (cctx == NULL ||
-			EVP_EncryptInit_ex2(cctx, EVP_aes_256_cbc(), aes_key, iv, NULL) != 1) {
+	if (cctx == NULL || EVP_EncryptInit_ex2(cctx, EVP_aes_256_cbc(), aes_key, iv, NULL) != 1) {
 		srup__diag_openssl(diag, "encrypted", "setting up AES-256-CBC");
 		goto out;
 	}
@@ -118,7 +118,7 @@ SRUP_API enum srup_err srup_envelope_seal(const struct srup_key *key, const uint
 	int n2 = 0;
 	/* pt_len fits an int: it was bounded by BLOB_INT_MAX above. */
 	if (EVP_EncryptUpdate(cctx, ct, &n1, pt, (int)pt_len) != 1 ||
-			EVP_EncryptFinal_ex(cctx, ct + n1, &n2) != 1) {
+	    EVP_EncryptFinal_ex(cctx, ct + n1, &n2) != 1) {
 		srup__diag_openssl(diag, "encrypted", "encrypting");
 		goto out;
 	}
@@ -148,7 +148,7 @@ struct blob_view {
 };
 
 static enum srup_err bad_blob(struct srup_diag *diag, const char *field, size_t off,
-		const char *detail)
+                              const char *detail)
 {
 	srup__diag_set(diag, field, off, detail);
 	return SRUP_ERR_DECRYPT;
@@ -157,7 +157,7 @@ static enum srup_err bad_blob(struct srup_diag *diag, const char *field, size_t 
 /* Check the blob's structure against itself and against the key: spec §4 gives
  * blob_len = 28 + K + C exactly, K = modulus bytes, C = 16 * (floor(P / 16) + 1). */
 static enum srup_err blob_parse(const uint8_t *blob, size_t blob_len, size_t key_size,
-		struct blob_view *v, struct srup_diag *diag)
+                                struct blob_view *v, struct srup_diag *diag)
 {
 	struct srup__rd rd = {blob, blob_len, 0};
 	uint64_t k = 0;
@@ -169,11 +169,11 @@ static enum srup_err blob_parse(const uint8_t *blob, size_t blob_len, size_t key
 	}
 	if (k != key_size) {
 		return bad_blob(diag, "encrypted.key_len", 0,
-				"wrapped-key length differs from the decryption key's size");
+		                "wrapped-key length differs from the decryption key's size");
 	}
 	if (srup__rd_left(&rd) < k + AES_IV_LEN) {
 		return bad_blob(diag, "encrypted.wrapped_key", rd.off,
-				"blob ends inside the wrapped key or IV");
+		                "blob ends inside the wrapped key or IV");
 	}
 	v->wrapped = rd.p + rd.off;
 	v->k = (size_t)k;
@@ -186,16 +186,16 @@ static enum srup_err blob_parse(const uint8_t *blob, size_t blob_len, size_t key
 	}
 	if (c == 0 || c % AES_BLOCK != 0 || c > BLOB_INT_MAX) {
 		return bad_blob(diag, "encrypted.ct_len", c_off,
-				"ciphertext length is not a positive multiple of 16");
+		                "ciphertext length is not a positive multiple of 16");
 	}
 	if (c != srup__rd_left(&rd)) {
 		return bad_blob(diag, "encrypted.ct_len", c_off,
-				"ciphertext length does not match the bytes in the blob");
+		                "ciphertext length does not match the bytes in the blob");
 	}
 	/* PKCS#7 removes 1..16 bytes, so C - 16 <= P < C. */
 	if (p >= c || p < c - AES_BLOCK) {
 		return bad_blob(diag, "encrypted.pt_len", c_off + 4,
-				"plaintext length is inconsistent with the ciphertext length");
+		                "plaintext length is inconsistent with the ciphertext length");
 	}
 	v->c = (size_t)c;
 	v->p = (size_t)p;
@@ -205,7 +205,7 @@ static enum srup_err blob_parse(const uint8_t *blob, size_t blob_len, size_t key
 
 /* RSAES-PKCS1-v1_5 unwrap of the AES key into aes_key[AES_KEY_LEN]. */
 static enum srup_err unwrap_key(const struct srup_key *key, const struct blob_view *v,
-		uint8_t *aes_key, struct srup_diag *diag)
+                                uint8_t *aes_key, struct srup_diag *diag)
 {
 	enum srup_err rc = SRUP_ERR_DECRYPT;
 	uint8_t buf[SRUP_KEY_BITS_MAX / 8];
@@ -213,7 +213,7 @@ static enum srup_err unwrap_key(const struct srup_key *key, const struct blob_vi
 
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
 	if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) != 1 ||
-			EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) {
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) {
 		srup__diag_openssl(diag, "encrypted.wrapped_key", "setting up the RSA key unwrap");
 		rc = SRUP_ERR_CRYPTO;
 		goto out;
@@ -238,7 +238,8 @@ out:
 }
 
 SRUP_API enum srup_err srup_envelope_open(const struct srup_key *key, const uint8_t *blob,
-		size_t blob_len, uint8_t **pt, size_t *pt_len, struct srup_diag *diag)
+                                          size_t blob_len, uint8_t **pt, size_t *pt_len,
+                                          struct srup_diag *diag)
 {
 	struct blob_view v;
 	uint8_t aes_key[AES_KEY_LEN];
@@ -282,8 +283,7 @@ SRUP_API enum srup_err srup_envelope_open(const struct srup_key *key, const uint
 		goto out;
 	}
 	cctx = EVP_CIPHER_CTX_new();
-	if (cctx == NULL ||
-			EVP_DecryptInit_ex2(cctx, EVP_aes_256_cbc(), aes_key, v.iv, NULL) != 1) {
+	if (cctx == NULL || EVP_DecryptInit_ex2(cctx, EVP_aes_256_cbc(), aes_key, v.iv, NULL) != 1) {
 		srup__diag_openssl(diag, "encrypted", "setting up AES-256-CBC");
 		rc = SRUP_ERR_CRYPTO;
 		goto out;
@@ -297,12 +297,12 @@ SRUP_API enum srup_err srup_envelope_open(const struct srup_key *key, const uint
 	}
 	if (EVP_DecryptFinal_ex(cctx, out + n1, &n2) != 1) {
 		srup__diag_openssl(diag, "encrypted.ciphertext",
-				"bad padding (wrong key or corrupted ciphertext)");
+		                   "bad padding (wrong key or corrupted ciphertext)");
 		goto out;
 	}
 	if ((size_t)n1 + (size_t)n2 != v.p) {
 		srup__diag_set(diag, "encrypted.pt_len", 24 + v.k,
-				"decrypted length differs from the recorded plaintext length");
+		               "decrypted length differs from the recorded plaintext length");
 		goto out;
 	}
 	*pt = out;

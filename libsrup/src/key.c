@@ -49,7 +49,7 @@ void srup__diag_openssl(struct srup_diag *diag, const char *field, const char *w
 		diag->offset = 0;
 		diag->field = field;
 		snprintf(diag->detail, sizeof diag->detail, "%s: %s", what,
-				reason != NULL ? reason : "no OpenSSL reason given");
+		         reason != NULL ? reason : "no OpenSSL reason given");
 	}
 	ERR_clear_error();
 }
@@ -72,7 +72,7 @@ static int mem_contains(const char *hay, size_t hay_len, const char *needle)
 /* Passphrase callback that always declines. Without one OpenSSL falls back to prompting on the
  * terminal, which a broker plugin must never do. */
 static int decline_passphrase(char *pass, size_t pass_size, size_t *pass_len,
-		const OSSL_PARAM params[], void *arg)
+                              const OSSL_PARAM params[], void *arg)
 {
 	(void)pass;
 	(void)pass_size;
@@ -109,7 +109,7 @@ static EVP_PKEY *pkey_public_only(const EVP_PKEY *pkey)
 
 /* Check pkey (taking ownership of it) and wrap it in a new srup_key. */
 static enum srup_err key_wrap(EVP_PKEY *pkey, enum srup_key_kind kind, struct srup_key **out,
-		struct srup_diag *diag)
+                              struct srup_diag *diag)
 {
 	enum srup_err rc = SRUP_ERR_KEY;
 	struct srup_key *key = NULL;
@@ -118,7 +118,7 @@ static enum srup_err key_wrap(EVP_PKEY *pkey, enum srup_key_kind kind, struct sr
 		char msg[96];
 		const char *name = EVP_PKEY_get0_type_name(pkey);
 		snprintf(msg, sizeof msg, "not an RSA key (%s); SRUP uses RSA only",
-				name != NULL ? name : "unknown type");
+		         name != NULL ? name : "unknown type");
 		srup__diag_set(diag, "key", 0, msg);
 		goto out;
 	}
@@ -126,7 +126,7 @@ static enum srup_err key_wrap(EVP_PKEY *pkey, enum srup_key_kind kind, struct sr
 	if (bits < (int)SRUP_KEY_BITS_MIN || bits > (int)SRUP_KEY_BITS_MAX) {
 		char msg[96];
 		snprintf(msg, sizeof msg, "RSA key has %d bits; SRUP accepts %u..%u", bits,
-				SRUP_KEY_BITS_MIN, SRUP_KEY_BITS_MAX);
+		         SRUP_KEY_BITS_MIN, SRUP_KEY_BITS_MAX);
 		srup__diag_set(diag, "key", 0, msg);
 		goto out;
 	}
@@ -175,7 +175,7 @@ out:
 }
 
 SRUP_API enum srup_err srup_key_load_pem(const char *pem, size_t pem_len, enum srup_key_kind kind,
-		struct srup_key **out, struct srup_diag *diag)
+                                         struct srup_key **out, struct srup_diag *diag)
 {
 	EVP_PKEY *pkey = NULL;
 	OSSL_DECODER_CTX *dctx = NULL;
@@ -196,7 +196,7 @@ SRUP_API enum srup_err srup_key_load_pem(const char *pem, size_t pem_len, enum s
 	/* Refuse encrypted keys up front with a clear reason; the declining passphrase callback
 	 * below is the backstop for any form this check does not recognise. */
 	if (mem_contains(pem, pem_len, "-----BEGIN ENCRYPTED PRIVATE KEY-----") ||
-			mem_contains(pem, pem_len, "Proc-Type: 4,ENCRYPTED")) {
+	    mem_contains(pem, pem_len, "Proc-Type: 4,ENCRYPTED")) {
 		srup__diag_set(diag, "key", 0, "passphrase-protected keys are not supported");
 		return SRUP_ERR_KEY;
 	}
@@ -231,7 +231,7 @@ out:
 }
 
 SRUP_API enum srup_err srup_key_load_file(const char *path, enum srup_key_kind kind,
-		struct srup_key **out, struct srup_diag *diag)
+                                          struct srup_key **out, struct srup_diag *diag)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -282,7 +282,7 @@ out:
 }
 
 SRUP_API enum srup_err srup_key_generate(unsigned bits, struct srup_key **out,
-		struct srup_diag *diag)
+                                         struct srup_diag *diag)
 {
 	EVP_PKEY_CTX *ctx = NULL;
 	EVP_PKEY *pkey = NULL;
@@ -295,13 +295,13 @@ SRUP_API enum srup_err srup_key_generate(unsigned bits, struct srup_key **out,
 	if (bits < SRUP_KEY_BITS_MIN || bits > SRUP_KEY_BITS_MAX) {
 		char msg[96];
 		snprintf(msg, sizeof msg, "%u bits asked; SRUP keys have %u..%u bits", bits,
-				SRUP_KEY_BITS_MIN, SRUP_KEY_BITS_MAX);
+		         SRUP_KEY_BITS_MIN, SRUP_KEY_BITS_MAX);
 		srup__diag_set(diag, "bits", 0, msg);
 		return SRUP_ERR_INVAL;
 	}
 	ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
 	if (ctx == NULL || EVP_PKEY_keygen_init(ctx) != 1 ||
-			EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) != 1) {
+	    EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) != 1) {
 		srup__diag_openssl(diag, "key", "setting up RSA key generation");
 		goto out;
 	}
@@ -337,8 +337,7 @@ static enum srup_err bio_to_string(BIO *bio, char **pem, size_t *pem_len)
 	return SRUP_OK;
 }
 
-SRUP_API enum srup_err srup_key_private_pem(const struct srup_key *key, char **pem,
-		size_t *pem_len)
+SRUP_API enum srup_err srup_key_private_pem(const struct srup_key *key, char **pem, size_t *pem_len)
 {
 	if (pem == NULL || pem_len == NULL) {
 		return SRUP_ERR_INVAL;
@@ -372,8 +371,7 @@ SRUP_API enum srup_err srup_key_private_pem(const struct srup_key *key, char **p
 	return rc;
 }
 
-SRUP_API enum srup_err srup_key_public_pem(const struct srup_key *key, char **pem,
-		size_t *pem_len)
+SRUP_API enum srup_err srup_key_public_pem(const struct srup_key *key, char **pem, size_t *pem_len)
 {
 	if (pem == NULL || pem_len == NULL) {
 		return SRUP_ERR_INVAL;

@@ -29,7 +29,8 @@ static int segs_ok(const struct srup_bytes *segs, size_t n)
 }
 
 SRUP_API enum srup_err srup_sig_sign(const struct srup_key *key, const struct srup_bytes *segs,
-		size_t n, uint8_t *sig, size_t sig_cap, size_t *sig_len, struct srup_diag *diag)
+                                     size_t n, uint8_t *sig, size_t sig_cap, size_t *sig_len,
+                                     struct srup_diag *diag)
 {
 	EVP_MD_CTX *md = NULL;
 	EVP_PKEY_CTX *pctx = NULL;
@@ -56,7 +57,7 @@ SRUP_API enum srup_err srup_sig_sign(const struct srup_key *key, const struct sr
 		return SRUP_ERR_NOMEM;
 	}
 	if (EVP_DigestSignInit_ex(md, &pctx, "SHA256", NULL, NULL, key->pkey, NULL) != 1 ||
-			EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
+	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
 		srup__diag_openssl(diag, "signature", "setting up RSA/SHA-256 signing");
 		goto out;
 	}
@@ -79,7 +80,8 @@ out:
 }
 
 SRUP_API enum srup_err srup_sig_verify(const struct srup_key *key, const struct srup_bytes *segs,
-		size_t n, const uint8_t *sig, size_t sig_len, struct srup_diag *diag)
+                                       size_t n, const uint8_t *sig, size_t sig_len,
+                                       struct srup_diag *diag)
 {
 	EVP_MD_CTX *md = NULL;
 	EVP_PKEY_CTX *pctx = NULL;
@@ -101,7 +103,7 @@ SRUP_API enum srup_err srup_sig_verify(const struct srup_key *key, const struct 
 		return SRUP_ERR_NOMEM;
 	}
 	if (EVP_DigestVerifyInit_ex(md, &pctx, "SHA256", NULL, NULL, key->pkey, NULL) != 1 ||
-			EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
+	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
 		srup__diag_openssl(diag, "signature", "setting up RSA/SHA-256 verification");
 		goto out;
 	}
@@ -128,21 +130,21 @@ out:
 }
 
 SRUP_API enum srup_err srup_msg_verify(const struct srup_msg *m, const struct srup_key *key,
-		struct srup_diag *diag)
+                                       struct srup_diag *diag)
 {
 	if (m == NULL || key == NULL || m->raw == NULL) {
 		srup__diag_set(diag, NULL, 0, "missing message or key (was it parsed?)");
 		return SRUP_ERR_INVAL;
 	}
 	if (m->sig_off > m->sig_end || m->sig_end > m->raw_len ||
-			m->sig_end - m->sig_off != 2 + m->signature.len) {
+	    m->sig_end - m->sig_off != 2 + m->signature.len) {
 		srup__diag_set(diag, "signature", m->sig_off, "message offsets are inconsistent");
 		return SRUP_ERR_INVAL;
 	}
 	/* Spec §1.3: everything except the signature field (its len16 and its bytes). */
 	const struct srup_bytes segs[2] = {
-			{m->raw, m->sig_off},
-			{m->raw + m->sig_end, m->raw_len - m->sig_end},
+	        {m->raw, m->sig_off},
+	        {m->raw + m->sig_end, m->raw_len - m->sig_end},
 	};
 	enum srup_err rc = srup_sig_verify(key, segs, 2, m->signature.p, m->signature.len, diag);
 	if (rc != SRUP_OK && diag != NULL) {
@@ -152,7 +154,8 @@ SRUP_API enum srup_err srup_msg_verify(const struct srup_msg *m, const struct sr
 }
 
 SRUP_API enum srup_err srup_msg_sign_encode(const struct srup_msg *m, const struct srup_key *key,
-		uint8_t *out, size_t cap, size_t *out_len, struct srup_diag *diag)
+                                            uint8_t *out, size_t cap, size_t *out_len,
+                                            struct srup_diag *diag)
 {
 	struct srup__layout lay;
 
@@ -174,8 +177,8 @@ SRUP_API enum srup_err srup_msg_sign_encode(const struct srup_msg *m, const stru
 	}
 	/* Sign the two segments around the hole msg.c left, writing the signature into it. */
 	const struct srup_bytes segs[2] = {
-			{out, lay.hdr_len},
-			{out + lay.body_off, lay.total - lay.body_off},
+	        {out, lay.hdr_len},
+	        {out + lay.body_off, lay.total - lay.body_off},
 	};
 	size_t sig_len = 0;
 	rc = srup_sig_sign(key, segs, 2, out + lay.sig_off + 2, key->size, &sig_len, diag);

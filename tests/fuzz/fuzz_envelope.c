@@ -67,8 +67,8 @@ static const struct srup_key *key_get(void)
 	if (path != NULL && path[0] != '\0') {
 		rc = srup_key_load_file(path, SRUP_KEY_PRIVATE, &fuzz_key, &diag);
 	} else {
-		rc = srup_key_load_pem(embedded_key, sizeof embedded_key - 1, SRUP_KEY_PRIVATE,
-				&fuzz_key, &diag);
+		rc = srup_key_load_pem(embedded_key, sizeof embedded_key - 1, SRUP_KEY_PRIVATE, &fuzz_key,
+		                       &diag);
 	}
 	if (rc != SRUP_OK) {
 		fprintf(stderr, "fuzz_envelope: cannot load the key: %s\n", diag.detail);

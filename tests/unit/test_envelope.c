@@ -113,7 +113,7 @@ static uint8_t *vector_blob(size_t *blob_len)
 
 /* Expect open to fail with DECRYPT, leaving *pt NULL and *pt_len 0. */
 static void assert_refused(const struct srup_key *key, const uint8_t *blob, size_t blob_len,
-		const char *what)
+                           const char *what)
 {
 	uint8_t *pt = (uint8_t *)&pt;
 	size_t pt_len = 99;
@@ -130,8 +130,8 @@ static void assert_refused(const struct srup_key *key, const uint8_t *blob, size
 /* Build a blob by hand: wrap aes_key[0, aes_key_len) under key's public half, then encrypt
  * body[0, body_len) (already a multiple of 16, padding included) with AES-256-CBC and no
  * padding of OpenSSL's own, recording p as the plaintext length. */
-static uint8_t *craft_blob(const struct srup_key *key, const uint8_t *aes_key,
-		size_t aes_key_len, const uint8_t *body, size_t body_len, uint32_t p, size_t *blob_len)
+static uint8_t *craft_blob(const struct srup_key *key, const uint8_t *aes_key, size_t aes_key_len,
+                           const uint8_t *body, size_t body_len, uint32_t p, size_t *blob_len)
 {
 	size_t k = srup_key_size(key);
 	size_t total = 28 + k + body_len;
@@ -233,8 +233,8 @@ START_TEST(test_envelope_vector_refused_by_wrong_key)
 }
 END_TEST
 
-static const size_t rt_lens[] = {0, 1, 15, 16, 17, 31, 32, 33, 47, 48, 100, 1000, 4095, 4096,
-		65536};
+static const size_t rt_lens[] = {0,  1,  15,  16,   17,   31,   32,   33,
+                                 47, 48, 100, 1000, 4095, 4096, 65536};
 
 START_TEST(test_envelope_round_trip)
 {
@@ -272,14 +272,15 @@ START_TEST(test_envelope_spec_blob_sizes)
 	/* Spec §4 / the reference tests: 332 bytes for 32 bytes, 316 for 16 (RSA-2048). */
 	uint8_t *blob = NULL;
 	size_t blob_len = 0;
-	ck_assert_int_eq(srup_envelope_seal(pub_key, (const uint8_t *)"0123456789ABCDEF0123456789ABCDEF",
-							 32, &blob, &blob_len, NULL),
-			SRUP_OK);
+	ck_assert_int_eq(srup_envelope_seal(pub_key,
+	                                    (const uint8_t *)"0123456789ABCDEF0123456789ABCDEF", 32,
+	                                    &blob, &blob_len, NULL),
+	                 SRUP_OK);
 	ck_assert_uint_eq(blob_len, 332);
 	free(blob);
 	ck_assert_int_eq(srup_envelope_seal(pub_key, (const uint8_t *)"0123456789ABCDEF", 16, &blob,
-							 &blob_len, NULL),
-			SRUP_OK);
+	                                    &blob_len, NULL),
+	                 SRUP_OK);
 	ck_assert_uint_eq(blob_len, 316);
 	free(blob);
 }
@@ -295,9 +296,9 @@ START_TEST(test_envelope_seal_is_randomised)
 	ck_assert_int_eq(srup_envelope_seal(pub_key, msg, sizeof msg, &a, &a_len, NULL), SRUP_OK);
 	ck_assert_int_eq(srup_envelope_seal(pub_key, msg, sizeof msg, &b, &b_len, NULL), SRUP_OK);
 	ck_assert_uint_eq(a_len, b_len);
-	ck_assert_int_ne(memcmp(a + 4, b + 4, 256), 0);       /* wrapped key */
-	ck_assert_int_ne(memcmp(a + 260, b + 260, 16), 0);    /* IV */
-	ck_assert_int_ne(memcmp(a + 284, b + 284, 16), 0);    /* ciphertext */
+	ck_assert_int_ne(memcmp(a + 4, b + 4, 256), 0);    /* wrapped key */
+	ck_assert_int_ne(memcmp(a + 260, b + 260, 16), 0); /* IV */
+	ck_assert_int_ne(memcmp(a + 284, b + 284, 16), 0); /* ciphertext */
 	free(a);
 	free(b);
 }
@@ -310,7 +311,7 @@ START_TEST(test_envelope_round_trip_3072)
 	uint8_t *blob = NULL;
 	size_t blob_len = 0;
 	ck_assert_int_eq(srup_envelope_seal(key, (const uint8_t *)"hello", 5, &blob, &blob_len, NULL),
-			SRUP_OK);
+	                 SRUP_OK);
 	ck_assert_uint_eq(blob_len, 28 + 384 + 16);
 	ck_assert_uint_eq(get_u32le(blob), 384);
 	uint8_t *pt = NULL;
@@ -323,7 +324,7 @@ START_TEST(test_envelope_round_trip_3072)
 	struct srup_diag diag;
 	memset(&diag, 0, sizeof diag);
 	ck_assert_int_eq(srup_envelope_open(priv_key, blob, blob_len, &pt, &pt_len, &diag),
-			SRUP_ERR_DECRYPT);
+	                 SRUP_ERR_DECRYPT);
 	ck_assert_str_eq(diag.field, "encrypted.key_len");
 	free(blob);
 	srup_key_free(key);
@@ -380,8 +381,8 @@ END_TEST
 
 START_TEST(test_envelope_lying_ciphertext_length)
 {
-	static const uint32_t lies[] = {0, 1, 15, 16, 32, 47, 49, 64, 0x7FFFFFF0, 0x80000000,
-			0xFFFFFFF0, 0xFFFFFFFF};
+	static const uint32_t lies[] = {0,  1,  15,         16,         32,         47,
+	                                49, 64, 0x7FFFFFF0, 0x80000000, 0xFFFFFFF0, 0xFFFFFFFF};
 	size_t blob_len = 0;
 	uint8_t *blob = vector_blob(&blob_len);
 	ck_assert_uint_eq(get_u32le(blob + 276), 48);
@@ -442,6 +443,7 @@ START_TEST(test_envelope_crafted_good_blob_opens)
 }
 END_TEST
 
+/* clang-format off */
 /* Final blocks with invalid PKCS#7 padding, and the P each claims (consistent with C = 32). */
 static const struct {
 	uint8_t last[16];
@@ -456,6 +458,7 @@ static const struct {
 				 [15] = 16},
 				16}, /* a full pad block with one wrong byte */
 };
+/* clang-format on */
 
 START_TEST(test_envelope_bad_padding_refused)
 {
@@ -471,7 +474,7 @@ START_TEST(test_envelope_bad_padding_refused)
 	uint8_t *pt = NULL;
 	size_t pt_len = 0;
 	ck_assert_int_eq(srup_envelope_open(priv_key, blob, blob_len, &pt, &pt_len, &diag),
-			SRUP_ERR_DECRYPT);
+	                 SRUP_ERR_DECRYPT);
 	ck_assert_ptr_null(pt);
 	ck_assert_str_eq(diag.field, "encrypted.ciphertext");
 	free(blob);
@@ -493,7 +496,7 @@ START_TEST(test_envelope_wrong_size_aes_key_refused)
 		uint8_t *pt = NULL;
 		size_t pt_len = 0;
 		ck_assert_int_eq(srup_envelope_open(priv_key, blob, blob_len, &pt, &pt_len, &diag),
-				SRUP_ERR_DECRYPT);
+		                 SRUP_ERR_DECRYPT);
 		ck_assert_str_eq(diag.field, "encrypted.wrapped_key");
 		free(blob);
 	}
@@ -520,29 +523,25 @@ START_TEST(test_envelope_argument_errors)
 	uint8_t *pt = NULL;
 	size_t pt_len = 0;
 	ck_assert_int_eq(srup_envelope_seal(NULL, (const uint8_t *)"x", 1, &blob, &blob_len, NULL),
-			SRUP_ERR_INVAL);
-	ck_assert_int_eq(srup_envelope_seal(pub_key, NULL, 1, &blob, &blob_len, NULL),
-			SRUP_ERR_INVAL);
+	                 SRUP_ERR_INVAL);
+	ck_assert_int_eq(srup_envelope_seal(pub_key, NULL, 1, &blob, &blob_len, NULL), SRUP_ERR_INVAL);
 	ck_assert_int_eq(srup_envelope_seal(pub_key, (const uint8_t *)"x", 1, NULL, &blob_len, NULL),
-			SRUP_ERR_INVAL);
+	                 SRUP_ERR_INVAL);
 	ck_assert_int_eq(srup_envelope_seal(pub_key, (const uint8_t *)"x", 1, &blob, NULL, NULL),
-			SRUP_ERR_INVAL);
+	                 SRUP_ERR_INVAL);
 	ck_assert_ptr_null(blob);
 	/* An empty plaintext with a NULL pointer is fine. */
 	ck_assert_int_eq(srup_envelope_seal(pub_key, NULL, 0, &blob, &blob_len, NULL), SRUP_OK);
 	ck_assert_uint_eq(blob_len, 28 + 256 + 16);
 
-	ck_assert_int_eq(srup_envelope_open(NULL, blob, blob_len, &pt, &pt_len, NULL),
-			SRUP_ERR_INVAL);
+	ck_assert_int_eq(srup_envelope_open(NULL, blob, blob_len, &pt, &pt_len, NULL), SRUP_ERR_INVAL);
 	ck_assert_int_eq(srup_envelope_open(priv_key, NULL, blob_len, &pt, &pt_len, NULL),
-			SRUP_ERR_INVAL);
+	                 SRUP_ERR_INVAL);
 	ck_assert_int_eq(srup_envelope_open(priv_key, blob, blob_len, NULL, &pt_len, NULL),
-			SRUP_ERR_INVAL);
-	ck_assert_int_eq(srup_envelope_open(priv_key, blob, blob_len, &pt, NULL, NULL),
-			SRUP_ERR_INVAL);
+	                 SRUP_ERR_INVAL);
+	ck_assert_int_eq(srup_envelope_open(priv_key, blob, blob_len, &pt, NULL, NULL), SRUP_ERR_INVAL);
 	/* Opening needs the private key. */
-	ck_assert_int_eq(srup_envelope_open(pub_key, blob, blob_len, &pt, &pt_len, NULL),
-			SRUP_ERR_KEY);
+	ck_assert_int_eq(srup_envelope_open(pub_key, blob, blob_len, &pt, &pt_len, NULL), SRUP_ERR_KEY);
 	ck_assert_ptr_null(pt);
 	ck_assert_int_eq(srup_envelope_open(priv_key, blob, blob_len, &pt, &pt_len, NULL), SRUP_OK);
 	ck_assert_uint_eq(pt_len, 0);
@@ -559,8 +558,7 @@ Suite *envelope_suite(void)
 	tcase_add_checked_fixture(tc, keys_setup, keys_teardown);
 	tcase_add_test(tc, test_envelope_opens_pysrup_vector);
 	tcase_add_test(tc, test_envelope_vector_refused_by_wrong_key);
-	tcase_add_loop_test(tc, test_envelope_round_trip, 0,
-			(int)(sizeof rt_lens / sizeof rt_lens[0]));
+	tcase_add_loop_test(tc, test_envelope_round_trip, 0, (int)(sizeof rt_lens / sizeof rt_lens[0]));
 	tcase_add_test(tc, test_envelope_spec_blob_sizes);
 	tcase_add_test(tc, test_envelope_seal_is_randomised);
 	tcase_add_test(tc, test_envelope_round_trip_3072);
@@ -571,7 +569,7 @@ Suite *envelope_suite(void)
 	tcase_add_test(tc, test_envelope_lying_plaintext_length);
 	tcase_add_test(tc, test_envelope_crafted_good_blob_opens);
 	tcase_add_loop_test(tc, test_envelope_bad_padding_refused, 0,
-			(int)(sizeof bad_pads / sizeof bad_pads[0]));
+	                    (int)(sizeof bad_pads / sizeof bad_pads[0]));
 	tcase_add_test(tc, test_envelope_wrong_size_aes_key_refused);
 	tcase_add_test(tc, test_envelope_garbage_wrapped_key_refused);
 	tcase_add_test(tc, test_envelope_argument_errors);

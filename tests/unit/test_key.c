@@ -19,9 +19,9 @@
 
 /* `openssl pkey -pubin -in <key> -outform DER | sha256sum` */
 static const char *const server_fpr =
-		"fa5271432105b5037e66ff7043e0e70352668c2b2975f9bb0165fc601e4a7cdd";
+        "fa5271432105b5037e66ff7043e0e70352668c2b2975f9bb0165fc601e4a7cdd";
 static const char *const pysrup_fpr =
-		"5edf9cb623cd88646a576a2efcae81ecc14510bff9eb267541cb73660651250d";
+        "5edf9cb623cd88646a576a2efcae81ecc14510bff9eb267541cb73660651250d";
 
 static void fpr_hex(const struct srup_key *key, char out[65])
 {
@@ -34,7 +34,7 @@ static void fpr_hex(const struct srup_key *key, char out[65])
 
 /* Load a file through srup_key_load_pem (the memory path) and return the result code. */
 static enum srup_err load_mem(const char *path, enum srup_key_kind kind, struct srup_key **out,
-		struct srup_diag *diag)
+                              struct srup_diag *diag)
 {
 	size_t len = 0;
 	char *pem = tu_read_file(path, &len);
@@ -56,19 +56,18 @@ static struct srup_key *must_load(const char *path, enum srup_key_kind kind)
 
 /* Assert that path is refused as kind with rc, that *out stays NULL and that diag explains. */
 static void assert_refused(const char *path, enum srup_key_kind kind, enum srup_err want,
-		const char *detail_part)
+                           const char *detail_part)
 {
 	struct srup_key *key = (struct srup_key *)&key; /* must be overwritten with NULL */
 	struct srup_diag diag;
 	memset(&diag, 0, sizeof diag);
 	enum srup_err rc = load_mem(path, kind, &key, &diag);
-	ck_assert_msg(rc == want, "%s: got %s, want %s", path, srup_err_name(rc),
-			srup_err_name(want));
+	ck_assert_msg(rc == want, "%s: got %s, want %s", path, srup_err_name(rc), srup_err_name(want));
 	ck_assert_ptr_null(key);
 	ck_assert_msg(diag.detail[0] != '\0', "%s: no diagnostic", path);
 	if (detail_part != NULL) {
 		ck_assert_msg(strstr(diag.detail, detail_part) != NULL, "%s: diag '%s' lacks '%s'", path,
-				diag.detail, detail_part);
+		              diag.detail, detail_part);
 	}
 	/* The file path gives the same verdict as the memory path. */
 	key = (struct srup_key *)&key;
@@ -76,6 +75,7 @@ static void assert_refused(const char *path, enum srup_key_kind kind, enum srup_
 	ck_assert_ptr_null(key);
 }
 
+/* clang-format off */
 static const struct {
 	const char *file;
 	int is_private;
@@ -87,6 +87,7 @@ static const struct {
 		{"keys/server_public.pem", 0},
 		{"keys/pysrup_test_public.pem", 0},
 };
+/* clang-format on */
 
 START_TEST(test_key_loads_every_vector_key)
 {
@@ -161,9 +162,9 @@ END_TEST
 START_TEST(test_key_rejects_public_as_private)
 {
 	assert_refused(tu_vector_path("keys/server_public.pem"), SRUP_KEY_PRIVATE, SRUP_ERR_KEY,
-			"private key is required");
+	               "private key is required");
 	assert_refused(FIXTURE("server_public_pkcs1.pem"), SRUP_KEY_PRIVATE, SRUP_ERR_KEY,
-			"private key is required");
+	               "private key is required");
 }
 END_TEST
 
@@ -172,11 +173,11 @@ START_TEST(test_key_rejects_encrypted)
 	/* stdin is closed so that a prompt, if OpenSSL tried one, could not hang the test. */
 	ck_assert_ptr_nonnull(freopen("/dev/null", "r", stdin));
 	assert_refused(FIXTURE("device_private_encrypted_pkcs8.pem"), SRUP_KEY_PRIVATE, SRUP_ERR_KEY,
-			"passphrase");
+	               "passphrase");
 	assert_refused(FIXTURE("device_private_encrypted_pkcs8.pem"), SRUP_KEY_PUBLIC, SRUP_ERR_KEY,
-			"passphrase");
+	               "passphrase");
 	assert_refused(FIXTURE("server_private_encrypted_legacy.pem"), SRUP_KEY_PRIVATE, SRUP_ERR_KEY,
-			"passphrase");
+	               "passphrase");
 }
 END_TEST
 
@@ -185,8 +186,7 @@ START_TEST(test_key_rejects_non_rsa)
 	assert_refused(FIXTURE("ec_private.pem"), SRUP_KEY_PRIVATE, SRUP_ERR_KEY, "not an RSA key");
 	assert_refused(FIXTURE("ec_public.pem"), SRUP_KEY_PUBLIC, SRUP_ERR_KEY, "not an RSA key");
 	/* RSA-PSS keys are restricted to PSS signatures; SRUP uses PKCS#1 v1.5. */
-	assert_refused(FIXTURE("rsapss_private.pem"), SRUP_KEY_PRIVATE, SRUP_ERR_KEY,
-			"not an RSA key");
+	assert_refused(FIXTURE("rsapss_private.pem"), SRUP_KEY_PRIVATE, SRUP_ERR_KEY, "not an RSA key");
 }
 END_TEST
 
@@ -206,17 +206,17 @@ END_TEST
 START_TEST(test_key_rejects_garbage)
 {
 	static const char *const bad[] = {
-			"not a key",
-			"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
-			"-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n",
-			"-----BEGIN PUBLIC KEY-----\n",
+	        "not a key",
+	        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+	        "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n",
+	        "-----BEGIN PUBLIC KEY-----\n",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct srup_key *key = NULL;
 		struct srup_diag diag;
 		memset(&diag, 0, sizeof diag);
 		ck_assert_int_eq(srup_key_load_pem(bad[i], strlen(bad[i]), SRUP_KEY_PUBLIC, &key, &diag),
-				SRUP_ERR_KEY);
+		                 SRUP_ERR_KEY);
 		ck_assert_ptr_null(key);
 		ck_assert(diag.detail[0] != '\0');
 	}
@@ -238,8 +238,7 @@ START_TEST(test_key_rejects_bad_arguments)
 	struct srup_key *key = NULL;
 	ck_assert_int_eq(srup_key_load_pem(NULL, 10, SRUP_KEY_PUBLIC, &key, NULL), SRUP_ERR_INVAL);
 	ck_assert_int_eq(srup_key_load_pem("x", 1, SRUP_KEY_PUBLIC, NULL, NULL), SRUP_ERR_INVAL);
-	ck_assert_int_eq(srup_key_load_pem("x", 1, (enum srup_key_kind)7, &key, NULL),
-			SRUP_ERR_INVAL);
+	ck_assert_int_eq(srup_key_load_pem("x", 1, (enum srup_key_kind)7, &key, NULL), SRUP_ERR_INVAL);
 	ck_assert_int_eq(srup_key_load_pem("x", 0, SRUP_KEY_PUBLIC, &key, NULL), SRUP_ERR_KEY);
 	ck_assert_int_eq(srup_key_load_file(NULL, SRUP_KEY_PUBLIC, &key, NULL), SRUP_ERR_INVAL);
 	ck_assert_ptr_null(key);
@@ -258,14 +257,14 @@ START_TEST(test_key_load_file_io_errors)
 	struct srup_key *key = NULL;
 	struct srup_diag diag;
 	memset(&diag, 0, sizeof diag);
-	ck_assert_int_eq(srup_key_load_file(FIXTURE("does-not-exist.pem"), SRUP_KEY_PUBLIC, &key,
-						 &diag),
-			SRUP_ERR_IO);
+	ck_assert_int_eq(
+	        srup_key_load_file(FIXTURE("does-not-exist.pem"), SRUP_KEY_PUBLIC, &key, &diag),
+	        SRUP_ERR_IO);
 	ck_assert_ptr_null(key);
 	ck_assert_ptr_nonnull(strstr(diag.detail, "No such file"));
 	/* A directory opens but cannot be read. */
 	ck_assert_int_eq(srup_key_load_file(SRUP_VECTORS_DIR, SRUP_KEY_PUBLIC, &key, NULL),
-			SRUP_ERR_IO);
+	                 SRUP_ERR_IO);
 	ck_assert_ptr_null(key);
 }
 END_TEST
@@ -382,7 +381,7 @@ Suite *key_suite(void)
 	TCase *tc = tcase_create("key");
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_key_loads_every_vector_key, 0,
-			(int)(sizeof good_keys / sizeof good_keys[0]));
+	                    (int)(sizeof good_keys / sizeof good_keys[0]));
 	tcase_add_test(tc, test_key_fingerprint_matches_openssl_cli);
 	tcase_add_test(tc, test_key_loads_pkcs1_public);
 	tcase_add_test(tc, test_key_public_kind_takes_public_half);

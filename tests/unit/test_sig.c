@@ -191,10 +191,10 @@ START_TEST(test_sig_verifies_vector_signature)
 
 	/* The same bytes cut into uneven segments, including empty ones. */
 	struct srup_bytes three[4] = {
-			{v.unsig, 7},
-			{NULL, 0},
-			{v.unsig + 7, v.unsig_len - 20},
-			{v.unsig + v.unsig_len - 13, 13},
+	        {v.unsig, 7},
+	        {NULL, 0},
+	        {v.unsig + 7, v.unsig_len - 20},
+	        {v.unsig + v.unsig_len - 13, 13},
 	};
 	ck_assert_int_eq(srup_sig_verify(v.pub, three, 4, v.sig, v.sig_len, NULL), SRUP_OK);
 
@@ -202,7 +202,7 @@ START_TEST(test_sig_verifies_vector_signature)
 	size_t sig_end = v.sig_off + 2 + v.sig_len;
 	struct srup_bytes two[2] = {{v.ser, v.sig_off}, {v.ser + sig_end, v.ser_len - sig_end}};
 	ck_assert_int_eq(srup_sig_verify(v.pub, two, 2, v.ser + v.sig_off + 2, v.sig_len, NULL),
-			SRUP_OK);
+	                 SRUP_OK);
 
 	/* A private key verifies too (it holds the public half). */
 	ck_assert_int_eq(srup_sig_verify(v.priv, &one, 1, v.sig, v.sig_len, NULL), SRUP_OK);
@@ -298,14 +298,13 @@ START_TEST(test_sig_every_bit_flip_fails)
 		v.sig[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		enum srup_err rc = srup_sig_verify(v.pub, &one, 1, v.sig, v.sig_len, NULL);
 		ck_assert_msg(rc == SRUP_ERR_SIG, "%s: signature bit %zu: %s", v.name, bit,
-				srup_err_name(rc));
+		              srup_err_name(rc));
 		v.sig[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 	}
 	for (size_t bit = 0; bit < v.unsig_len * 8; bit++) {
 		v.unsig[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 		enum srup_err rc = srup_sig_verify(v.pub, &one, 1, v.sig, v.sig_len, NULL);
-		ck_assert_msg(rc == SRUP_ERR_SIG, "%s: data bit %zu: %s", v.name, bit,
-				srup_err_name(rc));
+		ck_assert_msg(rc == SRUP_ERR_SIG, "%s: data bit %zu: %s", v.name, bit, srup_err_name(rc));
 		v.unsig[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 	}
 	/* Restored, it verifies again: the loop really flipped and unflipped. */
@@ -348,8 +347,7 @@ START_TEST(test_sig_sign_errors)
 	struct srup_diag diag;
 	memset(&diag, 0, sizeof diag);
 
-	ck_assert_int_eq(srup_sig_sign(pub, &one, 1, sig, sizeof sig, &sig_len, &diag),
-			SRUP_ERR_KEY);
+	ck_assert_int_eq(srup_sig_sign(pub, &one, 1, sig, sizeof sig, &sig_len, &diag), SRUP_ERR_KEY);
 	ck_assert_uint_eq(sig_len, 0);
 	ck_assert_int_eq(srup_sig_sign(priv, &one, 1, sig, 255, &sig_len, NULL), SRUP_ERR_SPACE);
 	ck_assert_int_eq(srup_sig_sign(priv, &one, 1, NULL, 256, &sig_len, NULL), SRUP_ERR_INVAL);
@@ -391,11 +389,11 @@ START_TEST(test_sig_sign_encode_reproduces_vector)
 	/* One byte short of room. */
 	out_len = 99;
 	ck_assert_int_eq(srup_msg_sign_encode(&m, v.priv, out, v.ser_len - 1, &out_len, NULL),
-			SRUP_ERR_SPACE);
+	                 SRUP_ERR_SPACE);
 	ck_assert_uint_eq(out_len, 0);
 	/* A public key cannot sign. */
 	ck_assert_int_eq(srup_msg_sign_encode(&m, v.pub, out, sizeof out, &out_len, NULL),
-			SRUP_ERR_KEY);
+	                 SRUP_ERR_KEY);
 	vec_free(&v);
 }
 END_TEST
