@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT
+ * test_store.c - unit tests of store.c (LMDB): keys, marks, the bounded seen index, membership,
+ * revocation, and persistence across close/reopen. Each test uses a fresh temp directory. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "srupb.h"
+#include "testutil.h"
+
+static char dir[64];
+
+static struct srupb_store *fresh(void)
+{
+	struct srupb_store *st = NULL;
+	char err[256] = "";
+	snprintf(dir, sizeof dir, "/tmp/srupb-store-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_msg(srupb_store_open(dir, false, SRUPB_SYNC_OS, &st, err, sizeof err) == SRUP_OK,
+			"%s", err);
+	return st;
+}
+
+static void cleanup_dir(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static struct srupb_commit commit_for(uint64_t sender, uint64_t chan_a, uint64_t seq, uint8_t tag)
+{
+	struct srupb_commit c;
+	memset(&c, 0, sizeof c);
+	c.sender = sender;
+	c.chan.kind = SRUPB_CHAN_DEVICE;
+	c.chan.a = chan_a;
+	c.mark.seq = seq;
+	memset(c.mark.digest, tag, sizeof c.mark.digest);
+	memset(c.mark.client, 0x5a, sizeof c.mark.client);
+	c.seen_max = 1000;
+	return c;
+}
+
+START_TEST(test_store_keys_put_get_revoke_list)
+{
+	struct srupb_store *st = fresh();
+	struct srupb_keyrec rec;
+	char *pem = NULL;
+	bool found = true;
+	size_t n = 99;
+
+	ck_assert_int_eq(srupb_store_key_count(st, &n), SRUP_OK);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(srupb_store_key_get(st, 42, &rec, &pem, &found), SRUP_OK);
+	ck_assert(!found);
+	ck_assert_ptr_null(pem);
+	ck_assert_int_eq(srupb_store_key_put(st, 42, SRUPB_ROLE_DEVICE, "PEM-A", 5), SRUP_OK);
+	ck_assert_int_eq(srupb_store_key_put(st, 7, SRUPB_ROLE_SERVER, "PEM-B", 5), SRUP_OK);
+	ck_assert_int_eq(srupb_store_key_put(st, 7, SRUPB_ROLE_NONE, "x", 1), SRUP_ERR_INVAL);
+	ck_assert_int_eq(srupb_store_key_get(st, 42, &rec, &pem, &found), SRUP_OK);
+	ck_assert(found);
+	ck_assert_str_eq(pem, "PEM-A");
+	ck_assert_uint_eq(rec.role, SRUPB_ROLE_DEVICE);
+	ck_assert_uint_eq(rec.status, SRUPB_KEY_ACTIVE);
+	uint64_t gen = rec.generation;
+	free(pem);
+	ck_assert_int_eq(srupb_store_key_revoke(st, 42, &found), SRUP_OK);
+	ck_assert(found);
+	ck_assert_int_eq(srupb_store_key_revoke(st, 43, &found), SRUP_OK);
+	ck_assert(!found);
+	ck_assert_int_eq(srupb_store_key_get(st, 42, &rec, &pem, &found), SRUP_OK);
+	ck_assert_uint_eq(rec.status, SRUPB_KEY_REVOKED);
+	ck_assert_str_eq(pem, "PEM-A");
+	ck_assert_uint_ne(rec.generation, gen);
+	free(pem);
+	ck_assert_int_eq(srupb_store_key_count(st, &n), SRUP_OK);
+	ck_assert_uint_eq(n, 2);
+	/* re-adding makes it active again */
+	ck_assert_int_eq(srupb_store_key_put(st, 42, SRUPB_ROLE_DEVICE, "PEM-C", 5), SRUP_OK);
+	ck_assert_int_eq(srupb_store_key_get(st, 42, &rec, &pem, &found), SRUP_OK);
+	ck_assert_uint_eq(rec.status, SRUPB_KEY_ACTIVE);
+	ck_assert_str_eq(pem, "PEM-C");
+	free(pem);
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
+static int collect(const struct srupb_keyrec *rec, void *arg)
+{
+	uint64_t *ids = arg;
+	ids[ids[0] + 1] = rec->id;
+	ids[0]++;
+	return 0;
+}
+
+START_TEST(test_store_foreach_in_id_order_and_put_many)
+{
+	struct srupb_store *st = fresh();
+	uint64_t ids[] = {0xffffffffffffffffu, 1, 0x100, 0xab};
+	uint64_t got[8] = {0};
+	ck_assert_int_eq(srupb_store_key_put_many(st, ids, 4, SRUPB_ROLE_DEVICE, "K", 1), SRUP_OK);
+	ck_assert_int_eq(srupb_store_key_foreach(st, collect, got), SRUP_OK);
+	ck_assert_uint_eq(got[0], 4);
+	ck_assert_uint_eq(got[1], 1);
+	ck_assert_uint_eq(got[2], 0xab);
+	ck_assert_uint_eq(got[3], 0x100);
+	ck_assert_uint_eq(got[4], 0xffffffffffffffffu);
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
+START_TEST(test_store_marks_only_move_up_and_persist)
+{
+	struct srupb_store *st = fresh();
+	struct srupb_commit c = commit_for(5, 9, 10, 1);
+	struct srupb_mark m;
+	bool stale = true;
+	bool found = false;
+	char err[256];
+
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert(!stale);
+	c = commit_for(5, 9, 10, 2);
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert(stale);
+	c = commit_for(5, 9, 3, 3);
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert(stale);
+	c = commit_for(5, 9, 11, 4);
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert(!stale);
+	/* another channel has its own mark */
+	c = commit_for(5, 8, 2, 5);
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert(!stale);
+	srupb_store_close(st);
+
+	ck_assert_int_eq(srupb_store_open(dir, true, SRUPB_SYNC_OS, &st, err, sizeof err), SRUP_OK);
+	ck_assert_int_eq(srupb_store_read_begin(st), SRUP_OK);
+	struct srupb_chan ch = {SRUPB_CHAN_DEVICE, 9, 0};
+	ck_assert_int_eq(srupb_store_mark_find(st, 5, &ch, &m, &found), SRUP_OK);
+	ck_assert(found);
+	ck_assert_uint_eq(m.seq, 11);
+	ck_assert_uint_eq(m.digest[0], 4);
+	ch.a = 7;
+	ck_assert_int_eq(srupb_store_mark_find(st, 5, &ch, &m, &found), SRUP_OK);
+	ck_assert(!found);
+	/* a read transaction must not be open during a commit */
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_ERR_INVAL);
+	srupb_store_read_end(st);
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
+START_TEST(test_store_seen_index_is_bounded)
+{
+	struct srupb_store *st = fresh();
+	bool stale = false;
+	bool found = false;
+	uint8_t dg[32];
+	struct srupb_chan ch;
+	uint64_t sender = 0;
+
+	for (uint8_t i = 1; i <= 5; i++) {
+		struct srupb_commit c = commit_for(5, 9, i, i);
+		c.seen_max = 3;
+		ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	}
+	ck_assert_int_eq(srupb_store_read_begin(st), SRUP_OK);
+	for (uint8_t i = 1; i <= 5; i++) {
+		memset(dg, i, sizeof dg);
+		ck_assert_int_eq(srupb_store_seen_find(st, dg, &ch, &sender, &found), SRUP_OK);
+		ck_assert_msg(found == (i > 2), "digest %u: found %d", i, found);
+		if (found) {
+			ck_assert_uint_eq(ch.a, 9);
+			ck_assert_uint_eq(sender, 5);
+		}
+	}
+	srupb_store_read_end(st);
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
+START_TEST(test_store_membership_and_deregistration)
+{
+	struct srupb_store *st = fresh();
+	bool stale = false;
+	bool found = false;
+	struct srupb_keyrec rec;
+	uint64_t seq = 1;
+
+	ck_assert_int_eq(srupb_store_key_put(st, 0xd, SRUPB_ROLE_DEVICE, "K", 1), SRUP_OK);
+	for (uint64_t server = 0xa; server <= 0xc; server++) {
+		struct srupb_commit c = commit_for(server, 0xd, seq++, (uint8_t)server);
+		c.member_op = SRUPB_MEMBER_JOIN;
+		c.member_device = 0xd;
+		c.member_server = server;
+		ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	}
+	struct srupb_commit c = commit_for(0xa, 0xd, seq++, 0x20);
+	c.member_op = SRUPB_MEMBER_LEAVE;
+	c.member_device = 0xd;
+	c.member_server = 0xa;
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert_uint_eq(c.n_removed, 1);
+	ck_assert_uint_eq(c.removed[0], 0xa);
+	ck_assert_int_eq(srupb_store_read_begin(st), SRUP_OK);
+	ck_assert_int_eq(srupb_store_member_find(st, 0xd, 0xa, &found), SRUP_OK);
+	ck_assert(!found);
+	ck_assert_int_eq(srupb_store_member_find(st, 0xd, 0xb, &found), SRUP_OK);
+	ck_assert(found);
+	srupb_store_read_end(st);
+
+	c = commit_for(0xd, 0xd, 100, 0x21);
+	c.member_op = SRUPB_MEMBER_LEAVE_ALL;
+	c.member_device = 0xd;
+	c.revoke = true;
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert_uint_eq(c.n_removed, 2);
+	ck_assert_int_eq(srupb_store_read_begin(st), SRUP_OK);
+	ck_assert_int_eq(srupb_store_member_find(st, 0xd, 0xb, &found), SRUP_OK);
+	ck_assert(!found);
+	ck_assert_int_eq(srupb_store_member_find(st, 0xd, 0xc, &found), SRUP_OK);
+	ck_assert(!found);
+	ck_assert_int_eq(srupb_store_key_find(st, 0xd, &rec, &found), SRUP_OK);
+	ck_assert(found);
+	ck_assert_uint_eq(rec.status, SRUPB_KEY_REVOKED);
+	srupb_store_read_end(st);
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
+START_TEST(test_store_open_errors)
+{
+	struct srupb_store *st = NULL;
+	char err[256] = "";
+	ck_assert_int_ne(srupb_store_open("/proc/nonexistent/x", false, SRUPB_SYNC_OS, &st, err,
+			sizeof err), SRUP_OK);
+	ck_assert_ptr_null(st);
+	ck_assert(strlen(err) > 0);
+	ck_assert_int_ne(srupb_store_open("/tmp/srupb-does-not-exist-42", true, SRUPB_SYNC_OS, &st,
+			err, sizeof err), SRUP_OK);
+	ck_assert_ptr_null(st);
+	srupb_store_close(NULL);
+}
+END_TEST
+
+Suite *plugin_store_suite(void)
+{
+	Suite *s = suite_create("plugin_store");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_store_keys_put_get_revoke_list);
+	tcase_add_test(tc, test_store_foreach_in_id_order_and_put_many);
+	tcase_add_test(tc, test_store_marks_only_move_up_and_persist);
+	tcase_add_test(tc, test_store_seen_index_is_bounded);
+	tcase_add_test(tc, test_store_membership_and_deregistration);
+	tcase_add_test(tc, test_store_open_errors);
+	suite_add_tcase(s, tc);
+	return s;
+}
