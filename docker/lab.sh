@@ -247,11 +247,13 @@ role_files() {
 
 role_daemon() {
 	load_env
+	# LAB_WRAP runs the daemons under a tool, e.g. LAB_WRAP="valgrind --leak-check=full".
+	# shellcheck disable=SC2086
 	case $1 in
-		c2) exec "$C2" --config "$LAB/conf/c2.conf" run ;;
-		device1) exec "$DEV" run --config "$LAB/conf/dev1.conf" ;;
-		device2) exec "$DEV" run --config "$LAB/conf/dev2.conf" ;;
-		beacon) exec "$DEV" run --config "$LAB/conf/beacon.conf" ;;
+		c2) exec ${LAB_WRAP:-} "$C2" --config "$LAB/conf/c2.conf" run ;;
+		device1) exec ${LAB_WRAP:-} "$DEV" run --config "$LAB/conf/dev1.conf" ;;
+		device2) exec ${LAB_WRAP:-} "$DEV" run --config "$LAB/conf/dev2.conf" ;;
+		beacon) exec ${LAB_WRAP:-} "$DEV" run --config "$LAB/conf/beacon.conf" ;;
 	esac
 }
 

@@ -96,11 +96,13 @@ class Env:
         else:
             cmd = [os.path.join(TOOLS, "srup-device"), "run", "--config",
                    os.path.join(self.dir, "dev.conf")]
+        if name != "broker" and os.environ.get("LAB_WRAP"):
+            cmd = os.environ["LAB_WRAP"].split() + cmd  # e.g. valgrind
         self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=log)
         if name == "broker":
             wait_port(self.port)
         else:
-            for _ in range(100):
+            for _ in range(300):
                 if b"connected=1" in self.ctl(name, "status").stdout:
                     break
                 time.sleep(0.1)
@@ -108,7 +110,7 @@ class Env:
     def stop(self, name):
         p = self.procs.pop(name)
         p.send_signal(signal.SIGTERM)
-        p.wait(timeout=10)
+        p.wait(timeout=30)
 
     def ctl(self, name, *args):
         if name == "c2":
@@ -223,6 +225,16 @@ def main():
         check(("peer %s sent " % c2_id) in st and "member 1" in st,
               "device state file records the server's counters and membership")
     finally:
+        for n in list(env.procs):
+            env.stop(n)
+        if os.environ.get("LAB_WRAP"):
+            import re
+            for n in ("c2", "dev"):
+                text = env.log(n)
+                errs = re.findall(r"ERROR SUMMARY: (\d+)", text)
+                check(errs and all(e == "0" for e in errs),
+                      "%s under %s: error summaries %s" % (n, os.environ["LAB_WRAP"].split()[0],
+                                                         errs))
         env.close()
     print("FAILED: %d" % len(FAILS) if FAILS else "PASS: endpoint checks")
     return 1 if FAILS else 0
