@@ -19,6 +19,8 @@
 # LAB_BROKER_HOST, LAB_FILES_HOST (default 127.0.0.1), LAB_BIND (listen address, default
 # 127.0.0.1), LAB_TLS_PORT / LAB_PLAIN_PORT / LAB_FILES_PORT (default: free ports in
 # 20000-60000 chosen at init, kept in $LAB_DIR/ports.env).
+# ID_<name> and the ports come from $LAB/*.env:
+# shellcheck disable=SC2154,SC1091
 set -u
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -190,7 +192,9 @@ write_broker_conf() {
 
 role_init() {
 	mkdir -p "$LAB" || die "cannot create $LAB"
-	[ -x "$SRUP" ] && [ -x "$C2" ] && [ -x "$DEV" ] || die "build first: $SRUP, $C2, $DEV"
+	if [ ! -x "$SRUP" ] || [ ! -x "$C2" ] || [ ! -x "$DEV" ]; then
+		die "build first: $SRUP, $C2, $DEV"
+	fi
 	# Ports are chosen afresh each run (a port free last time may be taken now).
 	{
 		echo "TLS_PORT=${LAB_TLS_PORT:-$(free_port)}"
@@ -461,8 +465,7 @@ run_all() {
 
 # compose: services other than the broker wait for init (done by the broker service).
 wait_init() {
-	local i
-	for i in $(seq 1 300); do
+	for _ in $(seq 1 300); do
 		[ -f "$LAB/run/ready" ] && return 0
 		sleep 0.2
 	done
@@ -489,7 +492,7 @@ case ${1:-} in
 		# The compose "attacker" service: the other services are already up.
 		wait_init
 		load_env
-		for i in $(seq 1 150); do
+		for _ in $(seq 1 150); do
 			[ -S "$LAB/run/c2.sock" ] && [ -S "$LAB/run/beacon.sock" ] && break
 			sleep 0.2
 		done
