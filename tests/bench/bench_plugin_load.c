@@ -584,14 +584,18 @@ static void run_latency(const struct opts *o, const struct rec *r, size_t count)
 	}
 	qsort(lat, nlat, sizeof *lat, cmp_double);
 	double sum = 0;
+	size_t over_1ms = 0;
 	for (size_t i = 0; i < nlat; i++) {
 		sum += lat[i];
+		if (lat[i] > 1000.0) {
+			over_1ms++;
+		}
 	}
 	printf("{\"n\":%zu,\"measured\":%zu,\"median_us\":%.1f,\"p99_us\":%.1f,\"mean_us\":%.1f,"
-			"\"ok\":%zu,\"denied\":%zu}\n",
+			"\"ok\":%zu,\"denied\":%zu,\"over_1ms\":%zu}\n",
 			count, nlat, nlat ? lat[nlat / 2] : -1.0,
 			nlat ? lat[(size_t)((double)nlat * 0.99)] : -1.0, nlat ? sum / (double)nlat : -1.0,
-			k.ok, k.denied);
+			k.ok, k.denied, over_1ms);
 	free(lat);
 	close(pub.fd);
 	close(sub.fd);
