@@ -44,8 +44,8 @@ die() { say "ERROR: $*"; exit 3; }
 
 free_port() {
 	# A port in 20000-60000 that nothing listens on (never 1883, never 0).
-	local p i
-	for i in $(seq 1 50); do
+	local p
+	for _ in $(seq 1 50); do
 		p=$((20000 + RANDOM % 40000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
@@ -291,9 +291,9 @@ flow() {
 
 wait_ready() {
 	# Every daemon answers on its control socket and is connected.
-	local n i
+	local n
 	for n in c2 dev1 dev2 beacon; do
-		for i in $(seq 1 100); do
+		for _ in $(seq 1 100); do
 			if [ "$n" = c2 ]; then
 				c2ctl status 2>/dev/null | grep -q "connected=1" && break
 			else
@@ -307,8 +307,8 @@ wait_ready() {
 # The "human" of a human-moderated join: waits for the C2 to show the pending value, reads what
 # the device shows, and approves only if the two match.
 operator_approve() {
-	local dev=$1 devname=$2 i pend shown
-	for i in $(seq 1 100); do
+	local dev=$1 devname=$2 pend shown
+	for _ in $(seq 1 100); do
 		pend=$(c2ctl pending 2>/dev/null | grep "^hm $dev ")
 		shown=$(sed -n 's/^value //p' "$LAB/state/$devname-show.txt" 2>/dev/null)
 		[ -n "$pend" ] && [ -n "$shown" ] && break
@@ -420,8 +420,7 @@ start_bg() {
 }
 
 wait_port() {
-	local i
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
 		sleep 0.1
 	done
