@@ -1,0 +1,587 @@
+/* SPDX-License-Identifier: MIT
+ * test_pipeline.c - the plugin in-process against broker stubs: init/options, the verdict
+ * pipeline through ACL WRITE + MESSAGE, replay/retransmission, forgeries, every drop reason,
+ * READ/SUBSCRIBE rules and membership, deregistration, reload, the control topic, audit. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "srupb.h"
+#include "stubs.h"
+#include "testutil.h"
+
+int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
+		struct mosquitto_opt *opts, int opt_count);
+int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int opt_count);
+
+#define SERVER 0xb9d077e223834cf6u
+#define DEV    0x5f5f5f5f5f5f5f5fu
+#define DEV2   0xd2u
+#define ADMIN  0xadu
+
+static char dir[64];
+static char store_dir[128];
+static char audit_path[128];
+static char policy_path[128];
+static struct srup_key *k_server;
+static struct srup_key *k_dev;
+static struct srup_key *k_dev2;
+static struct srupb_ctx *ctx;
+static void *ud;
+
+static struct mosquitto c_server = {"srv", "b9d077e223834cf6"};
+static struct mosquitto c_dev = {"dev", "5f5f5f5f5f5f5f5f"};
+static struct mosquitto c_dev_b = {"dev-second-conn", "5f5f5f5f5f5f5f5f"};
+static struct mosquitto c_dev2 = {"dev2", "d2"};
+static struct mosquitto c_admin = {"admin", "ad"};
+static struct mosquitto c_anon = {"anon", NULL};
+
+static struct srup_key *load_key(const char *name)
+{
+	struct srup_key *k = NULL;
+	ck_assert_int_eq(srup_key_load_file(tu_vector_path(name), SRUP_KEY_PRIVATE, &k, NULL),
+			SRUP_OK);
+	return k;
+}
+
+static void add_key(struct srupb_store *st, uint64_t id, enum srupb_role role,
+		const struct srup_key *k)
+{
+	char *pem = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(srup_key_public_pem(k, &pem, &len), SRUP_OK);
+	ck_assert_int_eq(srupb_store_key_put(st, id, role, pem, len), SRUP_OK);
+	free(pem);
+}
+
+/* Fresh store with SERVER, DEV, DEV2 and an admin; then plugin init with the given policy text
+ * (NULL: the built-in policy) plus "admin ad" when use_admin. */
+static int start(const char *policy_text, const char *extra_opt_key, const char *extra_opt_value)
+{
+	struct srupb_store *st = NULL;
+	char err[256];
+	struct mosquitto_opt opts[4];
+	int n = 0;
+
+	stub_reset();
+	snprintf(dir, sizeof dir, "/tmp/srupb-pipe-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(store_dir, sizeof store_dir, "%s/state", dir);
+	snprintf(audit_path, sizeof audit_path, "%s/audit.jsonl", dir);
+	snprintf(policy_path, sizeof policy_path, "%s/srup.policy", dir);
+	k_server = load_key("keys/server_private.pem");
+	k_dev = load_key("keys/device_private.pem");
+	k_dev2 = load_key("keys/pysrup_test_private.pem");
+	ck_assert_int_eq(srupb_store_open(store_dir, false, SRUPB_SYNC_OS, &st, err, sizeof err),
+			SRUP_OK);
+	add_key(st, SERVER, SRUPB_ROLE_SERVER, k_server);
+	add_key(st, DEV, SRUPB_ROLE_DEVICE, k_dev);
+	add_key(st, DEV2, SRUPB_ROLE_DEVICE, k_dev2);
+	add_key(st, ADMIN, SRUPB_ROLE_SERVER, k_server);
+	srupb_store_close(st);
+	opts[n++] = (struct mosquitto_opt){"store", store_dir};
+	opts[n++] = (struct mosquitto_opt){"audit_log", audit_path};
+	if (policy_text != NULL) {
+		FILE *f = fopen(policy_path, "w");
+		ck_assert_ptr_nonnull(f);
+		fputs(policy_text, f);
+		fclose(f);
+		opts[n++] = (struct mosquitto_opt){"policy", policy_path};
+	}
+	if (extra_opt_key != NULL) {
+		opts[n++] = (struct mosquitto_opt){(char *)extra_opt_key, (char *)extra_opt_value};
+	}
+	ud = NULL;
+	int rc = mosquitto_plugin_init(NULL, &ud, opts, n);
+	ctx = ud;
+	return rc;
+}
+
+static void stop(void)
+{
+	char cmd[128];
+	if (ud != NULL) {
+		ck_assert_int_eq(mosquitto_plugin_cleanup(ud, NULL, 0), MOSQ_ERR_SUCCESS);
+	}
+	ud = NULL;
+	ctx = NULL;
+	srup_key_free(k_server);
+	srup_key_free(k_dev);
+	srup_key_free(k_dev2);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+struct buf {
+	uint8_t p[4096];
+	size_t len;
+};
+
+static struct buf build(unsigned type, uint64_t seq, uint64_t sender, const struct srup_key *k,
+		const char *data)
+{
+	struct srup_msg m;
+	struct buf b;
+	memset(&m, 0, sizeof m);
+	m.version = SRUP_VERSION;
+	m.type = (uint8_t)type;
+	m.sequence_id = seq;
+	m.sender_id = sender;
+	m.token.p = (const uint8_t *)"TOKEN";
+	m.token.len = 5;
+	if (type == SRUP_MSG_DATA) {
+		m.data_id.p = (const uint8_t *)"id";
+		m.data_id.len = 2;
+		m.data.p = (const uint8_t *)data;
+		m.data.len = strlen(data);
+	} else if (type == SRUP_MSG_ACTION) {
+		m.action_id = 7;
+	} else if (type == SRUP_MSG_RESPONSE) {
+		m.status = (uint8_t)strtoul(data, NULL, 16);
+	} else if (type == SRUP_MSG_JOIN_CMD) {
+		m.device_id = strtoull(data, NULL, 16);
+	}
+	ck_assert_int_eq(srup_msg_sign_encode(&m, k, b.p, sizeof b.p, &b.len, NULL), SRUP_OK);
+	return b;
+}
+
+/* One publish as the broker runs it: ACL WRITE, then (if allowed) MESSAGE. */
+static int pub_r(struct mosquitto *c, const char *topic, const void *p, size_t len, bool retain)
+{
+	struct mosquitto_evt_acl_check acl;
+	struct mosquitto_evt_message msg;
+	memset(&acl, 0, sizeof acl);
+	acl.client = c;
+	acl.topic = topic;
+	acl.payload = p;
+	acl.payloadlen = (uint32_t)len;
+	acl.access = MOSQ_ACL_WRITE;
+	acl.retain = retain;
+	int rc = stub_cb[MOSQ_EVT_ACL_CHECK](MOSQ_EVT_ACL_CHECK, &acl, stub_userdata[MOSQ_EVT_ACL_CHECK]);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		return rc;
+	}
+	memset(&msg, 0, sizeof msg);
+	msg.client = c;
+	msg.topic = (char *)topic;
+	msg.payload = (void *)p;
+	msg.payloadlen = (uint32_t)len;
+	msg.retain = retain;
+	return stub_cb[MOSQ_EVT_MESSAGE](MOSQ_EVT_MESSAGE, &msg, stub_userdata[MOSQ_EVT_MESSAGE]);
+}
+
+static int pub(struct mosquitto *c, const char *topic, const struct buf *b)
+{
+	return pub_r(c, topic, b->p, b->len, false);
+}
+
+static int acl(struct mosquitto *c, int access, const char *topic, const struct buf *b)
+{
+	struct mosquitto_evt_acl_check e;
+	memset(&e, 0, sizeof e);
+	e.client = c;
+	e.topic = topic;
+	e.access = access;
+	if (b != NULL) {
+		e.payload = b->p;
+		e.payloadlen = (uint32_t)b->len;
+	}
+	return stub_cb[MOSQ_EVT_ACL_CHECK](MOSQ_EVT_ACL_CHECK, &e, stub_userdata[MOSQ_EVT_ACL_CHECK]);
+}
+
+static void tick(void)
+{
+	struct mosquitto_evt_tick t;
+	memset(&t, 0, sizeof t);
+	stub_cb[MOSQ_EVT_TICK](MOSQ_EVT_TICK, &t, stub_userdata[MOSQ_EVT_TICK]);
+}
+
+/* Lines of the audit log containing needle. */
+static int audit_count(const char *needle)
+{
+	size_t len = 0;
+	char *text = tu_read_file(audit_path, &len);
+	int n = 0;
+	for (char *p = strstr(text, needle); p != NULL; p = strstr(p + 1, needle)) {
+		n++;
+	}
+	free(text);
+	return n;
+}
+
+#define CH_DEV  "SRUP/5f5f5f5f5f5f5f5f"
+#define CH_DEV2 "SRUP/d2"
+
+START_TEST(test_pipeline_accepts_once_then_replay_and_retransmit)
+{
+	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	struct buf m1 = build(SRUP_MSG_DATA, 1, DEV, k_dev, "one");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m1), MOSQ_ERR_SUCCESS);
+	/* WRITE + MESSAGE of one publish: one decision */
+	ck_assert_uint_eq(ctx->metrics.accepted, 1);
+	/* byte-identical resend by the same client: delivered, counted as retransmission */
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m1), MOSQ_ERR_SUCCESS);
+	ck_assert_uint_eq(ctx->metrics.retransmitted, 1);
+	ck_assert_uint_eq(ctx->metrics.accepted, 1);
+	/* the same bytes from another connection: replay */
+	ck_assert_int_eq(pub(&c_dev_b, CH_DEV, &m1), MOSQ_ERR_ACL_DENIED);
+	/* an equal sequence id with other content: replay */
+	struct buf m1b = build(SRUP_MSG_DATA, 1, DEV, k_dev, "other");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m1b), MOSQ_ERR_ACL_DENIED);
+	struct buf m2 = build(SRUP_MSG_DATA, 2, DEV, k_dev, "two");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m2), MOSQ_ERR_SUCCESS);
+	/* an older message is now a replay even from its own client */
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m1), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REPLAY], 3);
+	ck_assert_int_eq(audit_count("\"reason\":\"replay\""), 3);
+	ck_assert_int_eq(audit_count("\"verdict\":\"retransmit\""), 1);
+	ck_assert_int_eq(audit_count("\"verdict\":\"accept\""), 0);
+	ck_assert_int_ge(stub_warnings, 3);
+	stop();
+}
+END_TEST
+
+START_TEST(test_pipeline_forgery_moves_no_state)
+{
+	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	struct buf forged = build(SRUP_MSG_DATA, UINT64_MAX, DEV, k_server, "forged");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &forged), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_BAD_SIGNATURE], 1);
+	struct buf ok = build(SRUP_MSG_DATA, 5, DEV, k_dev, "genuine");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &ok), MOSQ_ERR_SUCCESS);
+	stop();
+}
+END_TEST
+
+/* Every proper prefix and every single-bit flip of a valid message is dropped, and none of
+ * them moves state: the genuine message is accepted afterwards. */
+START_TEST(test_pipeline_prefixes_and_flips_are_dropped)
+{
+	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	struct buf m = build(SRUP_MSG_DATA, 9, DEV, k_dev, "payload");
+	for (size_t n = 0; n < m.len; n++) {
+		uint8_t *copy = malloc(n + 1);
+		memcpy(copy, m.p, n);
+		ck_assert_msg(pub_r(&c_dev, CH_DEV, n ? copy : NULL, n, false) == MOSQ_ERR_ACL_DENIED,
+				"prefix %zu accepted", n);
+		free(copy);
+	}
+	for (size_t i = 0; i < m.len; i++) {
+		struct buf f = m;
+		f.p[i] ^= 0x01;
+		ck_assert_msg(pub(&c_dev, CH_DEV, &f) == MOSQ_ERR_ACL_DENIED, "flip at %zu accepted",
+				i);
+	}
+	ck_assert_uint_eq(ctx->metrics.accepted, 0);
+	ck_assert_uint_eq(ctx->metrics.dropped_total, 2 * m.len);
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m), MOSQ_ERR_SUCCESS);
+	stop();
+}
+END_TEST
+
+static void expect_drop(struct mosquitto *c, const char *topic, const void *p, size_t len,
+		bool retain, enum srupb_reason r)
+{
+	uint64_t before = ctx->metrics.dropped[r];
+	ck_assert_int_eq(pub_r(c, topic, p, len, retain), MOSQ_ERR_ACL_DENIED);
+	ck_assert_msg(ctx->metrics.dropped[r] == before + 1, "not counted as %s",
+			srupb_reason_name(r));
+}
+
+START_TEST(test_pipeline_each_drop_reason)
+{
+	ck_assert_int_eq(start("version 1\nmax_payload 1000\nallow own_channel device DATA "
+						   "RESIGN_REQUEST\nallow device_channel server ACTION RESPONSE\n"
+						   "allow join_topic device JOIN_REQ\n",
+							 NULL, NULL),
+			MOSQ_ERR_SUCCESS);
+	struct buf m = build(SRUP_MSG_DATA, 1, DEV, k_dev, "x");
+	uint8_t big[1200];
+	memset(big, 0, sizeof big);
+	expect_drop(&c_dev, CH_DEV, NULL, 0, false, SRUPB_R_EMPTY_PAYLOAD);
+	expect_drop(&c_dev, CH_DEV, big, sizeof big, false, SRUPB_R_TOO_LARGE);
+	expect_drop(&c_dev, CH_DEV, m.p, m.len - 1, false, SRUPB_R_TRUNCATED);
+	struct buf t = m;
+	t.p[t.len++] = 0;
+	expect_drop(&c_dev, CH_DEV, t.p, t.len, false, SRUPB_R_TRAILING_BYTES);
+	t = m;
+	t.p[0] = 4;
+	expect_drop(&c_dev, CH_DEV, t.p, t.len, false, SRUPB_R_BAD_VERSION);
+	t = m;
+	t.p[1] = 0x07;
+	expect_drop(&c_dev, CH_DEV, t.p, t.len, false, SRUPB_R_UNKNOWN_TYPE);
+	t = m;
+	t.p[18] = 0x7f; /* token length 0x7f05: over its limit */
+	expect_drop(&c_dev, CH_DEV, t.p, t.len, false, SRUPB_R_FIELD_LENGTH);
+	expect_drop(&c_dev, CH_DEV, m.p, m.len, true, SRUPB_R_RETAINED_REFUSED);
+	expect_drop(&c_dev, CH_DEV, NULL, 0, true, SRUPB_R_RETAINED_REFUSED);
+	expect_drop(&c_dev, "SRUP/x/y", m.p, m.len, false, SRUPB_R_NOT_ALLOWED);
+	struct buf act = build(SRUP_MSG_ACTION, 1, DEV, k_dev, "");
+	expect_drop(&c_dev, CH_DEV2, act.p, act.len, false, SRUPB_R_NOT_ALLOWED); /* device role */
+	expect_drop(&c_dev, CH_DEV, act.p, act.len, false, SRUPB_R_NOT_ALLOWED); /* own channel */
+	struct buf unknown = build(SRUP_MSG_DATA, 1, 0x99, k_dev, "x");
+	expect_drop(&c_dev, "SRUP/99", unknown.p, unknown.len, false, SRUPB_R_UNKNOWN_SENDER);
+	expect_drop(&c_dev2, CH_DEV, m.p, m.len, false, SRUPB_R_IDENTITY_MISMATCH);
+	expect_drop(&c_anon, CH_DEV, m.p, m.len, false, SRUPB_R_IDENTITY_MISMATCH);
+	struct buf join = build(SRUP_MSG_JOIN_REQ, 1, DEV, k_dev, "");
+	expect_drop(&c_dev, "SRUP/servers/b9d077e223834cf6/d2", join.p, join.len, false,
+			SRUPB_R_JOIN_TOPIC_MISMATCH);
+	ck_assert_int_eq(pub(&c_dev, "SRUP/servers/b9d077e223834cf6/5f5f5f5f5f5f5f5f", &join),
+			MOSQ_ERR_SUCCESS);
+	struct buf sig = build(SRUP_MSG_DATA, 2, DEV, k_dev2, "x");
+	expect_drop(&c_dev, CH_DEV, sig.p, sig.len, false, SRUPB_R_BAD_SIGNATURE);
+	/* revoked: via the store tool path while running (next message sees it) */
+	ck_assert_int_eq(srupb_store_key_revoke(ctx->store, DEV, NULL), SRUP_OK);
+	expect_drop(&c_dev, CH_DEV, m.p, m.len, false, SRUPB_R_REVOKED_SENDER);
+	/* ... and its connection is closed from TICK, not inside the callback */
+	ck_assert_int_eq(stub_kicks, 0);
+	tick();
+	ck_assert_int_eq(stub_kicks, 1);
+	ck_assert_str_eq(stub_last_kick, "dev");
+	/* every reason was audited once; non-SRUP topics are not the plugin's business */
+	for (unsigned r = 0; r < SRUPB_R__COUNT; r++) {
+		char needle[64];
+		snprintf(needle, sizeof needle, "\"reason\":\"%s\"", srupb_reason_name(r));
+		if (r == SRUPB_R_BAD_PAD || r == SRUPB_R_REPLAY || r == SRUPB_R_INTERNAL_ERROR) {
+			continue;
+		}
+		ck_assert_msg(audit_count(needle) >= 1, "no audit line for %s", srupb_reason_name(r));
+	}
+	ck_assert_int_eq(pub_r(&c_anon, "other/topic", "x", 1, true), MOSQ_ERR_SUCCESS);
+	stop();
+}
+END_TEST
+
+START_TEST(test_pipeline_same_bytes_on_another_channel_is_replay)
+{
+	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	struct buf a = build(SRUP_MSG_ACTION, 5, SERVER, k_server, "");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &a), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(pub(&c_server, CH_DEV2, &a), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REPLAY], 1);
+	/* a fresh message for the other device is fine */
+	struct buf b = build(SRUP_MSG_ACTION, 1, SERVER, k_server, "");
+	ck_assert_int_eq(pub(&c_server, CH_DEV2, &b), MOSQ_ERR_SUCCESS);
+	stop();
+}
+END_TEST
+
+START_TEST(test_pipeline_membership_read_and_subscribe)
+{
+	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	struct buf d = build(SRUP_MSG_DATA, 1, DEV, k_dev, "x");
+	/* before joining: only the device reads its channel */
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_anon, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
+	/* join topics: only the named server */
+	const char *jt = "SRUP/servers/b9d077e223834cf6/5f5f5f5f5f5f5f5f";
+	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_READ, jt, &d), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, jt, &d), MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, jt, &d), MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_SUBSCRIBE, "SRUP/servers/b9d077e223834cf6/#",
+							 NULL),
+			MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, "SRUP/servers/b9d077e223834cf6/#", NULL),
+			MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, "SRUP/servers/+/#", NULL),
+			MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, CH_DEV, NULL), MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, "#", NULL), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$share/g/" CH_DEV, NULL),
+			MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, "$CONTROL/srup/v1/response", NULL),
+			MOSQ_ERR_ACL_DENIED);
+	/* the server's verified JOIN_SUCCESS makes it a member */
+	struct buf js = build(SRUP_MSG_RESPONSE, 1, SERVER, k_server, "50");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &js), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
+	/* resignation: the server still gets the RESIGN_REQUEST itself, then nothing */
+	struct buf rs = build(SRUP_MSG_RESIGN_REQUEST, 2, DEV, k_dev, "");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &rs), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_READ, CH_DEV, &rs), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, CH_DEV, &rs), MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
+	stop();
+}
+END_TEST
+
+START_TEST(test_pipeline_deregister_revokes_and_kicks)
+{
+	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	struct buf dr = build(SRUP_MSG_DEREGISTER_REQ, 1, DEV, k_dev, "");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &dr), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(stub_kicks, 0);
+	tick();
+	ck_assert_int_eq(stub_kicks, 1);
+	ck_assert_str_eq(stub_last_kick, "5f5f5f5f5f5f5f5f");
+	struct buf d = build(SRUP_MSG_DATA, 2, DEV, k_dev, "x");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REVOKED_SENDER], 1);
+	/* a revoked device no longer receives on its channel either */
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
+	stop();
+}
+END_TEST
+
+START_TEST(test_pipeline_bad_options_refuse_start)
+{
+	ck_assert_int_ne(start(NULL, "bogus", "1"), MOSQ_ERR_SUCCESS);
+	ck_assert_ptr_null(ud);
+	ck_assert_ptr_nonnull(strstr(stub_last_log, "unknown option plugin_opt_bogus"));
+	stop();
+	ck_assert_int_ne(start(NULL, "store", "/tmp/other"), MOSQ_ERR_SUCCESS);
+	ck_assert_ptr_nonnull(strstr(stub_last_log, "twice"));
+	stop();
+	ck_assert_int_ne(start("version 1\nallow own_channel device DATA\nnonsense\n", NULL, NULL),
+			MOSQ_ERR_SUCCESS);
+	ck_assert_ptr_nonnull(strstr(stub_last_log, "srup.policy:3: unknown directive"));
+	stop();
+	stub_reset();
+	struct mosquitto_opt only_audit[] = {{"audit_log", "/tmp/x.jsonl"}};
+	ck_assert_int_ne(mosquitto_plugin_init(NULL, &ud, only_audit, 1), MOSQ_ERR_SUCCESS);
+	ck_assert_ptr_nonnull(strstr(stub_last_log, "plugin_opt_store is required"));
+	ud = NULL;
+}
+END_TEST
+
+START_TEST(test_pipeline_registration_failure_refuses_start)
+{
+	stub_reset();
+	int rc = start(NULL, NULL, NULL);
+	ck_assert_int_eq(rc, MOSQ_ERR_SUCCESS);
+	stop();
+	/* start() resets the stubs; arm the failure through a second init by hand */
+	stub_reset();
+	stub_fail_register_at = 3;
+	struct mosquitto_opt o[] = {{"store", "/tmp/srupb-regfail"}, {"audit_log",
+			"/tmp/srupb-regfail.jsonl"}};
+	ck_assert_int_eq(mosquitto_plugin_init(NULL, &ud, o, 2), MOSQ_ERR_ALREADY_EXISTS);
+	ck_assert_ptr_null(ud);
+	for (int e = 0; e < STUB_EVENTS; e++) {
+		ck_assert_msg(stub_cb[e] == NULL, "event %d still registered", e);
+	}
+	ck_assert_int_eq(system("rm -rf /tmp/srupb-regfail /tmp/srupb-regfail.jsonl"), 0);
+}
+END_TEST
+
+START_TEST(test_pipeline_reload_keeps_last_good_policy)
+{
+	const char *strict = "version 1\nallow own_channel device DATA\n";
+	ck_assert_int_eq(start(strict, NULL, NULL), MOSQ_ERR_SUCCESS);
+	struct buf m1 = build(SRUP_MSG_DATA, 1, DEV, k_dev, "x");
+	ck_assert_int_eq(pub(&c_dev2, CH_DEV, &m1), MOSQ_ERR_ACL_DENIED); /* bound identity */
+	FILE *f = fopen(policy_path, "w");
+	fputs("version 1\nthis is broken\n", f);
+	fclose(f);
+	struct mosquitto_evt_reload r;
+	memset(&r, 0, sizeof r);
+	stub_errors = 0;
+	stub_cb[MOSQ_EVT_RELOAD](MOSQ_EVT_RELOAD, &r, stub_userdata[MOSQ_EVT_RELOAD]);
+	ck_assert_int_eq(stub_errors, 1);
+	ck_assert_ptr_nonnull(strstr(stub_last_log, "keeping the last good one"));
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m1), MOSQ_ERR_SUCCESS);
+	f = fopen(policy_path, "w");
+	fputs("version 1\nbind_identity no\nallow own_channel device DATA\n", f);
+	fclose(f);
+	stub_cb[MOSQ_EVT_RELOAD](MOSQ_EVT_RELOAD, &r, stub_userdata[MOSQ_EVT_RELOAD]);
+	struct buf m2 = build(SRUP_MSG_DATA, 2, DEV, k_dev, "x");
+	ck_assert_int_eq(pub(&c_dev2, CH_DEV, &m2), MOSQ_ERR_SUCCESS);
+	stop();
+}
+END_TEST
+
+static void control(struct mosquitto *c, const char *json)
+{
+	struct mosquitto_evt_control e;
+	memset(&e, 0, sizeof e);
+	e.client = c;
+	e.topic = "$CONTROL/srup/v1";
+	e.payload = json;
+	e.payloadlen = (uint32_t)strlen(json);
+	ck_assert_int_eq(stub_cb[MOSQ_EVT_CONTROL](MOSQ_EVT_CONTROL, &e,
+							 stub_userdata[MOSQ_EVT_CONTROL]),
+			MOSQ_ERR_SUCCESS);
+}
+
+START_TEST(test_pipeline_control_topic_admin_only)
+{
+	ck_assert_int_eq(start("version 1\nadmin ad\nallow own_channel device DATA\n", NULL, NULL),
+			MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(pub_r(&c_dev, "$CONTROL/srup/v1", "{}", 2, false), MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_admin, MOSQ_ACL_WRITE, "$CONTROL/srup/v1", NULL), MOSQ_ERR_SUCCESS);
+	control(&c_dev, "{\"command\":\"revoke\",\"id\":\"d2\"}");
+	struct buf m = build(SRUP_MSG_DATA, 1, DEV2, k_dev2, "x");
+	ck_assert_int_eq(pub(&c_dev2, CH_DEV2, &m), MOSQ_ERR_SUCCESS);
+	control(&c_admin, "{ \"command\" : \"revoke\", \"id\": \"d2\" }");
+	ck_assert_str_eq(stub_last_topic, "$CONTROL/srup/v1/response");
+	ck_assert_ptr_nonnull(strstr(stub_last_payload, "\"result\":\"ok\""));
+	tick();
+	ck_assert_int_ge(stub_kicks, 1);
+	struct buf m2 = build(SRUP_MSG_DATA, 2, DEV2, k_dev2, "x");
+	ck_assert_int_eq(pub(&c_dev2, CH_DEV2, &m2), MOSQ_ERR_ACL_DENIED);
+	control(&c_admin, "{\"command\":\"revoke\",\"id\":\"777\"}");
+	ck_assert_ptr_nonnull(strstr(stub_last_payload, "\"result\":\"error\""));
+	control(&c_admin, "{\"command\":\"dance\"}");
+	ck_assert_ptr_nonnull(strstr(stub_last_payload, "unknown command"));
+	control(&c_admin, "{\"command\":\"reload\"}");
+	ck_assert_ptr_nonnull(strstr(stub_last_payload, "\"result\":\"ok\""));
+	ck_assert_int_eq(acl(&c_admin, MOSQ_ACL_READ, "$CONTROL/srup/v1/response", NULL),
+			MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, "$CONTROL/srup/v1/response", NULL),
+			MOSQ_ERR_ACL_DENIED);
+	stop();
+}
+END_TEST
+
+START_TEST(test_pipeline_audit_rate_limit_and_metrics)
+{
+	ck_assert_int_eq(start("version 1\naudit_rate 2 1\naudit_accepts yes\n"
+						   "allow own_channel device DATA\n",
+							 NULL, NULL),
+			MOSQ_ERR_SUCCESS);
+	struct buf m = build(SRUP_MSG_DATA, 1, DEV, k_dev, "x");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(audit_count("\"verdict\":\"accept\""), 1);
+	int warnings = stub_warnings;
+	for (int i = 0; i < 10; i++) {
+		ck_assert_int_eq(pub(&c_dev_b, CH_DEV, &m), MOSQ_ERR_ACL_DENIED);
+	}
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REPLAY], 10);
+	ck_assert_int_eq(audit_count("\"reason\":\"replay\""), 2);
+	ck_assert_int_eq(stub_warnings - warnings, 2);
+	sleep(1);
+	tick(); /* writes the summary once a token is back */
+	ck_assert_int_eq(audit_count("\"suppressed\":8"), 1);
+	ck_assert_int_ge(stub_publishes, 20);
+	stop();
+}
+END_TEST
+
+Suite *plugin_pipeline_suite(void)
+{
+	Suite *s = suite_create("plugin_pipeline");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_pipeline_accepts_once_then_replay_and_retransmit);
+	tcase_add_test(tc, test_pipeline_forgery_moves_no_state);
+	tcase_add_test(tc, test_pipeline_prefixes_and_flips_are_dropped);
+	tcase_add_test(tc, test_pipeline_each_drop_reason);
+	tcase_add_test(tc, test_pipeline_same_bytes_on_another_channel_is_replay);
+	tcase_add_test(tc, test_pipeline_membership_read_and_subscribe);
+	tcase_add_test(tc, test_pipeline_deregister_revokes_and_kicks);
+	tcase_add_test(tc, test_pipeline_bad_options_refuse_start);
+	tcase_add_test(tc, test_pipeline_registration_failure_refuses_start);
+	tcase_add_test(tc, test_pipeline_reload_keeps_last_good_policy);
+	tcase_add_test(tc, test_pipeline_control_topic_admin_only);
+	tcase_add_test(tc, test_pipeline_audit_rate_limit_and_metrics);
+	suite_add_tcase(s, tc);
+	return s;
+}
