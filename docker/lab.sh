@@ -373,6 +373,12 @@ role_scenario_leave() {
 	say "---- leaving and the observed join"
 	flow resign_dev1 "OK left" devctl dev1 resign
 	flow resign_dev1_c2_view "member=0" member_is "$ID_dev1" 0
+	# Someone near the beacon shows it a wrong value for dev1 first: it must not block the join.
+	"$PY" -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(("PROVE %s %s\n" % (sys.argv[2], "0" * 32)).encode())' \
+		"$LAB/run/beacon-local.sock" "$ID_dev1" || say "could not reach the beacon socket"
 	flow observed_join_dev1 "JOIN_SUCCESS" devctl dev1 join observed "$ID_beacon"
 	flow after_observed_join "ACTION_SUCCESS" c2ctl send action "$ID_dev1" 2
 	flow terminate_dev1 "TERMINATE_CMD" c2ctl send terminate "$ID_dev1"

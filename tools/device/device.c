@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <poll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -32,7 +34,8 @@ struct obs_entry {
 	char req_value[VALUE_MAX + 1];
 	char proof_value[VALUE_MAX + 1];
 	char token[SRUP_TOKEN_LEN + 1];
-	uint64_t server;
+	time_t since;     /* when the request (or a lone proof) arrived */
+	int wrong_proofs; /* proofs that did not match the request */
 };
 
 struct dev_app {
@@ -545,18 +548,21 @@ static struct obs_entry *obs_find(uint64_t joining, int create)
 			memset(&app.obs[i], 0, sizeof(app.obs[i]));
 			app.obs[i].used = 1;
 			app.obs[i].joining = joining;
+			app.obs[i].since = time(NULL);
 			return &app.obs[i];
 		}
 	}
 	return NULL;
 }
 
-/* Both halves present: compare and report to the server (lock held). */
+/* Both halves present: compare. A match is reported as OBSERVED_JOIN_VALID at once. A mismatch
+ * (a stale proof from an earlier attempt, or someone else's) is discarded and the beacon keeps
+ * waiting for the right one until the timeout, when obs_sweep reports INVALID. So a wrong proof
+ * can neither win a race nor block the real device (lock held). */
 static void obs_decide(struct srupd *d, struct obs_entry *o)
 {
 	size_t a;
 	size_t b;
-	unsigned st;
 	char jid[SRUP_ID_TEXT_MAX];
 
 	if (!o->have_req || !o->have_proof) {
@@ -564,13 +570,16 @@ static void obs_decide(struct srupd *d, struct obs_entry *o)
 	}
 	a = strlen(o->req_value);
 	b = strlen(o->proof_value);
-	st = (a == b && a > 0 && CRYPTO_memcmp(o->req_value, o->proof_value, a) == 0)
-			? SRUP_ST_OBSERVED_JOIN_VALID
-			: SRUP_ST_OBSERVED_JOIN_INVALID;
 	srupd_id_text(o->joining, jid);
-	srupd_log(SRUPD_INFO, "beacon: device %s proved %s", jid,
-			st == SRUP_ST_OBSERVED_JOIN_VALID ? "the right value" : "a WRONG value");
-	send_response(d, o->token, st);
+	if (a != b || a == 0 || CRYPTO_memcmp(o->req_value, o->proof_value, a) != 0) {
+		srupd_log(SRUPD_WARN, "beacon: device %s showed a value that does not match", jid);
+		o->wrong_proofs++;
+		o->have_proof = 0;
+		OPENSSL_cleanse(o->proof_value, sizeof(o->proof_value));
+		return;
+	}
+	srupd_log(SRUPD_INFO, "beacon: device %s proved the right value", jid);
+	send_response(d, o->token, SRUP_ST_OBSERVED_JOIN_VALID);
 	OPENSSL_cleanse(o, sizeof(*o));
 	o->used = 0;
 }
@@ -595,7 +604,34 @@ static void on_observe_req(struct srupd *d, const struct srup_msg *m)
 	}
 	token_copy(o->token, &m->token);
 	o->have_req = 1;
+	o->since = time(NULL);
 	obs_decide(d, o);
+}
+
+/* A half that waited longer than the timeout: a request whose device never proved the value is
+ * reported as OBSERVED_JOIN_INVALID (wrong values were shown) or OBSERVED_JOIN_FAIL (none was);
+ * a proof nobody asked about is forgotten (lock held). */
+static void obs_sweep(struct srupd *d)
+{
+	time_t now = time(NULL);
+	size_t i;
+
+	for (i = 0; i < OBS_MAX; i++) {
+		struct obs_entry *o = &app.obs[i];
+
+		if (!o->used || now - o->since < (time_t)d->cfg.timeout_s) {
+			continue;
+		}
+		if (o->have_req) {
+			unsigned st = o->wrong_proofs > 0 ? SRUP_ST_OBSERVED_JOIN_INVALID
+											  : SRUP_ST_OBSERVED_JOIN_FAIL;
+			srupd_log(SRUPD_WARN, "beacon: device %llx never proved its value: %s",
+					(unsigned long long)o->joining, srup_status_name(st));
+			send_response(d, o->token, st);
+		}
+		OPENSSL_cleanse(o, sizeof(*o));
+		o->used = 0;
+	}
 }
 
 static void *beacon_thread(void *arg)
@@ -619,10 +655,18 @@ static void *beacon_thread(void *arg)
 		char line[256];
 		char *argv[4];
 		size_t n = 0;
-		int cfd = accept(lfd, NULL, NULL);
+		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+		int cfd;
 		uint64_t jid;
 		struct obs_entry *o;
 
+		if (poll(&pfd, 1, 1000) <= 0) {
+			pthread_mutex_lock(&d->lock);
+			obs_sweep(d);
+			pthread_mutex_unlock(&d->lock);
+			continue;
+		}
+		cfd = accept(lfd, NULL, NULL);
 		if (cfd < 0) {
 			continue;
 		}
@@ -644,8 +688,12 @@ static void *beacon_thread(void *arg)
 		pthread_mutex_lock(&d->lock);
 		o = obs_find(jid, 1);
 		if (o != NULL) {
+			/* The latest proof replaces an earlier one still waiting for its request. */
 			snprintf(o->proof_value, sizeof(o->proof_value), "%s", argv[2]);
 			o->have_proof = 1;
+			if (!o->have_req) {
+				o->since = time(NULL);
+			}
 			obs_decide(d, o);
 		}
 		pthread_mutex_unlock(&d->lock);
