@@ -10,6 +10,7 @@
 #include <check.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "srup/srup.h"
@@ -95,6 +96,8 @@ START_TEST(test_key_loads_every_vector_key)
 	enum srup_key_kind kind = good_keys[_i].is_private ? SRUP_KEY_PRIVATE : SRUP_KEY_PUBLIC;
 	struct srup_key *key = must_load(path, kind);
 	ck_assert_int_eq(srup_key_is_private(key), good_keys[_i].is_private);
+	/* The decoder's discarded attempts are not left on the caller's error queue. */
+	ck_assert_uint_eq(ERR_peek_error(), 0);
 	ck_assert_uint_eq(srup_key_bits(key), 2048);
 	ck_assert_uint_eq(srup_key_size(key), 256);
 	ck_assert_ptr_nonnull(srup_key_evp(key));

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include <check.h>
+#include <openssl/err.h>
+#include <pthread.h>
 
 #include "srup/srup.h"
 #include "testutil.h"
@@ -450,6 +452,77 @@ START_TEST(test_sig_sign_encode_3072_round_trip)
 }
 END_TEST
 
+START_TEST(test_sig_failures_leave_no_openssl_errors)
+{
+	/* A long-running verifier (the broker) must not accumulate OpenSSL errors per rejection. */
+	struct vec v;
+	vec_load(0, &v);
+	struct srup_bytes one = {v.unsig, v.unsig_len};
+	ERR_clear_error();
+	v.sig[10] ^= 0x40;
+	struct srup_diag diag;
+	memset(&diag, 0, sizeof diag);
+	ck_assert_int_eq(srup_sig_verify(v.pub, &one, 1, v.sig, v.sig_len, &diag), SRUP_ERR_SIG);
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+	ck_assert_str_eq(diag.field, "signature");
+	ck_assert(diag.detail[0] != '\0');
+	ck_assert_int_eq(srup_sig_verify(v.pub, &one, 1, v.sig, v.sig_len, NULL), SRUP_ERR_SIG);
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+	ck_assert_int_eq(srup_sig_verify(v.pub, &one, 1, v.sig, 3, NULL), SRUP_ERR_SIG);
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+	v.sig[10] ^= 0x40;
+	ck_assert_int_eq(srup_sig_verify(v.pub, &one, 1, v.sig, v.sig_len, NULL), SRUP_OK);
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+	vec_free(&v);
+}
+END_TEST
+
+/* Several threads verify good and forged copies with one shared key. */
+struct verify_job {
+	const struct vec *v;
+	const uint8_t *bad_sig;
+	int wrong;
+};
+
+static void *verify_worker(void *arg)
+{
+	struct verify_job *job = arg;
+	struct srup_bytes one = {job->v->unsig, job->v->unsig_len};
+	for (int i = 0; i < 150; i++) {
+		if (srup_sig_verify(job->v->pub, &one, 1, job->v->sig, job->v->sig_len, NULL) != SRUP_OK) {
+			job->wrong++;
+		}
+		if (srup_sig_verify(job->v->pub, &one, 1, job->bad_sig, job->v->sig_len, NULL) !=
+		    SRUP_ERR_SIG) {
+			job->wrong++;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(test_sig_verify_shares_key_across_threads)
+{
+	struct vec v;
+	vec_load(2, &v);
+	uint8_t bad[1024];
+	memcpy(bad, v.sig, v.sig_len);
+	bad[v.sig_len - 1] ^= 1;
+	pthread_t th[4];
+	struct verify_job jobs[4];
+	for (int i = 0; i < 4; i++) {
+		jobs[i].v = &v;
+		jobs[i].bad_sig = bad;
+		jobs[i].wrong = 0;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, verify_worker, &jobs[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+		ck_assert_int_eq(jobs[i].wrong, 0);
+	}
+	vec_free(&v);
+}
+END_TEST
+
 Suite *sig_suite(void)
 {
 	Suite *s = suite_create("sig");
@@ -466,6 +539,8 @@ Suite *sig_suite(void)
 	tcase_add_test(tc, test_sig_sign_errors);
 	tcase_add_loop_test(tc, test_sig_sign_encode_reproduces_vector, 0, n);
 	tcase_add_test(tc, test_sig_sign_encode_3072_round_trip);
+	tcase_add_test(tc, test_sig_failures_leave_no_openssl_errors);
+	tcase_add_test(tc, test_sig_verify_shares_key_across_threads);
 	suite_add_tcase(s, tc);
 	return s;
 }
