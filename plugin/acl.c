@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -57,7 +56,6 @@ static bool in_grace(struct srupb_ctx *ctx, uint64_t device, uint64_t reader, co
 {
 	double now = srupb_now();
 	uint8_t dg[32];
-	unsigned int n = 0;
 	bool have_dg = false;
 
 	for (size_t i = 0; i < SRUPB_GRACE_SLOTS; i++) {
@@ -74,8 +72,7 @@ static bool in_grace(struct srupb_ctx *ctx, uint64_t device, uint64_t reader, co
 				continue;
 			}
 			if (!have_dg) {
-				if (payload == NULL ||
-						EVP_Digest(payload, len, dg, &n, EVP_sha256(), NULL) != 1) {
+				if (payload == NULL || !srupb_sha256(ctx, payload, len, dg)) {
 					return false;
 				}
 				have_dg = true;

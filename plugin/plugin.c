@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -150,6 +152,7 @@ static void ctx_free(struct srupb_ctx *ctx)
 		return;
 	}
 	srupb_clients_free(ctx->clients);
+	EVP_MD_free(ctx->sha256);
 	srupb_audit_close(ctx->audit);
 	srupb_keystore_free(ctx->keys);
 	srupb_store_close(ctx->store);
@@ -188,7 +191,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 		return MOSQ_ERR_NOMEM;
 	}
 	ctx->pid = identifier;
+	ctx->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (ctx->sha256 == NULL) {
+		srupb_log(MOSQ_LOG_ERR, "init | OpenSSL has no SHA256");
+		free(ctx);
+		return MOSQ_ERR_UNKNOWN;
+	}
 	if (srupb_config_parse(&ctx->cfg, opts, opt_count) != SRUP_OK) {
+		EVP_MD_free(ctx->sha256);
 		free(ctx);
 		return MOSQ_ERR_INVAL;
 	}

@@ -279,6 +279,7 @@ struct srupb_ctx {
 	struct srupb_grace grace[SRUPB_GRACE_SLOTS];
 	size_t grace_next;
 	struct srupb_clients *clients;
+	void *sha256; /* EVP_MD *, fetched once (an implicit fetch per digest costs ~1 us) */
 	bool have_tick;
 	uint64_t decisions;
 	double last_second;
@@ -286,6 +287,9 @@ struct srupb_ctx {
 
 /* Monotonic seconds. */
 double srupb_now(void);
+
+/* SHA-256 of p[0, len) into out with the context's fetched digest; false on failure. */
+bool srupb_sha256(const struct srupb_ctx *ctx, const void *p, size_t len, uint8_t out[32]);
 
 /* ---------------------------------------------------------------- verify.c */
 

@@ -145,10 +145,11 @@ static enum srupb_reason parse_reason(enum srup_err e)
 	}
 }
 
-static bool sha256(const void *p, size_t len, uint8_t out[32])
+bool srupb_sha256(const struct srupb_ctx *ctx, const void *p, size_t len, uint8_t out[32])
 {
 	unsigned int n = 0;
-	return EVP_Digest(p, len, out, &n, EVP_sha256(), NULL) == 1 && n == 32;
+	const EVP_MD *md = ctx->sha256 != NULL ? (const EVP_MD *)ctx->sha256 : EVP_sha256();
+	return EVP_Digest(p, len, out, &n, md, NULL) == 1 && n == 32;
 }
 
 static bool any_role_allows(const struct srupb_policy *p, enum srupb_rule_kind rk, unsigned type)
@@ -295,8 +296,8 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	c.chan.b = t->b;
 	c.mark.seq = m->sequence_id;
 	c.seen_max = p->seen_index;
-	if (!sha256(payload, len, c.mark.digest) ||
-			!sha256(client_id != NULL ? client_id : "", client_id != NULL ? strlen(client_id) : 0,
+	if (!srupb_sha256(ctx, payload, len, c.mark.digest) ||
+			!srupb_sha256(ctx, client_id != NULL ? client_id : "", client_id != NULL ? strlen(client_id) : 0,
 					mark.digest)) {
 		srupb_store_read_end(ctx->store);
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "SHA-256 failed");
