@@ -29,6 +29,10 @@ SRUP = os.path.join(BUILD, "tools", "srup")
 PLUGIN = os.path.join(BUILD, "plugin", "srup_plugin.so")
 MOSQUITTO = os.environ.get("SRUP_MOSQUITTO", "/usr/sbin/mosquitto")
 SHIPPED_POLICY = os.path.join(REPO, "policy", "srup.policy")
+# SRUP_IT_VALGRIND=1 runs every broker under valgrind (memcheck, leaks); a broker that exits
+# with valgrind errors fails the test that stopped it. Slow: timeouts are stretched.
+VALGRIND = os.environ.get("SRUP_IT_VALGRIND") == "1"
+SLOW = 4.0 if VALGRIND else 1.0
 
 DROP_REASONS = ("empty_payload too_large truncated field_length trailing_bytes bad_version "
                 "unknown_type bad_pad not_allowed unknown_sender revoked_sender "
@@ -189,6 +193,7 @@ class Client:
         self.subacks = {}
         self.buf = b""
         self.next_mid = 1
+        timeout *= SLOW
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         flags = 0x02 if clean else 0
@@ -339,14 +344,14 @@ class Client:
         self.send_raw(self.publish_packet(topic, payload, qos, retain, mid, dup))
         if not qos:
             return None
-        self.pump(timeout, until=lambda: mid in self.acks)
+        self.pump(timeout * SLOW, until=lambda: mid in self.acks)
         return self.acks.get(mid)
 
     def subscribe(self, filt, qos=1, timeout=5.0):
         mid = self.alloc_mid()
         body = struct.pack(">H", mid) + _varint(0) + _str(filt) + bytes([qos])
         self._send_packet(0x82, body)
-        self.pump(timeout, until=lambda: mid in self.subacks)
+        self.pump(timeout * SLOW, until=lambda: mid in self.subacks)
         rcs = self.subacks.get(mid)
         if rcs is None:
             raise HarnessError("no SUBACK for %s" % filt)
@@ -363,7 +368,7 @@ class Client:
         """Wait until some delivery satisfies pred; returns it (and removes it) or None."""
         def found():
             return any(pred(d) for d in self.inbox)
-        self.pump(timeout, until=found)
+        self.pump(timeout * SLOW, until=found)
         for i, d in enumerate(self.inbox):
             if pred(d):
                 return self.inbox.pop(i)
@@ -394,7 +399,7 @@ class Client:
 
     def wait_closed(self, timeout=5.0):
         """True if the broker closes this connection (DISCONNECT or EOF) within timeout."""
-        self.pump(timeout, until=lambda: self.closed)
+        self.pump(timeout * SLOW, until=lambda: self.closed)
         return self.closed
 
     def disconnect(self):
@@ -444,6 +449,7 @@ class Broker:
         self.omit = set(omit)
         self.port = port
         self.proc = None
+        self.valgrind_errors = None
         self.starts = 0
         self.conf = os.path.join(workdir, "mosquitto.conf")
         self.logfile = os.path.join(workdir, "mosquitto.log")
@@ -472,7 +478,7 @@ class Broker:
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
-    def start(self, expect_fail=False, timeout=10.0):
+    def start(self, expect_fail=False, timeout=10.0 * SLOW):
         """Start mosquitto and wait for its port. With expect_fail, wait for it to exit and
         return its exit code (None if it kept running, in which case it is stopped)."""
         for attempt in range(5):
@@ -481,7 +487,12 @@ class Broker:
             self.write_conf()
             self.starts += 1
             self.stderr_f = open(self.stderr_path, "ab")
-            self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=self.stderr_f,
+            cmd = [MOSQUITTO, "-c", self.conf]
+            if VALGRIND:
+                cmd = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                       "--errors-for-leak-kinds=definite,indirect",
+                       "--log-file=%s" % os.path.join(self.workdir, "valgrind-%p.log")] + cmd
+            self.proc = subprocess.Popen(cmd, stdout=self.stderr_f,
                                          stderr=subprocess.STDOUT)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -512,16 +523,23 @@ class Broker:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
+        """SIGTERM and wait. Under valgrind, returns a description of any errors found."""
         if self.proc is None:
-            return
+            return None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(10 * SLOW)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        rc = self.proc.returncode
         self.proc = None
+        if VALGRIND and rc == 99:
+            self.valgrind_errors = "valgrind reported errors (logs: %s/valgrind-*.log)" % (
+                self.workdir)
+            return self.valgrind_errors
+        return None
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -533,7 +551,7 @@ class Broker:
         mark = self.log_size()
         self.proc.send_signal(signal.SIGHUP)
         needle = wait_text or "Reloading config"
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SLOW
         while time.monotonic() < deadline:
             if needle in self.log_since(mark):
                 time.sleep(0.3)  # let the plugin's reload finish logging
@@ -724,7 +742,7 @@ class Lab:
 
     def wait_audit(self, mark, pred, timeout=2.0):
         """The first audit record after mark satisfying pred, or None."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SLOW
         while True:
             for r in self.audit(mark):
                 if pred(r):
@@ -744,7 +762,7 @@ class Lab:
             self.sysmon = Client(self.broker.port, "sys-monitor-%d" % os.getpid())
             self.sysmon.subscribe("$SYS/broker/srup/#", qos=0)
             self.sysvals = {}
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + wait * SLOW
         while time.monotonic() < deadline:
             for d in self.sysmon.collect(0.2):
                 name = d.topic[len("$SYS/broker/srup/"):]
@@ -755,10 +773,19 @@ class Lab:
         return dict(self.sysvals)
 
     def cleanup(self, failed=False):
+        """Stop everything; returns True if valgrind found errors (SRUP_IT_VALGRIND=1)."""
         self.close_clients()
         if self.sysmon is not None:
             self.sysmon.close()
         self.broker.stop()
+        vg = self.broker.valgrind_errors
+        if vg:
+            log("    FAIL: " + vg)
+            for name in sorted(os.listdir(self.dir)):
+                if name.startswith("valgrind-"):
+                    with open(os.path.join(self.dir, name)) as f:
+                        log(f.read()[-6000:])
+            failed = True
         if failed:
             log("---- broker log (%s) ----" % self.broker.logfile)
             text = self.broker.all_output()
@@ -772,6 +799,7 @@ class Lab:
             shutil.rmtree(self.dir, ignore_errors=True)
         elif failed:
             log("kept temp dir %s" % self.dir)
+        return bool(vg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -798,7 +826,7 @@ def expect_drop(lab, check, client, topic, payload, reason, label, watchers=(), 
 
 def not_delivered(check, watchers, payload, label, wait=0.15):
     for i, w in enumerate(watchers):
-        w.pump(wait if i == 0 else 0.0)
+        w.pump(wait * SLOW if i == 0 else 0.0)
         hits = [d for d in w.inbox if d.payload == payload]
         w.inbox = [d for d in w.inbox if d.payload != payload]
         check(not hits, "%s: delivered to %s on %s" % (label, w.client_id,
@@ -888,7 +916,8 @@ def main(tests, lab_factory=None, needs_plugin=True):
                 traceback.print_exc(file=sys.stdout)
             finally:
                 if lab is not None and lab is not shared:
-                    lab.cleanup(failed=bool(check.failures))
+                    if lab.cleanup(failed=bool(check.failures)):
+                        check.failures.append("valgrind errors")
             dt = time.monotonic() - t0
             if check.failures:
                 failed += 1
@@ -899,7 +928,8 @@ def main(tests, lab_factory=None, needs_plugin=True):
                 passed += 1
                 log("[  OK  ] %s (%.1f s)" % (name, dt))
     finally:
-        if shared is not None:
-            shared.cleanup(failed=any_fail)
+        if shared is not None and shared.cleanup(failed=any_fail):
+            failed += 1
+            log("[ FAIL ] valgrind on the shared broker")
     log("%d passed, %d failed" % (passed, failed))
     sys.exit(0 if failed == 0 else 1)
