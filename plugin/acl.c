@@ -202,14 +202,19 @@ int srupb_acl_check(int event, void *event_data, void *userdata)
 	struct srupb_ctx *ctx = userdata;
 
 	(void)event;
-	srupb_clients_seen(ctx, ed->client);
+	if (!ctx->have_tick && ctx->n_kicks > 0) {
+		srupb_kick_run_except(ctx, ed->client);
+	}
 	switch (ed->access) {
 		case MOSQ_ACL_WRITE:
 			return srupb_verify_publish(ctx, ed->client, ed->topic, ed->payload, ed->payloadlen,
 					ed->retain, false);
 		case MOSQ_ACL_READ:
+			/* Not on WRITE: a Will is checked after its client's DISCONNECT event. */
+			srupb_clients_seen(ctx, ed->client);
 			return acl_read(ctx, ed->client, ed->topic, ed->payload, ed->payloadlen);
 		case MOSQ_ACL_SUBSCRIBE:
+			srupb_clients_seen(ctx, ed->client);
 			return acl_subscribe(ctx, ed->client, ed->topic);
 		case MOSQ_ACL_UNSUBSCRIBE:
 			return MOSQ_ERR_SUCCESS;

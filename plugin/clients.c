@@ -11,6 +11,8 @@
 
 #include "srupb.h"
 
+#define SRUPB_CLIENTS_MAX 1000000 /* beyond this, new connections are not tracked */
+
 struct cl_ent {
 	const void *client;
 	uint64_t id;
@@ -22,8 +24,6 @@ struct srupb_clients {
 	struct cl_ent **b;
 	size_t nb; /* power of two */
 	size_t size;
-	/* last lookup, so a burst of ACL checks from one client costs one compare */
-	const void *last;
 };
 
 static size_t slot(const struct srupb_clients *cl, const void *p)
@@ -103,36 +103,57 @@ void srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client)
 	struct cl_ent *e;
 	size_t s;
 
-	if (cl == NULL || client == NULL || cl->last == client) {
+	if (cl == NULL || client == NULL) {
+		return;
+	}
+	cid = mosquitto_client_id(client);
+	if (cid == NULL) {
 		return;
 	}
 	s = slot(cl, client);
 	for (e = cl->b[s]; e != NULL; e = e->next) {
 		if (e->client == client) {
-			cl->last = client;
-			return;
+			break;
 		}
 	}
+	/* A known pointer with the same client id: nothing to do (the common case). A different
+	 * id means the broker freed that context without a DISCONNECT event (session takeover)
+	 * and reused the memory: refresh the entry. */
+	if (e != NULL && strcmp(e->client_id, cid) == 0) {
+		return;
+	}
 	ident = srupb_identity(ctx, client);
-	cid = mosquitto_client_id(client);
-	if (ident == NULL || cid == NULL || srup_id_parse(ident, strlen(ident), &id) != SRUP_OK) {
+	if (ident == NULL || srup_id_parse(ident, strlen(ident), &id) != SRUP_OK) {
+		if (e != NULL) {
+			srupb_clients_gone(ctx, client);
+		}
+		return;
+	}
+	char *copy = strdup(cid);
+	if (copy == NULL) {
+		return;
+	}
+	if (e != NULL) {
+		free(e->client_id);
+		e->client_id = copy;
+		e->id = id;
+		return;
+	}
+	if (cl->size >= SRUPB_CLIENTS_MAX) {
+		free(copy);
 		return;
 	}
 	e = calloc(1, sizeof *e);
 	if (e == NULL) {
+		free(copy);
 		return;
 	}
-	e->client_id = strdup(cid);
-	if (e->client_id == NULL) {
-		free(e);
-		return;
-	}
+	e->client_id = copy;
 	e->client = client;
 	e->id = id;
 	e->next = cl->b[s];
 	cl->b[s] = e;
 	cl->size++;
-	cl->last = client;
 	if (cl->size > cl->nb * 2) {
 		grow(cl);
 	}
@@ -144,9 +165,6 @@ void srupb_clients_gone(struct srupb_ctx *ctx, struct mosquitto *client)
 	struct cl_ent **pp;
 	if (cl == NULL || client == NULL) {
 		return;
-	}
-	if (cl->last == client) {
-		cl->last = NULL;
 	}
 	for (pp = &cl->b[slot(cl, client)]; *pp != NULL; pp = &(*pp)->next) {
 		if ((*pp)->client == client) {

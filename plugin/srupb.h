@@ -306,6 +306,8 @@ const char *srupb_identity(const struct srupb_ctx *ctx, struct mosquitto *client
 void srupb_kick_queue(struct srupb_ctx *ctx, const char *name, bool by_username);
 /* Kick queued clients (from TICK). */
 void srupb_kick_run(struct srupb_ctx *ctx);
+/* Without TICK: kick queued clients other than current (whose callback is running). */
+void srupb_kick_run_except(struct srupb_ctx *ctx, struct mosquitto *current);
 /* Queue a kick of whoever holds identity id (per policy's identity source). */
 void srupb_kick_identity(struct srupb_ctx *ctx, uint64_t id);
 

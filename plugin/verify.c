@@ -96,6 +96,49 @@ void srupb_kick_run(struct srupb_ctx *ctx)
 	free(list);
 }
 
+void srupb_kick_run_except(struct srupb_ctx *ctx, struct mosquitto *current)
+{
+	/* Without TICK (per_listener_settings true on 2.0.11): kick from another client's event,
+	 * never the client whose callback this is. */
+	const char *cid = current != NULL ? mosquitto_client_id(current) : NULL;
+	const char *user = current != NULL ? mosquitto_client_username(current) : NULL;
+	size_t keep = 0;
+	struct srupb_kick *later = NULL;
+
+	for (size_t i = 0; i < ctx->n_kicks; i++) {
+		const char *mine = ctx->kicks[i].by_username ? user : cid;
+		if (mine != NULL && strcmp(mine, ctx->kicks[i].name) == 0) {
+			keep++;
+		}
+	}
+	if (keep == ctx->n_kicks) {
+		return;
+	}
+	if (keep > 0) {
+		later = calloc(keep, sizeof *later);
+		if (later == NULL) {
+			return;
+		}
+		size_t j = 0;
+		size_t w = 0;
+		for (size_t i = 0; i < ctx->n_kicks; i++) {
+			const char *mine = ctx->kicks[i].by_username ? user : cid;
+			if (mine != NULL && strcmp(mine, ctx->kicks[i].name) == 0) {
+				later[j++] = ctx->kicks[i];
+			} else {
+				ctx->kicks[w++] = ctx->kicks[i];
+			}
+		}
+		ctx->n_kicks = w;
+	}
+	srupb_kick_run(ctx);
+	for (size_t i = 0; i < keep; i++) {
+		srupb_kick_queue(ctx, later[i].name, later[i].by_username);
+		free(later[i].name);
+	}
+	free(later);
+}
+
 void srupb_kick_identity(struct srupb_ctx *ctx, uint64_t id)
 {
 	char text[SRUP_ID_TEXT_MAX];
@@ -402,6 +445,9 @@ static void record(struct srupb_ctx *ctx, const struct decision *d, struct srupb
 	ev->detail = d->detail[0] != '\0' ? d->detail : NULL;
 	if (want && srupb_audit_admit(ctx->audit, d->verdict, d->reason)) {
 		srupb_audit_write(ctx->audit, ev);
+		if (d->verdict == SRUPB_V_DROP && d->reason == SRUPB_R_INTERNAL_ERROR) {
+			srupb_log(MOSQ_LOG_ERR, "internal error, message denied | %s", d->detail);
+		}
 		if (d->verdict == SRUPB_V_DROP) {
 			char cl[4 * SRUPB_LOG_TRUNC + 8];
 			char tp[4 * SRUPB_LOG_TRUNC + 8];
@@ -466,6 +512,9 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 			ctx->slot.retain == retain) {
 		ctx->slot.valid = false;
 		return ctx->slot.result;
+	}
+	if (from_message && !ctx->have_tick && ctx->n_kicks > 0) {
+		srupb_kick_run_except(ctx, client);
 	}
 	client_id = client != NULL ? mosquitto_client_id(client) : NULL;
 	identity = srupb_identity(ctx, client);

@@ -431,6 +431,22 @@ START_TEST(test_pipeline_deregister_revokes_and_kicks)
 }
 END_TEST
 
+/* Without TICK (per_listener_settings true): the kick waits for another client's event. */
+START_TEST(test_pipeline_kick_without_tick_waits_for_another_client)
+{
+	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	struct buf dr = build(SRUP_MSG_DEREGISTER_REQ, 1, DEV, k_dev, "");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &dr), MOSQ_ERR_SUCCESS);
+	struct buf d = build(SRUP_MSG_DATA, 2, DEV, k_dev, "x");
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(stub_kicks, 0);
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, CH_DEV2, &d), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(stub_kicks, 1);
+	ck_assert_str_eq(stub_last_kick, "5f5f5f5f5f5f5f5f");
+	stop();
+}
+END_TEST
+
 START_TEST(test_pipeline_bad_options_refuse_start)
 {
 	ck_assert_int_ne(start(NULL, "bogus", "1"), MOSQ_ERR_SUCCESS);
@@ -577,6 +593,7 @@ Suite *plugin_pipeline_suite(void)
 	tcase_add_test(tc, test_pipeline_same_bytes_on_another_channel_is_replay);
 	tcase_add_test(tc, test_pipeline_membership_read_and_subscribe);
 	tcase_add_test(tc, test_pipeline_deregister_revokes_and_kicks);
+	tcase_add_test(tc, test_pipeline_kick_without_tick_waits_for_another_client);
 	tcase_add_test(tc, test_pipeline_bad_options_refuse_start);
 	tcase_add_test(tc, test_pipeline_registration_failure_refuses_start);
 	tcase_add_test(tc, test_pipeline_reload_keeps_last_good_policy);
