@@ -638,7 +638,7 @@ static void on_message_cb(struct mosquitto *mosq, void *ud, const struct mosquit
 	}
 	srupd_id_text(m.sender_id, sender);
 	if (m.sender_id == d->cfg.identity) {
-		srupd_log(SRUPD_DEBUG, "drop | reason=own_echo | topic=%s | seq=%llu", mm->topic,
+		srupd_log(SRUPD_INFO, "drop | reason=own_echo | topic=%s | seq=%llu", mm->topic,
 				(unsigned long long)m.sequence_id);
 		return;
 	}
@@ -905,14 +905,21 @@ int srupd_run(struct srupd *d)
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->cfg.control_socket);
 	unlink(sa.sun_path);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lfd, 16) != 0) {
-		srupd_log(SRUPD_ERR, "control socket %s: %s", sa.sun_path, strerror(errno));
-		if (lfd >= 0) {
+	if (lfd >= 0) {
+		/* Only our own user may drive the daemon: the socket is created 0600. */
+		mode_t old_mask = umask(0077);
+		int brc = bind(lfd, (struct sockaddr *)&sa, sizeof(sa));
+
+		umask(old_mask);
+		if (brc != 0 || listen(lfd, 16) != 0) {
 			close(lfd);
+			lfd = -1;
 		}
+	}
+	if (lfd < 0) {
+		srupd_log(SRUPD_ERR, "control socket %s: %s", sa.sun_path, strerror(errno));
 		return -1;
 	}
-	chmod(sa.sun_path, 0600);
 
 	rc = mosquitto_connect_bind_async(d->mosq, d->cfg.broker_host, d->cfg.broker_port, 30, NULL);
 	if (rc != MOSQ_ERR_SUCCESS) {
