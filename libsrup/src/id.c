@@ -10,6 +10,7 @@
 #include "srup/id.h"
 
 #include "export.h"
+#include "hex.h"
 
 SRUP_API uint64_t srup_id_new(void)
 {
@@ -46,7 +47,7 @@ SRUP_API enum srup_err srup_id_format(uint64_t id, char *out, size_t cap)
 	return SRUP_OK;
 }
 
-static int hex_value(char c)
+int srup__hex_value(char c)
 {
 	if (c >= '0' && c <= '9') {
 		return c - '0';
@@ -74,7 +75,7 @@ SRUP_API enum srup_err srup_id_parse(const char *s, size_t len, uint64_t *out)
 		return SRUP_ERR_SYNTAX;
 	}
 	for (size_t i = 0; i < len; i++) {
-		int d = hex_value(s[i]);
+		int d = srup__hex_value(s[i]);
 		if (d < 0) {
 			return SRUP_ERR_SYNTAX;
 		}
@@ -122,8 +123,8 @@ SRUP_API enum srup_err srup_hex_decode(const char *hex, size_t hex_len, uint8_t 
 		return SRUP_ERR_SPACE;
 	}
 	for (size_t i = 0; i < hex_len / 2; i++) {
-		int hi = hex_value(hex[2 * i]);
-		int lo = hex_value(hex[2 * i + 1]);
+		int hi = srup__hex_value(hex[2 * i]);
+		int lo = srup__hex_value(hex[2 * i + 1]);
 		if (hi < 0 || lo < 0) {
 			return SRUP_ERR_SYNTAX;
 		}

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "export.h"
+#include "hex.h"
 #include "wordlist.h"
 
 #if defined(__GNUC__)
@@ -54,20 +55,6 @@ static void quote_word(const char *s, size_t len, char out[40])
 
 /* ---- 128-bit values ------------------------------------------------------------------------ */
 
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 SRUP_API enum srup_err srup_id128_parse(const char *s, size_t len, struct srup_id128 *out,
                                         struct srup_diag *diag)
 {
@@ -97,7 +84,7 @@ SRUP_API enum srup_err srup_id128_parse(const char *s, size_t len, struct srup_i
 			}
 			continue;
 		}
-		d = hex_val(s[i]);
+		d = srup__hex_value(s[i]);
 		if (d < 0) {
 			set_diag(diag, i, "id128", "not a hex digit at offset %zu", i);
 			return SRUP_ERR_SYNTAX;
