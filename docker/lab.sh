@@ -17,8 +17,9 @@
 #
 # Environment: SRUP_BUILD_DIR (default <repo>/build), LAB_DIR (default $SRUP_BUILD_DIR/lab),
 # LAB_BROKER_HOST, LAB_FILES_HOST (default 127.0.0.1), LAB_BIND (listen address, default
-# 127.0.0.1), LAB_TLS_PORT / LAB_PLAIN_PORT / LAB_FILES_PORT (default: free ports in
-# 20000-60000 chosen at init, kept in $LAB_DIR/ports.env).
+# 127.0.0.1), LAB_TLS_PORT / LAB_PLAIN_PORT / LAB_FILES_PORT / LAB_FILES_TLS_PORT (default: free
+# ports in 20000-60000 chosen at each init, kept in $LAB_DIR/ports.env), LAB_PLUGIN (the plugin
+# .so), LAB_WRAP (a command prefix for the daemons, e.g. valgrind).
 # ID_<name> and the ports come from $LAB/*.env:
 # shellcheck disable=SC2154,SC1091
 set -u
@@ -61,6 +62,7 @@ load_env() {
 	TLS_PORT=${LAB_TLS_PORT:-${TLS_PORT:-}}
 	PLAIN_PORT=${LAB_PLAIN_PORT:-${PLAIN_PORT:-}}
 	FILES_PORT=${LAB_FILES_PORT:-${FILES_PORT:-}}
+	FILES_TLS_PORT=${LAB_FILES_TLS_PORT:-${FILES_TLS_PORT:-}}
 }
 
 id_of() { eval "echo \${ID_$1}"; }
@@ -99,6 +101,14 @@ make_certs() {
 		openssl x509 -req -in "$c/broker.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" \
 			-CAcreateserial -days 365 -sha256 -extfile "$c/broker.ext" \
 			-out "$c/broker.crt" 2>/dev/null || die "broker certificate failed"
+	fi
+	if [ ! -f "$c/files.crt" ]; then
+		openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=files" \
+			-keyout "$c/files.key" -out "$c/files.csr" 2>/dev/null
+		printf 'subjectAltName=DNS:files,DNS:localhost,IP:127.0.0.1\n' >"$c/files.ext"
+		openssl x509 -req -in "$c/files.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" \
+			-CAcreateserial -days 365 -sha256 -extfile "$c/files.ext" \
+			-out "$c/files.crt" 2>/dev/null || die "file server certificate failed"
 	fi
 	for n in $NAMES; do
 		[ -f "$c/$n.crt" ] && continue
@@ -140,6 +150,7 @@ write_daemon_conf() {
 		if [ "$role" != c2 ]; then
 			echo "server = $ID_c2"
 			echo "update_dir = $LAB/state/$n-updates"
+			echo "update_ca = $LAB/certs/ca.crt"
 			echo "show_file = $LAB/state/$n-show.txt"
 		fi
 		if [ "$role" = observer ] || [ "$n" = dev1 ]; then
@@ -200,6 +211,7 @@ role_init() {
 		echo "TLS_PORT=${LAB_TLS_PORT:-$(free_port)}"
 		echo "PLAIN_PORT=${LAB_PLAIN_PORT:-$(free_port)}"
 		echo "FILES_PORT=${LAB_FILES_PORT:-$(free_port)}"
+		echo "FILES_TLS_PORT=${LAB_FILES_TLS_PORT:-$(free_port)}"
 	} >"$LAB/ports.env"
 	make_ids_and_keys
 	load_env
@@ -246,7 +258,8 @@ role_broker() {
 
 role_files() {
 	load_env
-	exec "$PY" -m http.server "$FILES_PORT" --bind "$BIND" --directory "$LAB/files"
+	exec "$PY" "$REPO/docker/files.py" --dir "$LAB/files" --bind "$BIND" --port "$FILES_PORT" \
+		--tls-port "$FILES_TLS_PORT" --cert "$LAB/certs/files.crt" --key "$LAB/certs/files.key"
 }
 
 role_daemon() {
@@ -351,6 +364,8 @@ role_scenario() {
 
 	say "---- update"
 	flow update_ok "ACTIVATE_SUCCESS" c2ctl send update "$ID_dev1" "$url/firmware-1.bin" "$digest"
+	flow update_https "ACTIVATE_SUCCESS" \
+		c2ctl send update "$ID_dev2" "https://$FILES_HOST:$FILES_TLS_PORT/firmware-1.bin" "$digest"
 	flow update_bad_digest "UPDATE_FAIL_DIGEST" \
 		c2ctl send update "$ID_dev1" "$url/firmware-1.bin" "$bad"
 	flow update_http_error "UPDATE_FAIL_HTTP_ERROR http_status=404" \
@@ -448,6 +463,7 @@ role_native() {
 	start_bg dev2 device2
 	start_bg beacon beacon
 	wait_port "$FILES_PORT" || die "file server did not start"
+	wait_port "$FILES_TLS_PORT" || die "file server (https) did not start"
 	run_all
 	local rc=$?
 	stop_all
