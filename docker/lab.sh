@@ -366,6 +366,7 @@ role_scenario() {
 	flow update_ok "ACTIVATE_SUCCESS" c2ctl send update "$ID_dev1" "$url/firmware-1.bin" "$digest"
 	flow update_https "ACTIVATE_SUCCESS" \
 		c2ctl send update "$ID_dev2" "https://$FILES_HOST:$FILES_TLS_PORT/firmware-1.bin" "$digest"
+	flow activate_without_update "ACTIVATE_FAIL" c2ctl send activate "$ID_dev1"
 	flow update_bad_digest "UPDATE_FAIL_DIGEST" \
 		c2ctl send update "$ID_dev1" "$url/firmware-1.bin" "$bad"
 	flow update_http_error "UPDATE_FAIL_HTTP_ERROR http_status=404" \

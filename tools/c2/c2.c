@@ -714,6 +714,14 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 		} else {
 			run_xchg(d, fd, x, &m, d->cfg.timeout_s);
 		}
+	} else if (strcmp(flow, "activate") == 0) {
+		/* An ACTIVATE outside any update (fresh token): the device must answer ACTIVATE_FAIL. */
+		m.type = SRUP_MSG_ACTIVATE;
+		x = xchg_new(X_ACTION, dev);
+		if (x == NULL) {
+			goto busy;
+		}
+		run_xchg(d, fd, x, &m, d->cfg.timeout_s);
 	} else if (strcmp(flow, "id_request") == 0) {
 		m.type = SRUP_MSG_ID_REQUEST;
 		x = xchg_new(X_ID, dev);
@@ -737,8 +745,8 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 		}
 		srupd_reply(fd, "OK %s sent", dereg ? "DEREGISTER_CMD" : "TERMINATE_CMD");
 	} else {
-		srupd_reply(fd, "ERR unknown flow '%s' (update, action, data, id_request, join_cmd, "
-						"terminate, deregister)",
+		srupd_reply(fd, "ERR unknown flow '%s' (update, activate, action, data, id_request, "
+						"join_cmd, terminate, deregister)",
 				flow);
 	}
 	goto out;
@@ -892,6 +900,7 @@ static void usage(void)
 			"       srup-c2 [--config FILE] send action DEVICE ACTION_ID\n"
 			"       srup-c2 [--config FILE] send data DEVICE DATA_ID TEXT\n"
 			"       srup-c2 [--config FILE] send id_request|join_cmd|terminate|deregister DEVICE\n"
+			"       srup-c2 [--config FILE] send activate DEVICE   (outside an update: must fail)\n"
 			"       srup-c2 [--config FILE] approve|reject DEVICE\n"
 			"       srup-c2 [--config FILE] pending | status | wait-data DEVICE DATA_ID\n"
 			"The config defaults to $SRUP_C2_CONFIG. Exit: 0 ok, 1 refused/failed, 3 usage or "
