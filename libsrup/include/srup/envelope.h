@@ -19,7 +19,8 @@ enum srup_err srup_envelope_seal(const struct srup_key *key, const uint8_t *pt, 
 		uint8_t **blob, size_t *blob_len, struct srup_diag *diag);
 
 /* Decrypt a blob with a private key. Every embedded length is checked against blob_len and
- * against the others (K = key size, C a positive multiple of 16, P <= C, 28 + K + C = blob_len);
+ * against the others (K = key size, C a positive multiple of 16, C - 16 <= P < C as PKCS#7
+ * padding implies, 28 + K + C = blob_len);
  * a lie, a wrong key or bad padding gives DECRYPT, never an overrun. *pt is malloc'd (at most
  * blob_len bytes) and freed by the caller; on failure *pt is NULL. */
 enum srup_err srup_envelope_open(const struct srup_key *key, const uint8_t *blob, size_t blob_len,
