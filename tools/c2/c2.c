@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT
  * c2.c - srup-c2: a SRUP command-and-control server daemon on libmosquitto.
- * Accepts joins (simple, human-moderated, observed), runs update/action/data/identity
- * exchanges and leaving, driven by `srup-c2 send ...` over its unix control socket.
+ * Runs update/action/data/identity exchanges and leaving on device channels (joins are in
+ * joins.c), driven by `srup-c2 send ...` over its unix control socket.
  * Every receive check (signature, sequence ID, sender) is done in tools/common/srupd.c. */
-#include "srupd.h"
+#include "c2.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -11,60 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
+struct c2_app c2st;
 
-#define XCHG_MAX  64
-#define JOINS_MAX 32
-#define RECV_MAX  64
-#define VALUE_LEN 32
-
-enum xchg_kind { X_UPDATE = 1, X_ACTION, X_DATA, X_ID };
-
-/* One exchange started by a control command, tied to its replies by the token. */
-struct xchg {
-	int used;
-	enum xchg_kind kind;
-	uint64_t dev;
-	char token[SRUP_TOKEN_LEN + 1];
-	int done;
-	int http_parts; /* UPDATE_FAIL_HTTP_ERROR: DATA messages still expected */
-	char result[1024];
-};
-
-enum join_kind { J_HM = 1, J_OBS };
-
-/* A join waiting for a person (HM) or for the beacon's report (OBS). */
-struct pjoin {
-	int used;
-	enum join_kind kind;
-	uint64_t dev;
-	uint64_t observer;
-	char value[VALUE_LEN + 1];
-	char dev_token[SRUP_TOKEN_LEN + 1]; /* HM_JOIN_RESP / OBS_JOIN_RESP token: the outcome's */
-	char obs_token[SRUP_TOKEN_LEN + 1]; /* OBSERVE_REQ token: the beacon's RESPONSE */
-	unsigned outcome;                   /* 0 while pending */
-};
-
-/* DATA received from devices outside any exchange, for `wait-data`. */
-struct rdata {
-	int used;
-	uint64_t dev;
-	char data_id[64];
-	char text[512];
-};
-
-struct c2_app {
-	struct xchg x[XCHG_MAX];
-	struct pjoin j[JOINS_MAX];
-	struct rdata r[RECV_MAX];
-	size_t r_next;
-	int events; /* bumped on every change a waiter may look at */
-};
-
-static struct c2_app app;
-
-static void dev_topic(uint64_t dev, char *out, size_t cap)
+void c2_dev_topic(uint64_t dev, char *out, size_t cap)
 {
 	char t[SRUP_ID_TEXT_MAX];
 
@@ -72,13 +21,13 @@ static void dev_topic(uint64_t dev, char *out, size_t cap)
 	snprintf(out, cap, "SRUP/%s", t);
 }
 
-static void set_token(struct srup_msg *m, const char *tok)
+void c2_set_token(struct srup_msg *m, const char *tok)
 {
 	m->token.p = (const uint8_t *)tok;
 	m->token.len = strlen(tok);
 }
 
-static void token_copy(char out[SRUP_TOKEN_LEN + 1], const struct srup_bytes *t)
+void c2_token_copy(char out[SRUP_TOKEN_LEN + 1], const struct srup_bytes *t)
 {
 	size_t n = t->len < SRUP_TOKEN_LEN ? t->len : SRUP_TOKEN_LEN;
 
@@ -87,11 +36,11 @@ static void token_copy(char out[SRUP_TOKEN_LEN + 1], const struct srup_bytes *t)
 }
 
 /* Send m to device dev on SRUP/<dev> (lock held). */
-static int send_dev(struct srupd *d, uint64_t dev, struct srup_msg *m)
+int c2_send_dev(struct srupd *d, uint64_t dev, struct srup_msg *m)
 {
 	char topic[64];
 
-	dev_topic(dev, topic, sizeof(topic));
+	c2_dev_topic(dev, topic, sizeof(topic));
 	return srupd_send(d, dev, topic, m);
 }
 
@@ -101,22 +50,22 @@ static int send_simple(struct srupd *d, uint64_t dev, enum srup_msg_type type, c
 
 	memset(&m, 0, sizeof(m));
 	m.type = (uint8_t)type;
-	set_token(&m, tok);
-	return send_dev(d, dev, &m);
+	c2_set_token(&m, tok);
+	return c2_send_dev(d, dev, &m);
 }
 
-static int send_response(struct srupd *d, uint64_t dev, const char *tok, unsigned status)
+int c2_send_response(struct srupd *d, uint64_t dev, const char *tok, unsigned status)
 {
 	struct srup_msg m;
 
 	memset(&m, 0, sizeof(m));
 	m.type = SRUP_MSG_RESPONSE;
 	m.status = (uint8_t)status;
-	set_token(&m, tok);
-	return send_dev(d, dev, &m);
+	c2_set_token(&m, tok);
+	return c2_send_dev(d, dev, &m);
 }
 
-static struct srupd_peer *member(struct srupd *d, uint64_t dev)
+struct srupd_peer *c2_member(struct srupd *d, uint64_t dev)
 {
 	size_t i;
 
@@ -128,7 +77,7 @@ static struct srupd_peer *member(struct srupd *d, uint64_t dev)
 	return NULL;
 }
 
-static void set_member(struct srupd *d, uint64_t dev, int on)
+void c2_set_member(struct srupd *d, uint64_t dev, int on)
 {
 	struct srupd_peer *p = srupd_state_peer(&d->state, dev);
 	char topic[64];
@@ -138,7 +87,7 @@ static void set_member(struct srupd *d, uint64_t dev, int on)
 	}
 	p->member = on;
 	srupd_state_save(&d->state);
-	dev_topic(dev, topic, sizeof(topic));
+	c2_dev_topic(dev, topic, sizeof(topic));
 	if (on) {
 		srupd_subscribe(d, topic);
 	} else {
@@ -162,225 +111,17 @@ static void forget_key(struct srupd *d, uint64_t dev)
 	srupd_keys_forget(dev);
 }
 
-static void new_value(char out[VALUE_LEN + 1])
-{
-	uint8_t b[VALUE_LEN / 2];
-
-	if (RAND_bytes(b, sizeof(b)) != 1) {
-		srupd_log(SRUPD_ERR, "RAND_bytes failed");
-		abort();
-	}
-	(void)srup_hex_encode(b, sizeof(b), out, VALUE_LEN + 1);
-	OPENSSL_cleanse(b, sizeof(b));
-}
-
-/* Encrypt value to the public key of peer id; *blob malloc'd. */
-static int seal_to(struct srupd *d, uint64_t id, const char *value, uint8_t **blob, size_t *len)
-{
-	const struct srup_key *k = srupd_key_get(d->cfg.peer_keys, id);
-
-	if (k == NULL) {
-		return -1;
-	}
-	return srup_envelope_seal(k, (const uint8_t *)value, strlen(value), blob, len, NULL) ==
-					SRUP_OK
-			? 0
-			: -1;
-}
-
 static struct xchg *xchg_find(uint64_t dev, const struct srup_bytes *tok)
 {
 	size_t i;
 
 	for (i = 0; i < XCHG_MAX; i++) {
-		if (app.x[i].used && !app.x[i].done && app.x[i].dev == dev &&
-				srupd_token_eq(tok, app.x[i].token)) {
-			return &app.x[i];
+		if (c2st.x[i].used && !c2st.x[i].done && c2st.x[i].dev == dev &&
+				srupd_token_eq(tok, c2st.x[i].token)) {
+			return &c2st.x[i];
 		}
 	}
 	return NULL;
-}
-
-/* ---- joins ---------------------------------------------------------------------------------- */
-
-static struct pjoin *pjoin_new(void)
-{
-	size_t i;
-
-	for (i = 0; i < JOINS_MAX; i++) {
-		if (!app.j[i].used) {
-			memset(&app.j[i], 0, sizeof(app.j[i]));
-			app.j[i].used = 1;
-			return &app.j[i];
-		}
-	}
-	return NULL;
-}
-
-static struct pjoin *pjoin_find_dev(uint64_t dev)
-{
-	size_t i;
-
-	for (i = 0; i < JOINS_MAX; i++) {
-		if (app.j[i].used && app.j[i].dev == dev && app.j[i].outcome == 0) {
-			return &app.j[i];
-		}
-	}
-	return NULL;
-}
-
-static void join_decide(struct srupd *d, struct pjoin *j, unsigned status)
-{
-	char id[SRUP_ID_TEXT_MAX];
-
-	srupd_id_text(j->dev, id);
-	if (status == SRUP_ST_JOIN_SUCCESS) {
-		set_member(d, j->dev, 1);
-	}
-	send_response(d, j->dev, j->dev_token, status);
-	srupd_log(SRUPD_INFO, "join %s: %s", id, srup_status_name(status));
-	j->outcome = status;
-	OPENSSL_cleanse(j->value, sizeof(j->value));
-	app.events++;
-}
-
-static void on_join_req(struct srupd *d, const struct srup_msg *m)
-{
-	char tok[SRUP_TOKEN_LEN + 1];
-	char id[SRUP_ID_TEXT_MAX];
-
-	token_copy(tok, &m->token);
-	srupd_id_text(m->sender_id, id);
-	if (strcmp(d->cfg.join_policy, "accept") != 0) {
-		srupd_log(SRUPD_INFO, "join %s refused by policy", id);
-		send_response(d, m->sender_id, tok, SRUP_ST_JOIN_REFUSED);
-		return;
-	}
-	set_member(d, m->sender_id, 1);
-	send_response(d, m->sender_id, tok, SRUP_ST_JOIN_SUCCESS);
-	srupd_log(SRUPD_INFO, "join %s: JOIN_SUCCESS (simple)", id);
-	app.events++;
-}
-
-static void on_hm_join_req(struct srupd *d, const struct srup_msg *m)
-{
-	struct pjoin *j = pjoin_find_dev(m->sender_id);
-	struct srup_msg out;
-	uint8_t *blob = NULL;
-	size_t blob_len = 0;
-	char id[SRUP_ID_TEXT_MAX];
-
-	srupd_id_text(m->sender_id, id);
-	if (j == NULL) {
-		j = pjoin_new();
-	}
-	if (j == NULL) {
-		srupd_log(SRUPD_WARN, "hm join %s: too many pending joins", id);
-		return;
-	}
-	j->kind = J_HM;
-	j->dev = m->sender_id;
-	new_value(j->value);
-	srup_token_new(j->dev_token);
-	if (seal_to(d, m->sender_id, j->value, &blob, &blob_len) != 0) {
-		srupd_log(SRUPD_WARN, "hm join %s: cannot encrypt to its key", id);
-		j->used = 0;
-		return;
-	}
-	memset(&out, 0, sizeof(out));
-	out.type = SRUP_MSG_HM_JOIN_RESP;
-	set_token(&out, j->dev_token);
-	out.encrypted.p = blob;
-	out.encrypted.len = blob_len;
-	if (send_dev(d, m->sender_id, &out) == 0) {
-		srupd_log(SRUPD_INFO,
-				"hm join %s: compare the device's value with `srup-c2 pending`, then "
-				"`srup-c2 approve %s` or `srup-c2 reject %s`",
-				id, id, id);
-	}
-	free(blob);
-	app.events++;
-}
-
-static void on_obs_join_req(struct srupd *d, const struct srup_msg *m)
-{
-	struct pjoin *j;
-	struct srup_msg out;
-	uint8_t *blob = NULL;
-	size_t blob_len = 0;
-	char id[SRUP_ID_TEXT_MAX];
-	char tok[SRUP_TOKEN_LEN + 1];
-
-	srupd_id_text(m->sender_id, id);
-	token_copy(tok, &m->token);
-	if (member(d, m->observer_id) == NULL ||
-			srupd_key_get(d->cfg.peer_keys, m->observer_id) == NULL) {
-		srupd_log(SRUPD_WARN, "observed join %s: observer %llx is not a member", id,
-				(unsigned long long)m->observer_id);
-		send_response(d, m->sender_id, tok, SRUP_ST_JOIN_FAIL);
-		return;
-	}
-	j = pjoin_find_dev(m->sender_id);
-	if (j == NULL) {
-		j = pjoin_new();
-	}
-	if (j == NULL) {
-		return;
-	}
-	j->kind = J_OBS;
-	j->dev = m->sender_id;
-	j->observer = m->observer_id;
-	new_value(j->value);
-	srup_token_new(j->dev_token);
-	srup_token_new(j->obs_token);
-	/* To the joining device: the value, encrypted to its key. */
-	if (seal_to(d, j->dev, j->value, &blob, &blob_len) != 0) {
-		j->used = 0;
-		return;
-	}
-	memset(&out, 0, sizeof(out));
-	out.type = SRUP_MSG_OBS_JOIN_RESP;
-	set_token(&out, j->dev_token);
-	out.encrypted.p = blob;
-	out.encrypted.len = blob_len;
-	send_dev(d, j->dev, &out);
-	free(blob);
-	blob = NULL;
-	/* To the observer: the same value, encrypted to the observer's key. */
-	if (seal_to(d, j->observer, j->value, &blob, &blob_len) != 0) {
-		j->used = 0;
-		return;
-	}
-	memset(&out, 0, sizeof(out));
-	out.type = SRUP_MSG_OBSERVE_REQ;
-	set_token(&out, j->obs_token);
-	out.joining_device_id = j->dev;
-	out.encrypted.p = blob;
-	out.encrypted.len = blob_len;
-	send_dev(d, j->observer, &out);
-	free(blob);
-	srupd_log(SRUPD_INFO, "observed join %s: waiting for observer %llx", id,
-			(unsigned long long)j->observer);
-}
-
-/* The observer's verdict on an observed join. 1 if m was one. */
-static int on_observer_response(struct srupd *d, const struct srup_msg *m)
-{
-	size_t i;
-
-	for (i = 0; i < JOINS_MAX; i++) {
-		struct pjoin *j = &app.j[i];
-
-		if (!j->used || j->kind != J_OBS || j->outcome != 0 || j->observer != m->sender_id ||
-				!srupd_token_eq(&m->token, j->obs_token)) {
-			continue;
-		}
-		join_decide(d, j,
-				m->status == SRUP_ST_OBSERVED_JOIN_VALID ? SRUP_ST_JOIN_SUCCESS
-														 : SRUP_ST_JOIN_REFUSED);
-		return 1;
-	}
-	return 0;
 }
 
 /* ---- device channel --------------------------------------------------------------------------- */
@@ -389,7 +130,7 @@ static void xchg_finish(struct xchg *x, const char *verdict, const char *what)
 {
 	snprintf(x->result, sizeof(x->result), "%s %s", verdict, what);
 	x->done = 1;
-	app.events++;
+	c2st.events++;
 }
 
 static void on_response(struct srupd *d, const struct srup_msg *m)
@@ -401,7 +142,7 @@ static void on_response(struct srupd *d, const struct srup_msg *m)
 		st = "UNKNOWN_STATUS";
 	}
 	if (x == NULL) {
-		if (!on_observer_response(d, m)) {
+		if (!c2_observer_response(d, m)) {
 			srupd_log(SRUPD_WARN, "RESPONSE %s with no open exchange: ignored", st);
 		}
 		return;
@@ -455,23 +196,23 @@ static void on_data(struct srupd *d, const struct srup_msg *m)
 		}
 		if (--x->http_parts == 0) {
 			x->done = 1;
-			app.events++;
+			c2st.events++;
 		}
 		return;
 	}
 	if (x != NULL && (x->kind == X_DATA || x->kind == X_ID)) {
 		snprintf(x->result, sizeof(x->result), "OK %s %s", id, text);
 		x->done = 1;
-		app.events++;
+		c2st.events++;
 		return;
 	}
-	r = &app.r[app.r_next];
-	app.r_next = (app.r_next + 1) % RECV_MAX;
+	r = &c2st.r[c2st.r_next];
+	c2st.r_next = (c2st.r_next + 1) % RECV_MAX;
 	r->used = 1;
 	r->dev = m->sender_id;
 	snprintf(r->data_id, sizeof(r->data_id), "%s", id);
 	snprintf(r->text, sizeof(r->text), "%s", text);
-	app.events++;
+	c2st.events++;
 }
 
 static void on_device_msg(struct srupd *d, uint64_t dev, const struct srup_msg *m)
@@ -484,12 +225,12 @@ static void on_device_msg(struct srupd *d, uint64_t dev, const struct srup_msg *
 		srupd_log(SRUPD_WARN, "drop | reason=sender_not_channel_owner | topic=SRUP/%s", id);
 		return;
 	}
-	if (member(d, dev) == NULL) {
+	if (c2_member(d, dev) == NULL) {
 		srupd_log(SRUPD_WARN, "drop | reason=not_member | sender=%s | type=%s", id,
 				srup_msg_type_name(m->type));
 		return;
 	}
-	token_copy(tok, &m->token);
+	c2_token_copy(tok, &m->token);
 	switch (m->type) {
 		case SRUP_MSG_RESPONSE:
 			on_response(d, m);
@@ -498,17 +239,17 @@ static void on_device_msg(struct srupd *d, uint64_t dev, const struct srup_msg *
 			on_data(d, m);
 			break;
 		case SRUP_MSG_RESIGN_REQUEST:
-			send_response(d, dev, tok, SRUP_ST_RESIGN_SUCCESS);
-			set_member(d, dev, 0);
+			c2_send_response(d, dev, tok, SRUP_ST_RESIGN_SUCCESS);
+			c2_set_member(d, dev, 0);
 			srupd_log(SRUPD_INFO, "device %s resigned", id);
-			app.events++;
+			c2st.events++;
 			break;
 		case SRUP_MSG_DEREGISTER_REQ:
-			send_response(d, dev, tok, SRUP_ST_DEREGISTER_SUCCESS);
-			set_member(d, dev, 0);
+			c2_send_response(d, dev, tok, SRUP_ST_DEREGISTER_SUCCESS);
+			c2_set_member(d, dev, 0);
 			forget_key(d, dev);
 			srupd_log(SRUPD_INFO, "device %s deregistered: key retired", id);
-			app.events++;
+			c2st.events++;
 			break;
 		default:
 			srupd_log(SRUPD_WARN, "drop | reason=unexpected_type | sender=%s | type=%s", id,
@@ -536,13 +277,13 @@ static void on_msg(struct srupd *d, const char *topic, const struct srup_msg *m)
 		}
 		switch (m->type) {
 			case SRUP_MSG_JOIN_REQ:
-				on_join_req(d, m);
+				c2_join_req(d, m);
 				break;
 			case SRUP_MSG_HM_JOIN_REQ:
-				on_hm_join_req(d, m);
+				c2_hm_join_req(d, m);
 				break;
 			case SRUP_MSG_OBS_JOIN_REQ:
-				on_obs_join_req(d, m);
+				c2_obs_join_req(d, m);
 				break;
 			default:
 				srupd_log(SRUPD_WARN, "drop | reason=not_allowed | type=%s on a join topic",
@@ -568,7 +309,7 @@ static void on_connect(struct srupd *d)
 	srupd_subscribe(d, topic);
 	for (i = 0; i < d->state.n; i++) {
 		if (d->state.peers[i].member) {
-			dev_topic(d->state.peers[i].id, topic, sizeof(topic));
+			c2_dev_topic(d->state.peers[i].id, topic, sizeof(topic));
 			srupd_subscribe(d, topic);
 		}
 	}
@@ -576,7 +317,7 @@ static void on_connect(struct srupd *d)
 
 /* ---- control commands ------------------------------------------------------------------------ */
 
-static int parse_dev(const char *s, uint64_t *dev)
+int c2_parse_dev(const char *s, uint64_t *dev)
 {
 	return srup_id_parse(s, strlen(s), dev) == SRUP_OK && *dev != 0 ? 0 : -1;
 }
@@ -586,13 +327,13 @@ static struct xchg *xchg_new(enum xchg_kind kind, uint64_t dev)
 	size_t i;
 
 	for (i = 0; i < XCHG_MAX; i++) {
-		if (!app.x[i].used) {
-			memset(&app.x[i], 0, sizeof(app.x[i]));
-			app.x[i].used = 1;
-			app.x[i].kind = kind;
-			app.x[i].dev = dev;
-			srup_token_new(app.x[i].token);
-			return &app.x[i];
+		if (!c2st.x[i].used) {
+			memset(&c2st.x[i], 0, sizeof(c2st.x[i]));
+			c2st.x[i].used = 1;
+			c2st.x[i].kind = kind;
+			c2st.x[i].dev = dev;
+			srup_token_new(c2st.x[i].token);
+			return &c2st.x[i];
 		}
 	}
 	return NULL;
@@ -601,8 +342,8 @@ static struct xchg *xchg_new(enum xchg_kind kind, uint64_t dev)
 /* Send m (its token set from x), wait for x to complete, reply; lock held. */
 static void run_xchg(struct srupd *d, int fd, struct xchg *x, struct srup_msg *m, int timeout_s)
 {
-	set_token(m, x->token);
-	if (send_dev(d, x->dev, m) != 0) {
+	c2_set_token(m, x->token);
+	if (c2_send_dev(d, x->dev, m) != 0) {
 		srupd_reply(fd, "ERR send failed");
 	} else if (srupd_wait_flag(d, &x->done, timeout_s) != 0) {
 		srupd_reply(fd, "ERR timeout token=%s %s", x->token, x->result);
@@ -623,7 +364,7 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 	unsigned long action;
 	char *end = NULL;
 
-	if (argc < 3 || parse_dev(argv[2], &dev) != 0) {
+	if (argc < 3 || c2_parse_dev(argv[2], &dev) != 0) {
 		srupd_reply(fd, "ERR usage: send FLOW DEVICE_ID ...");
 		return;
 	}
@@ -637,15 +378,15 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 	}
 	if (strcmp(flow, "join_cmd") == 0) {
 		/* Server-initiated join: adopt the device, command it, then ask who it is. */
-		set_member(d, dev, 1);
+		c2_set_member(d, dev, 1);
 		m.type = SRUP_MSG_JOIN_CMD;
 		m.device_id = dev;
 		x = xchg_new(X_ID, dev);
 		if (x == NULL) {
 			goto busy;
 		}
-		set_token(&m, x->token);
-		if (send_dev(d, dev, &m) != 0) {
+		c2_set_token(&m, x->token);
+		if (c2_send_dev(d, dev, &m) != 0) {
 			x->used = 0;
 			srupd_reply(fd, "ERR send failed");
 			goto out;
@@ -656,7 +397,7 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 		run_xchg(d, fd, x, &m, d->cfg.timeout_s);
 		goto out;
 	}
-	if (member(d, dev) == NULL) {
+	if (c2_member(d, dev) == NULL) {
 		srupd_reply(fd, "ERR device %s is not a member", argv[2]);
 		goto out;
 	}
@@ -708,8 +449,8 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 		}
 		if (strcmp(argv[3], "MESSAGE") == 0) {
 			/* A plain message has no reply. */
-			set_token(&m, x->token);
-			srupd_reply(fd, send_dev(d, dev, &m) == 0 ? "OK sent" : "ERR send failed");
+			c2_set_token(&m, x->token);
+			srupd_reply(fd, c2_send_dev(d, dev, &m) == 0 ? "OK sent" : "ERR send failed");
 			x->used = 0;
 		} else {
 			run_xchg(d, fd, x, &m, d->cfg.timeout_s);
@@ -739,7 +480,7 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 			srupd_reply(fd, "ERR send failed");
 			goto out;
 		}
-		set_member(d, dev, 0);
+		c2_set_member(d, dev, 0);
 		if (dereg) {
 			forget_key(d, dev);
 		}
@@ -756,68 +497,20 @@ out:
 	pthread_mutex_unlock(&d->lock);
 }
 
-static void ctl_decide(struct srupd *d, int fd, int argc, char **argv, int approve)
-{
-	uint64_t dev;
-	struct pjoin *j;
-
-	if (argc != 2 || parse_dev(argv[1], &dev) != 0) {
-		srupd_reply(fd, "ERR usage: %s DEVICE_ID", approve ? "approve" : "reject");
-		return;
-	}
-	pthread_mutex_lock(&d->lock);
-	j = pjoin_find_dev(dev);
-	if (j == NULL || j->kind != J_HM) {
-		srupd_reply(fd, "ERR no human-moderated join pending for %s", argv[1]);
-	} else {
-		join_decide(d, j, approve ? SRUP_ST_JOIN_SUCCESS : SRUP_ST_JOIN_REFUSED);
-		srupd_reply(fd, "OK %s", approve ? "JOIN_SUCCESS" : "JOIN_REFUSED");
-		j->used = 0;
-	}
-	pthread_mutex_unlock(&d->lock);
-}
-
-static void ctl_pending(struct srupd *d, int fd)
-{
-	size_t i;
-	int n = 0;
-
-	pthread_mutex_lock(&d->lock);
-	for (i = 0; i < JOINS_MAX; i++) {
-		const struct pjoin *j = &app.j[i];
-		char id[SRUP_ID_TEXT_MAX];
-		struct srup_id128 v;
-		char phrase[SRUP_PHRASE_TEXT_MAX] = "";
-
-		if (!j->used || j->outcome != 0) {
-			continue;
-		}
-		srupd_id_text(j->dev, id);
-		if (srup_id128_parse(j->value, strlen(j->value), &v, NULL) == SRUP_OK) {
-			(void)srup_phrase_encode(&v, phrase, sizeof(phrase));
-		}
-		srupd_reply(fd, "%s %s value=%s phrase=%s", j->kind == J_HM ? "hm" : "observed", id,
-				j->value, phrase);
-		n++;
-	}
-	pthread_mutex_unlock(&d->lock);
-	srupd_reply(fd, "OK %d pending", n);
-}
-
 static void ctl_wait_data(struct srupd *d, int fd, int argc, char **argv)
 {
 	uint64_t dev;
 	size_t i;
 	int seen;
 
-	if (argc != 3 || parse_dev(argv[1], &dev) != 0) {
+	if (argc != 3 || c2_parse_dev(argv[1], &dev) != 0) {
 		srupd_reply(fd, "ERR usage: wait-data DEVICE_ID DATA_ID");
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
 		for (i = 0; i < RECV_MAX; i++) {
-			struct rdata *r = &app.r[i];
+			struct rdata *r = &c2st.r[i];
 
 			if (r->used && r->dev == dev && strcmp(r->data_id, argv[2]) == 0) {
 				srupd_reply(fd, "OK %s %s", r->data_id, r->text);
@@ -826,7 +519,7 @@ static void ctl_wait_data(struct srupd *d, int fd, int argc, char **argv)
 				return;
 			}
 		}
-		seen = app.events;
+		seen = c2st.events;
 		/* Wake on the next event (or time out). */
 		{
 			int changed = 0;
@@ -838,7 +531,7 @@ static void ctl_wait_data(struct srupd *d, int fd, int argc, char **argv)
 				if (pthread_cond_timedwait(&d->cond, &d->lock, &dl) == ETIMEDOUT) {
 					break;
 				}
-				changed = app.events != seen;
+				changed = c2st.events != seen;
 			}
 			if (!changed) {
 				pthread_mutex_unlock(&d->lock);
@@ -876,11 +569,11 @@ static void on_ctl(struct srupd *d, int fd, char *line)
 	} else if (strcmp(argv[0], "send") == 0) {
 		ctl_send(d, fd, argc, argv);
 	} else if (strcmp(argv[0], "approve") == 0) {
-		ctl_decide(d, fd, argc, argv, 1);
+		c2_ctl_decide(d, fd, argc, argv, 1);
 	} else if (strcmp(argv[0], "reject") == 0) {
-		ctl_decide(d, fd, argc, argv, 0);
+		c2_ctl_decide(d, fd, argc, argv, 0);
 	} else if (strcmp(argv[0], "pending") == 0) {
-		ctl_pending(d, fd);
+		c2_ctl_pending(d, fd);
 	} else if (strcmp(argv[0], "wait-data") == 0) {
 		ctl_wait_data(d, fd, argc, argv);
 	} else if (strcmp(argv[0], "status") == 0) {
@@ -965,7 +658,7 @@ int main(int argc, char **argv)
 	d.on_msg = on_msg;
 	d.on_ctl = on_ctl;
 	d.on_connect = on_connect;
-	d.app = &app;
+	d.app = &c2st;
 	rc = srupd_run(&d) == 0 ? 0 : 3;
 	srupd_cleanup(&d);
 	return rc;

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT
+ * c2.h - private header of srup-c2: its state and the functions its files share.
+ * c2.c: main, control commands, device-channel exchanges; joins.c: the three join flows. */
+#ifndef SRUP_C2_H
+#define SRUP_C2_H
+
+#include "srupd.h"
+
+#define XCHG_MAX  64
+#define JOINS_MAX 32
+#define RECV_MAX  64
+#define VALUE_LEN 32
+
+enum xchg_kind { X_UPDATE = 1, X_ACTION, X_DATA, X_ID };
+
+/* One exchange started by a control command, tied to its replies by the token. */
+struct xchg {
+	int used;
+	enum xchg_kind kind;
+	uint64_t dev;
+	char token[SRUP_TOKEN_LEN + 1];
+	int done;
+	int http_parts; /* UPDATE_FAIL_HTTP_ERROR: DATA messages still expected */
+	char result[1024];
+};
+
+enum join_kind { J_HM = 1, J_OBS };
+
+/* A join waiting for a person (HM) or for the beacon's report (OBS). */
+struct pjoin {
+	int used;
+	enum join_kind kind;
+	uint64_t dev;
+	uint64_t observer;
+	char value[VALUE_LEN + 1];
+	char dev_token[SRUP_TOKEN_LEN + 1]; /* HM_JOIN_RESP / OBS_JOIN_RESP token: the outcome's */
+	char obs_token[SRUP_TOKEN_LEN + 1]; /* OBSERVE_REQ token: the beacon's RESPONSE */
+	unsigned outcome;                   /* 0 while pending */
+};
+
+/* DATA received from devices outside any exchange, for `wait-data`. */
+struct rdata {
+	int used;
+	uint64_t dev;
+	char data_id[64];
+	char text[512];
+};
+
+struct c2_app {
+	struct xchg x[XCHG_MAX];
+	struct pjoin j[JOINS_MAX];
+	struct rdata r[RECV_MAX];
+	size_t r_next;
+	int events; /* bumped on every change a waiter may look at */
+};
+
+/* The daemon's state; guarded by the srupd lock (d->lock). */
+extern struct c2_app c2st;
+
+/* ---- c2.c (all with the lock held) ---- */
+void c2_dev_topic(uint64_t dev, char *out, size_t cap);
+void c2_set_token(struct srup_msg *m, const char *tok);
+void c2_token_copy(char out[SRUP_TOKEN_LEN + 1], const struct srup_bytes *t);
+/* Send m / RESPONSE(status) to device dev on SRUP/<dev>. 0 or -1. */
+int c2_send_dev(struct srupd *d, uint64_t dev, struct srup_msg *m);
+int c2_send_response(struct srupd *d, uint64_t dev, const char *tok, unsigned status);
+/* The state record of dev if it is a member, else NULL. */
+struct srupd_peer *c2_member(struct srupd *d, uint64_t dev);
+/* Parse a device id from a command argument (nonzero). 0 or -1. */
+int c2_parse_dev(const char *s, uint64_t *dev);
+/* Record membership durably and (un)subscribe SRUP/<dev>. */
+void c2_set_member(struct srupd *d, uint64_t dev, int on);
+
+/* ---- joins.c ---- */
+/* JOIN_REQ / HM_JOIN_REQ / OBS_JOIN_REQ on our join topic, sender already checked (lock held). */
+void c2_join_req(struct srupd *d, const struct srup_msg *m);
+void c2_hm_join_req(struct srupd *d, const struct srup_msg *m);
+void c2_obs_join_req(struct srupd *d, const struct srup_msg *m);
+/* A RESPONSE that may be an observer's verdict; 1 if it was one (lock held). */
+int c2_observer_response(struct srupd *d, const struct srup_msg *m);
+/* Control commands approve/reject DEVICE and pending (take the lock themselves). */
+void c2_ctl_decide(struct srupd *d, int fd, int argc, char **argv, int approve);
+void c2_ctl_pending(struct srupd *d, int fd);
+
+#endif
