@@ -74,6 +74,18 @@ def test_too_large(lab, check):
     drop(lab, check, big, "too_large", "2 MiB payload")
 
 
+def test_size_limit_boundary(lab, check):
+    """The shipped policy's max_payload is 65536: exactly that many bytes pass, one more not."""
+    d = S["d"]
+    over = 22 + 36 + 256 + 4 + 1  # header, 36-byte token, RSA-2048 signature, DATA body framing
+    m = lab.msg(lab.dev1, "DATA", data_id=b"x", data=b"\x5a" * (65536 - over))
+    check(len(m) == 65536, "built %d bytes, want 65536" % len(m))
+    h.expect_accept(lab, check, d, S["topic"], m, "65536-byte DATA", receivers=[S["s"]])
+    m = lab.msg(lab.dev1, "DATA", data_id=b"x", data=b"\x5a" * (65537 - over))
+    check(len(m) == 65537, "built %d bytes, want 65537" % len(m))
+    drop(lab, check, m, "too_large", "65537-byte DATA", client=d)
+
+
 def test_field_length(lab, check):
     s = lab.server
     body = bytes([6])
@@ -190,6 +202,7 @@ def test_every_altered_byte_is_dropped(lab, check):
 
 if __name__ == "__main__":
     h.main([setup, test_bad_signature, test_truncated, test_trailing_bytes, test_bad_version,
-            test_unknown_type, test_empty_payload, test_too_large, test_field_length,
+            test_unknown_type, test_empty_payload, test_too_large, test_size_limit_boundary,
+            test_field_length,
             test_bad_pad, test_unknown_sender, test_revoked_sender, test_not_allowed,
             test_identity_mismatch, test_drop_counters, test_every_altered_byte_is_dropped])
