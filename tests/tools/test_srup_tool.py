@@ -268,6 +268,14 @@ def group_vectors(ctx):
                   "%s: encode reproduces serialized_hex (rc %d, %r)" % (name, rc, err))
         rc, out, err = encode(ctx, obj, skey)
         ctx.check(rc == 0 and out == msg, "%s: binary encode output" % name)
+        # The vector's own "fields" object (with its descriptive *_ascii, data_kind ... members)
+        # plus its msg_type encodes to the same bytes (unencrypted types: the blob is random).
+        if "encryption" not in vec:
+            fields = dict(vec["fields"])
+            fields["msg_type"] = vec["msg_type"]
+            rc, out, err = encode(ctx, fields, skey, ["--hex"])
+            ctx.check(rc == 0 and out.decode().strip() == vec["serialized_hex"],
+                      "%s: the vector's fields encode as they are (rc %d, %r)" % (name, rc, err))
 
 
 def group_types(ctx):

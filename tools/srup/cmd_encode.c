@@ -50,6 +50,8 @@ static void encode_help(void)
 	       "    device_id observer_id joining_device_id target_id source_id: as sender_id\n"
 	       "  plaintext_hex   with --encrypt-to: the plaintext (hex); ignored otherwise\n"
 	       "  signature_hex, signature: ignored (the message is always signed afresh)\n"
+	       "  name, type_name, direction, data_kind, data_value, *_ascii, *_includes_nul:\n"
+	       "                  descriptive members of the reference vectors; ignored\n"
 	       "Unknown members, duplicates and members the type does not carry are errors.\n"
 	       "\n"
 	       "Exit codes: 0 ok, 2 the JSON is malformed or does not describe a valid message,\n"
@@ -214,6 +216,28 @@ static int get_type(const struct json_value *obj, unsigned *type)
 	return 0;
 }
 
+/* Descriptive members that the reference vectors (tests/vectors/vectors.json "fields") carry
+ * beside the wire fields: accepted and ignored, so a vector's fields encode as they are. */
+static int is_descriptive(const char *k)
+{
+	static const char *const names[] = { "name", "type_name", "direction", "data_kind",
+		"data_value" };
+	static const char *const suffixes[] = { "_ascii", "_includes_nul" };
+	size_t kl = strlen(k);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(k, names[i]) == 0) {
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		size_t sl = strlen(suffixes[i]);
+		if (kl > sl && strcmp(k + kl - sl, suffixes[i]) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static const struct tool_field *field_by_name(const char *name)
 {
 	for (size_t i = 0; i < tool_fields_count; i++) {
@@ -257,7 +281,7 @@ static int build(struct enc *e, const struct json_value *obj, int encrypt)
 				known = 1;
 			}
 		}
-		if (known) {
+		if (known || is_descriptive(k)) {
 			continue;
 		}
 		const struct tool_field *f = field_by_name(k);
