@@ -473,9 +473,13 @@ role_native() {
 
 run_all() {
 	local sniff rc
-	# An eavesdropper subscribes wherever the broker lets it for the whole run.
-	role_attacker sniff >"$LAB/logs/sniffer.log" 2>&1 &
+	# An eavesdropper subscribes wherever the broker lets it for the whole run. Started
+	# directly (not through a function) so that $! is python itself and the kill reaches it.
+	"$PY" "$REPO/docker/attacker.py" --lab "$LAB" --host "$BROKER_HOST" \
+		--tls-port "$TLS_PORT" --plain-port "$PLAIN_PORT" --phase sniff \
+		>"$LAB/logs/sniffer.log" 2>&1 &
 	sniff=$!
+	PIDS="$PIDS $sniff"
 	role_scenario
 	role_attacker main
 	role_scenario_leave
