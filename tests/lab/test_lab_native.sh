@@ -3,15 +3,23 @@
 # test_lab_native.sh - run the whole lab natively on loopback (docker/lab.sh native) with the
 # plugin from this build, then assert: every flow of issue 4 completed, every attack was answered
 # "Not authorized" by the broker and has a drop line in the audit log, the eavesdropper got
-# nothing. Usage: test_lab_native.sh BUILD_DIR
+# nothing. Usage: test_lab_native.sh BUILD_DIR [LAB_DIR]
+# With LAB_DIR the lab's files are kept there for the per-flow ctest checks (check_lab.sh);
+# without, a temporary directory is used and removed.
 set -u
-BUILD=${1:?usage: test_lab_native.sh BUILD_DIR}
+BUILD=${1:?usage: test_lab_native.sh BUILD_DIR [LAB_DIR]}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 fail() { echo "FAIL: $*"; exit 1; }
 
 [ -f "$BUILD/plugin/srup_plugin.so" ] || fail "plugin not built at $BUILD/plugin/srup_plugin.so"
-LAB=$(mktemp -d /tmp/srup-lab-test.XXXXXX)
-trap 'if [ "${KEEP:-0}" = 1 ]; then echo "kept $LAB"; else rm -rf "$LAB"; fi' EXIT
+if [ -n "${2:-}" ]; then
+	LAB=$2
+	rm -rf "$LAB/results" "$LAB/audit.jsonl"
+	mkdir -p "$LAB"
+else
+	LAB=$(mktemp -d /tmp/srup-lab-test.XXXXXX)
+	trap 'if [ "${KEEP:-0}" = 1 ]; then echo "kept $LAB"; else rm -rf "$LAB"; fi' EXIT
+fi
 
 SRUP_BUILD_DIR=$BUILD LAB_DIR=$LAB "$REPO/docker/lab.sh" native >"$LAB.out" 2>&1
 rc=$?

@@ -1,0 +1,27 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# check_lab.sh - one ctest per flow and per attack of the lab run left in LAB_DIR by the
+# lab_native test: `check_lab.sh LAB_DIR flow NAME` passes if flow NAME completed;
+# `check_lab.sh LAB_DIR attack NAME` passes if the broker refused attack NAME (PUBACK 0x87) and
+# the audit log has a drop line for it.
+set -u
+LAB=${1:?usage: check_lab.sh LAB_DIR flow|attack NAME}
+KIND=${2:?}
+NAME=${3:?}
+case $KIND in
+	flow)
+		line=$(grep -P "^[A-Z]+\t$NAME\t" "$LAB/results/flows.tsv" 2>/dev/null)
+		echo "$line"
+		[ "${line%%	*}" = PASS ] || { echo "FAIL: flow $NAME did not complete"; exit 1; }
+		;;
+	attack)
+		line=$(grep -P "^$NAME\t" "$LAB/results/attacks.tsv" 2>/dev/null)
+		echo "$line"
+		verdict=$(printf '%s' "$line" | cut -f2)
+		cid=$(printf '%s' "$line" | cut -f4)
+		[ "$verdict" = dropped ] || { echo "FAIL: attack $NAME: $verdict"; exit 1; }
+		grep "\"client_id\":\"$cid\"" "$LAB/audit.jsonl" | grep '"verdict":"drop"' ||
+			{ echo "FAIL: attack $NAME has no drop line in the audit log"; exit 1; }
+		;;
+	*) exit 2 ;;
+esac
