@@ -220,6 +220,19 @@ def main():
         env.start("c2")
         r = env.ctl("c2", "send", "action", dev_id, "1")
         check(b"ACTION_SUCCESS" in r.stdout, "action after the C2 restart")
+        # Restart the broker: both daemons reconnect and subscribe again by themselves.
+        env.stop("broker")
+        env.start("broker")
+        for name in ("c2", "dev"):
+            ok = False
+            for _ in range(150):
+                if b"connected=1" in env.ctl(name, "status").stdout:
+                    ok = True
+                    break
+                time.sleep(0.1)
+            check(ok, "%s reconnected after a broker restart" % name)
+        r = env.ctl("c2", "send", "action", dev_id, "1")
+        check(b"ACTION_SUCCESS" in r.stdout, "action after the broker restart")
         with open(os.path.join(env.dir, "dev.state")) as f:
             st = f.read()
         check(("peer %s sent " % c2_id) in st and "member 1" in st,
