@@ -584,11 +584,11 @@ int main(int argc, char **argv)
 		mkdir(d.cfg.update_dir, 0700);
 	}
 	/* A server adopted through JOIN_CMD is only in the state file: it wins over the config. */
-	for (size_t i = 0; i < d.state.n; i++) {
-		if (d.state.peers[i].member && d.state.peers[i].id != d.cfg.server) {
+	for (size_t k = 0; k < d.state.n; k++) {
+		if (d.state.peers[k].member && d.state.peers[k].id != d.cfg.server) {
 			srupd_log(SRUPD_INFO, "server %llx (from the state file, joined by command)",
-					(unsigned long long)d.state.peers[i].id);
-			d.cfg.server = d.state.peers[i].id;
+					(unsigned long long)d.state.peers[k].id);
+			d.cfg.server = d.state.peers[k].id;
 		}
 	}
 	d.on_msg = on_msg;
