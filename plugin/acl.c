@@ -108,6 +108,9 @@ static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char 
 		default:
 			break;
 	}
+	/* Remember who reads SRUP topics (not on WRITE: a Will is checked after its client's
+	 * DISCONNECT event). */
+	srupb_clients_seen(ctx, client);
 	if (srupb_store_read_begin(ctx->store) != SRUP_OK) {
 		return MOSQ_ERR_ACL_DENIED;
 	}
@@ -177,6 +180,7 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	if (!level(filter, 0, l0, sizeof l0) || strcmp(l0, p->prefix) != 0) {
 		return other_result(ctx);
 	}
+	srupb_clients_seen(ctx, client);
 	if (!level(filter, 1, l1, sizeof l1) || strcmp(l1, "+") == 0 || strcmp(l1, "#") == 0) {
 		return MOSQ_ERR_SUCCESS;
 	}
@@ -210,11 +214,8 @@ int srupb_acl_check(int event, void *event_data, void *userdata)
 			return srupb_verify_publish(ctx, ed->client, ed->topic, ed->payload, ed->payloadlen,
 					ed->retain, false);
 		case MOSQ_ACL_READ:
-			/* Not on WRITE: a Will is checked after its client's DISCONNECT event. */
-			srupb_clients_seen(ctx, ed->client);
 			return acl_read(ctx, ed->client, ed->topic, ed->payload, ed->payloadlen);
 		case MOSQ_ACL_SUBSCRIBE:
-			srupb_clients_seen(ctx, ed->client);
 			return acl_subscribe(ctx, ed->client, ed->topic);
 		case MOSQ_ACL_UNSUBSCRIBE:
 			return MOSQ_ERR_SUCCESS;

@@ -338,7 +338,13 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	c.chan.a = t->a;
 	c.chan.b = t->b;
 	c.mark.seq = m->sequence_id;
-	c.seen_max = p->seen_index;
+	/* Index only what could be accepted on another channel too: a message on the sender's
+	 * own channel whose (role, type) the policy allows nowhere else cannot be replayed
+	 * elsewhere (that would be not_allowed), so it costs no index write. */
+	if (rk != SRUPB_RULE_OWN || srupb_policy_allows(p, SRUPB_RULE_PEER, rec.role, m->type) ||
+			srupb_policy_allows(p, SRUPB_RULE_JOIN, rec.role, m->type)) {
+		c.seen_max = p->seen_index;
+	}
 	if (!srupb_sha256(ctx, payload, len, c.mark.digest) ||
 			!srupb_sha256(ctx, client_id != NULL ? client_id : "", client_id != NULL ? strlen(client_id) : 0,
 					mark.digest)) {

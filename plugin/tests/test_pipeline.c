@@ -372,6 +372,24 @@ START_TEST(test_pipeline_same_bytes_on_another_channel_is_replay)
 }
 END_TEST
 
+/* A device message on its own channel is indexed only when the policy would accept it on
+ * another channel too; then its replay there is caught. */
+START_TEST(test_pipeline_own_channel_index_follows_policy)
+{
+	ck_assert_int_eq(start("version 1\nallow own_channel device DATA\n"
+						   "allow device_channel device DATA\n",
+							 NULL, NULL),
+			MOSQ_ERR_SUCCESS);
+	struct buf d = build(SRUP_MSG_DATA, 3, DEV, k_dev, "x");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &d), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(pub(&c_dev, CH_DEV2, &d), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REPLAY], 1);
+	struct buf e = build(SRUP_MSG_DATA, 1, DEV, k_dev, "y");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV2, &e), MOSQ_ERR_SUCCESS);
+	stop();
+}
+END_TEST
+
 START_TEST(test_pipeline_membership_read_and_subscribe)
 {
 	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
@@ -591,6 +609,7 @@ Suite *plugin_pipeline_suite(void)
 	tcase_add_test(tc, test_pipeline_prefixes_and_flips_are_dropped);
 	tcase_add_test(tc, test_pipeline_each_drop_reason);
 	tcase_add_test(tc, test_pipeline_same_bytes_on_another_channel_is_replay);
+	tcase_add_test(tc, test_pipeline_own_channel_index_follows_policy);
 	tcase_add_test(tc, test_pipeline_membership_read_and_subscribe);
 	tcase_add_test(tc, test_pipeline_deregister_revokes_and_kicks);
 	tcase_add_test(tc, test_pipeline_kick_without_tick_waits_for_another_client);
