@@ -19,8 +19,7 @@ static int other_result(const struct srupb_ctx *ctx)
 }
 
 /* The caller's identity as an id, with an active key of some role. */
-static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, uint64_t *id,
-		unsigned *role)
+static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, uint64_t *id, unsigned *role)
 {
 	const char *ident = srupb_identity(ctx, client);
 	struct srupb_keyrec rec;
@@ -35,7 +34,7 @@ static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, uint64_t 
 		return false;
 	}
 	if (srupb_store_key_find(ctx->store, *id, &rec, &found) != SRUP_OK || !found ||
-			rec.status != SRUPB_KEY_ACTIVE) {
+	    rec.status != SRUPB_KEY_ACTIVE) {
 		return false;
 	}
 	*role = rec.role;
@@ -47,12 +46,12 @@ static bool is_admin(struct srupb_ctx *ctx, struct mosquitto *client)
 	const char *ident = srupb_identity(ctx, client);
 	uint64_t id = 0;
 	return ident != NULL && srup_id_parse(ident, strlen(ident), &id) == SRUP_OK &&
-			srupb_policy_is_admin(ctx->policy, id);
+	       srupb_policy_is_admin(ctx->policy, id);
 }
 
 /* Was reader a member of device until the leave message with exactly these bytes? */
 static bool in_grace(struct srupb_ctx *ctx, uint64_t device, uint64_t reader, const void *payload,
-		uint32_t len)
+                     uint32_t len)
 {
 	double now = srupb_now();
 	uint8_t dg[32];
@@ -86,7 +85,7 @@ static bool in_grace(struct srupb_ctx *ctx, uint64_t device, uint64_t reader, co
 }
 
 static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic,
-		const void *payload, uint32_t payloadlen)
+                    const void *payload, uint32_t payloadlen)
 {
 	struct srupb_topic t;
 	uint64_t rid = 0;
@@ -190,7 +189,7 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	if (reader_id(ctx, client, &rid, &role)) {
 		if (strcmp(l1, "servers") == 0) {
 			ok = role == SRUPB_ROLE_SERVER && level(filter, 2, l2, sizeof l2) &&
-					srup_id_parse(l2, strlen(l2), &named) == SRUP_OK && named == rid;
+			     srup_id_parse(l2, strlen(l2), &named) == SRUP_OK && named == rid;
 		} else if (srup_id_parse(l1, strlen(l1), &named) == SRUP_OK) {
 			/* A server may subscribe to any device channel; delivery still needs membership. */
 			ok = named == rid || role == SRUPB_ROLE_SERVER;
@@ -212,7 +211,7 @@ int srupb_acl_check(int event, void *event_data, void *userdata)
 	switch (ed->access) {
 		case MOSQ_ACL_WRITE:
 			return srupb_verify_publish(ctx, ed->client, ed->topic, ed->payload, ed->payloadlen,
-					ed->retain, false);
+			                            ed->retain, false);
 		case MOSQ_ACL_READ:
 			return acl_read(ctx, ed->client, ed->topic, ed->payload, ed->payloadlen);
 		case MOSQ_ACL_SUBSCRIBE:

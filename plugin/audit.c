@@ -55,7 +55,7 @@ static int open_fd(const char *path, char *err, size_t err_cap)
 }
 
 enum srup_err srupb_audit_open(const char *path, unsigned burst, double rate,
-		struct srupb_audit **out, char *err, size_t err_cap)
+                               struct srupb_audit **out, char *err, size_t err_cap)
 {
 	struct srupb_audit *a;
 	struct stat sb;
@@ -240,12 +240,11 @@ static void jtime(struct jbuf *j)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	snprintf(t, sizeof t, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"", tm.tm_year + 1900,
-			tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 	jlit(j, t);
 }
 
-size_t srupb_audit_format(const struct srupb_event *ev, uint64_t suppressed, char *out,
-		size_t cap)
+size_t srupb_audit_format(const struct srupb_event *ev, uint64_t suppressed, char *out, size_t cap)
 {
 	struct jbuf j = {out, cap, 0, false};
 	char num[32];

@@ -39,9 +39,11 @@ enum srup_err srupb_reload(struct srupb_ctx *ctx)
 		}
 	}
 	if (np->durability != ctx->policy->durability &&
-			srupb_store_set_sync(ctx->store, np->durability) != SRUP_OK) {
-		srupb_log(MOSQ_LOG_ERR, "reload | cannot change durability: %s, keeping the last good "
-				"policy", srupb_store_strerror(ctx->store));
+	    srupb_store_set_sync(ctx->store, np->durability) != SRUP_OK) {
+		srupb_log(MOSQ_LOG_ERR,
+		          "reload | cannot change durability: %s, keeping the last good "
+		          "policy",
+		          srupb_store_strerror(ctx->store));
 		srupb_keystore_free(nks);
 		free(np);
 		return SRUP_ERR_IO;
@@ -64,7 +66,7 @@ enum srup_err srupb_reload(struct srupb_ctx *ctx)
 	srupb_clients_kick_revoked(ctx);
 	(void)srupb_store_key_count(ctx->store, &nkeys);
 	srupb_log(MOSQ_LOG_NOTICE, "reload | policy=%s | keys=%zu | key cache dropped",
-			ctx->cfg.policy_path != NULL ? ctx->cfg.policy_path : "(built-in)", nkeys);
+	          ctx->cfg.policy_path != NULL ? ctx->cfg.policy_path : "(built-in)", nkeys);
 	srupb_metrics_publish(&ctx->metrics);
 	return SRUP_OK;
 }
@@ -129,7 +131,7 @@ static void respond(const char *command, bool ok, const char *detail)
 {
 	char buf[512];
 	int n = snprintf(buf, sizeof buf, "{\"command\":\"%s\",\"result\":\"%s\",\"detail\":\"%s\"}",
-			command, ok ? "ok" : "error", detail);
+	                 command, ok ? "ok" : "error", detail);
 	if (n > 0 && (size_t)n < sizeof buf) {
 		(void)mosquitto_broker_publish_copy(NULL, CONTROL_RESP_TOPIC, n, buf, 0, false, NULL);
 	}
@@ -149,7 +151,7 @@ int srupb_control_cb(int event, void *event_data, void *userdata)
 	(void)event;
 	srupb_log_escape(ident, esc, sizeof esc);
 	if (ident == NULL || srup_id_parse(ident, strlen(ident), &id) != SRUP_OK ||
-			!srupb_policy_is_admin(ctx->policy, id)) {
+	    !srupb_policy_is_admin(ctx->policy, id)) {
 		srupb_log(MOSQ_LOG_WARNING, "control | identity=%s | refused: not an admin", esc);
 		/* The broker acknowledges $CONTROL publishes as success whatever we return. */
 		return MOSQ_ERR_SUCCESS;
@@ -172,7 +174,7 @@ int srupb_control_cb(int event, void *event_data, void *userdata)
 		uint64_t rid = 0;
 		bool found = false;
 		if (!json_string(text, ed->payloadlen, "id", idtext, sizeof idtext) ||
-				srup_id_parse(idtext, strlen(idtext), &rid) != SRUP_OK) {
+		    srup_id_parse(idtext, strlen(idtext), &rid) != SRUP_OK) {
 			respond("revoke", false, "missing or bad \\\"id\\\"");
 			return MOSQ_ERR_SUCCESS;
 		}
@@ -180,8 +182,8 @@ int srupb_control_cb(int event, void *event_data, void *userdata)
 			respond("revoke", false, "store error, see log");
 			return MOSQ_ERR_SUCCESS;
 		}
-		srupb_log(MOSQ_LOG_NOTICE, "control | identity=%s | revoke id=%" PRIx64 " | %s", esc,
-				rid, found ? "revoked" : "unknown id");
+		srupb_log(MOSQ_LOG_NOTICE, "control | identity=%s | revoke id=%" PRIx64 " | %s", esc, rid,
+		          found ? "revoked" : "unknown id");
 		respond("revoke", found, found ? "revoked" : "unknown id");
 	} else {
 		respond("?", false, "unknown command (reload, revoke)");

@@ -110,7 +110,7 @@ static struct ks_entry *entry_find(const struct srupb_keystore *ks, uint64_t id)
 }
 
 enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_t generation,
-		const char *pem, size_t pem_len, const struct srup_key **out)
+                                 const char *pem, size_t pem_len, const struct srup_key **out)
 {
 	struct ks_entry *e;
 	struct srup_key *key = NULL;

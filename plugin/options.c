@@ -29,7 +29,7 @@ static enum srup_err set_once(char **slot, const char *key, const char *value)
 }
 
 enum srup_err srupb_config_parse(struct srupb_config *cfg, const struct mosquitto_opt *opts,
-		int count)
+                                 int count)
 {
 	enum srup_err rc = SRUP_OK;
 
@@ -48,19 +48,19 @@ enum srup_err srupb_config_parse(struct srupb_config *cfg, const struct mosquitt
 			rc = set_once(&cfg->policy_path, key, value);
 		} else {
 			srupb_log(MOSQ_LOG_ERR,
-					"config | unknown option plugin_opt_%s (known: store, audit_log, policy)",
-					key);
+			          "config | unknown option plugin_opt_%s (known: store, audit_log, policy)",
+			          key);
 			rc = SRUP_ERR_INVAL;
 		}
 	}
 	if (rc == SRUP_OK && cfg->store_dir == NULL) {
 		srupb_log(MOSQ_LOG_ERR, "config | plugin_opt_store is required: the directory of the "
-				"SRUP key and replay store");
+		                        "SRUP key and replay store");
 		rc = SRUP_ERR_INVAL;
 	}
 	if (rc == SRUP_OK && cfg->audit_log == NULL) {
 		srupb_log(MOSQ_LOG_ERR, "config | plugin_opt_audit_log is required: the path of the "
-				"JSON-lines audit log");
+		                        "JSON-lines audit log");
 		rc = SRUP_ERR_INVAL;
 	}
 	if (rc != SRUP_OK) {

@@ -19,11 +19,11 @@
 #define CONTROL_TOPIC "$CONTROL/srup/v1"
 
 SRUPB_EXPORT int mosquitto_plugin_version(int supported_version_count,
-		const int *supported_versions);
+                                          const int *supported_versions);
 SRUPB_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
-		struct mosquitto_opt *opts, int opt_count);
+                                       struct mosquitto_opt *opts, int opt_count);
 SRUPB_EXPORT int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts,
-		int opt_count);
+                                          int opt_count);
 
 void srupb_log(int level, const char *fmt, ...)
 {
@@ -79,7 +79,7 @@ static int on_message(int event, void *event_data, void *userdata)
 	(void)event;
 	/* MESSAGE may return only SUCCESS or ACL_DENIED (anything else disconnects in 2.0.11). */
 	int rc = srupb_verify_publish(userdata, ed->client, ed->topic, ed->payload, ed->payloadlen,
-			ed->retain, true);
+	                              ed->retain, true);
 	return rc == MOSQ_ERR_SUCCESS ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 }
 
@@ -176,7 +176,7 @@ static void regs(struct reg out[6])
 }
 
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
-		struct mosquitto_opt *opts, int opt_count)
+                          struct mosquitto_opt *opts, int opt_count)
 {
 	struct srupb_ctx *ctx;
 	char err[512];
@@ -209,7 +209,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 		return MOSQ_ERR_INVAL;
 	}
 	if (srupb_store_open(ctx->cfg.store_dir, false, ctx->policy->durability, &ctx->store, err,
-				sizeof err) != SRUP_OK) {
+	                     sizeof err) != SRUP_OK) {
 		srupb_log(MOSQ_LOG_ERR, "store | %s (plugin_opt_store)", err);
 		ctx_free(ctx);
 		return MOSQ_ERR_INVAL;
@@ -221,7 +221,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 		return MOSQ_ERR_NOMEM;
 	}
 	if (srupb_audit_open(ctx->cfg.audit_log, ctx->policy->audit_burst, ctx->policy->audit_rate,
-				&ctx->audit, err, sizeof err) != SRUP_OK) {
+	                     &ctx->audit, err, sizeof err) != SRUP_OK) {
 		srupb_log(MOSQ_LOG_ERR, "audit | %s (plugin_opt_audit_log)", err);
 		ctx_free(ctx);
 		return MOSQ_ERR_INVAL;
@@ -236,11 +236,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 	regs(r);
 	for (registered = 0; registered < 6; registered++) {
 		int rc = mosquitto_callback_register(identifier, r[registered].event, r[registered].cb,
-				r[registered].data, ctx);
+		                                     r[registered].data, ctx);
 		if (rc != MOSQ_ERR_SUCCESS) {
 			srupb_log(MOSQ_LOG_ERR, "init | cannot register the %s callback (rc %d)%s",
-					r[registered].name, rc,
-					rc == MOSQ_ERR_ALREADY_EXISTS ? ": the plugin can only be loaded once" : "");
+			          r[registered].name, rc,
+			          rc == MOSQ_ERR_ALREADY_EXISTS ? ": the plugin can only be loaded once" : "");
 			for (size_t j = 0; j < registered; j++) {
 				(void)mosquitto_callback_unregister(identifier, r[j].event, r[j].cb, r[j].data);
 			}
@@ -250,20 +250,20 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 	}
 	(void)srupb_store_key_count(ctx->store, &nkeys);
 	srupb_log(MOSQ_LOG_NOTICE, "loaded | store=%s | keys=%zu | policy=%s | audit=%s",
-			ctx->cfg.store_dir, nkeys,
-			ctx->cfg.policy_path != NULL ? ctx->cfg.policy_path : "(built-in)",
-			ctx->cfg.audit_log);
+	          ctx->cfg.store_dir, nkeys,
+	          ctx->cfg.policy_path != NULL ? ctx->cfg.policy_path : "(built-in)",
+	          ctx->cfg.audit_log);
 	srupb_log(MOSQ_LOG_INFO,
-			"config | prefix=%s | identity=%s | bind=%s | max_payload=%zu | retained=%s | "
-			"durability=%s | key_cache=%zu | seen_index=%zu",
-			ctx->policy->prefix,
-			ctx->policy->identity == SRUPB_ID_USERNAME ? "username" : "client_id",
-			ctx->policy->bind_identity ? "yes" : "no", ctx->policy->max_payload,
-			ctx->policy->refuse_retained ? "refuse" : "allow",
-			ctx->policy->durability == SRUPB_SYNC_FSYNC
-					? "fsync"
-					: (ctx->policy->durability == SRUPB_SYNC_META ? "metasync" : "os"),
-			ctx->policy->key_cache, ctx->policy->seen_index);
+	          "config | prefix=%s | identity=%s | bind=%s | max_payload=%zu | retained=%s | "
+	          "durability=%s | key_cache=%zu | seen_index=%zu",
+	          ctx->policy->prefix,
+	          ctx->policy->identity == SRUPB_ID_USERNAME ? "username" : "client_id",
+	          ctx->policy->bind_identity ? "yes" : "no", ctx->policy->max_payload,
+	          ctx->policy->refuse_retained ? "refuse" : "allow",
+	          ctx->policy->durability == SRUPB_SYNC_FSYNC
+	                  ? "fsync"
+	                  : (ctx->policy->durability == SRUPB_SYNC_META ? "metasync" : "os"),
+	          ctx->policy->key_cache, ctx->policy->seen_index);
 	*user_data = ctx;
 	return MOSQ_ERR_SUCCESS;
 }

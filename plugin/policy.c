@@ -15,10 +15,11 @@
 #define POLICY_WORDS_MAX 64
 
 static const char *const reason_names[SRUPB_R__COUNT] = {
-	"empty_payload", "too_large", "truncated", "field_length", "trailing_bytes", "bad_version",
-	"unknown_type", "bad_pad", "not_allowed", "unknown_sender", "revoked_sender",
-	"identity_mismatch", "join_topic_mismatch", "replay", "bad_signature", "retained_refused",
-	"internal_error",
+        "empty_payload",       "too_large",      "truncated",      "field_length",
+        "trailing_bytes",      "bad_version",    "unknown_type",   "bad_pad",
+        "not_allowed",         "unknown_sender", "revoked_sender", "identity_mismatch",
+        "join_topic_mismatch", "replay",         "bad_signature",  "retained_refused",
+        "internal_error",
 };
 
 const char *srupb_reason_name(unsigned r)
@@ -66,8 +67,7 @@ static bool parse_canon_id(const char *s, size_t len, uint64_t *out)
 	return true;
 }
 
-void srupb_policy_classify(const struct srupb_policy *p, const char *topic,
-		struct srupb_topic *out)
+void srupb_policy_classify(const struct srupb_policy *p, const char *topic, struct srupb_topic *out)
 {
 	static const char ctl[] = "$CONTROL/srup/v1";
 	const char *r;
@@ -120,7 +120,7 @@ void srupb_policy_classify(const struct srupb_policy *p, const char *topic,
 		uint64_t server = 0;
 		uint64_t device = 0;
 		if (parse_canon_id(s, (size_t)(s2 - s), &server) &&
-				parse_canon_id(s2 + 1, strlen(s2 + 1), &device)) {
+		    parse_canon_id(s2 + 1, strlen(s2 + 1), &device)) {
 			out->kind = SRUPB_T_JOIN;
 			out->a = server;
 			out->b = device;
@@ -129,7 +129,7 @@ void srupb_policy_classify(const struct srupb_policy *p, const char *topic,
 }
 
 bool srupb_policy_allows(const struct srupb_policy *p, enum srupb_rule_kind rule, unsigned role,
-		unsigned type)
+                         unsigned type)
 {
 	if ((unsigned)rule >= SRUPB_RULE__COUNT || role >= SRUPB_ROLE__COUNT || type > 255) {
 		return false;
@@ -158,7 +158,7 @@ struct pstate {
 };
 
 static enum srup_err perr(struct pstate *ps, const char *fmt, ...)
-		__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 
 static enum srup_err perr(struct pstate *ps, const char *fmt, ...)
 {
@@ -174,7 +174,7 @@ static enum srup_err perr(struct pstate *ps, const char *fmt, ...)
 }
 
 static bool parse_uint(const char *s, unsigned long long min, unsigned long long max,
-		unsigned long long *out)
+                       unsigned long long *out)
 {
 	char *end = NULL;
 	unsigned long long v;
@@ -230,7 +230,7 @@ static enum srup_err once(struct pstate *ps, unsigned bit, const char *word)
 }
 
 static enum srup_err need_args(struct pstate *ps, int n, int want, const char *word,
-		const char *usage)
+                               const char *usage)
 {
 	if (n != want) {
 		return perr(ps, "'%s' needs %s", word, usage);
@@ -245,7 +245,7 @@ static enum srup_err rule_line(struct pstate *ps, struct srupb_policy *p, char *
 
 	if (n < 4) {
 		return perr(ps, "'allow' needs: allow own_channel|device_channel|join_topic "
-				"server|device|observer TYPE...");
+		                "server|device|observer TYPE...");
 	}
 	if (strcmp(w[1], "own_channel") == 0) {
 		rk = SRUPB_RULE_OWN;
@@ -255,7 +255,7 @@ static enum srup_err rule_line(struct pstate *ps, struct srupb_policy *p, char *
 		rk = SRUPB_RULE_JOIN;
 	} else {
 		return perr(ps, "unknown channel kind '%s' (own_channel, device_channel, join_topic)",
-				w[1]);
+		            w[1]);
 	}
 	role = srupb_role_from_name(w[2]);
 	if (role == SRUPB_ROLE_NONE) {
@@ -287,8 +287,10 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 			return rc;
 		}
 		if (!parse_canon_id(w[1], strlen(w[1]), &id)) {
-			return perr(ps, "'%s' is not a SRUP id in text form (lowercase hex, no 0x, no "
-					"leading zeros)", w[1]);
+			return perr(ps,
+			            "'%s' is not a SRUP id in text form (lowercase hex, no 0x, no "
+			            "leading zeros)",
+			            w[1]);
 		}
 		if (p->n_admins >= SRUPB_ADMINS_MAX) {
 			return perr(ps, "more than %d admin lines", SRUPB_ADMINS_MAX);
@@ -315,8 +317,10 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 			return rc;
 		}
 		if (strlen(w[1]) >= sizeof p->prefix || strpbrk(w[1], "/+#$") != NULL) {
-			return perr(ps, "prefix must be one topic level without / + # $ (at most %zu "
-					"chars)", sizeof p->prefix - 1);
+			return perr(ps,
+			            "prefix must be one topic level without / + # $ (at most %zu "
+			            "chars)",
+			            sizeof p->prefix - 1);
 		}
 		snprintf(p->prefix, sizeof p->prefix, "%s", w[1]);
 		p->prefix_len = strlen(p->prefix);
@@ -424,7 +428,7 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 		return SRUP_OK;
 	}
 	if (strcmp(d, "key_cache") == 0 || strcmp(d, "seen_index") == 0 ||
-			strcmp(d, "metrics_interval") == 0) {
+	    strcmp(d, "metrics_interval") == 0) {
 		bool kc = d[0] == 'k';
 		bool mi = d[0] == 'm';
 		rc = once(ps, kc ? D_KEY_CACHE : (mi ? D_METRICS : D_SEEN), d);
@@ -509,7 +513,7 @@ static void policy_defaults(struct srupb_policy *p)
 }
 
 enum srup_err srupb_policy_parse(const char *name, const char *text, size_t len,
-		struct srupb_policy **out, char *err, size_t err_cap)
+                                 struct srupb_policy **out, char *err, size_t err_cap)
 {
 	struct pstate ps = {name, 0, err, err_cap, 0};
 	struct srupb_policy *p = NULL;
@@ -555,7 +559,7 @@ enum srup_err srupb_policy_parse(const char *name, const char *text, size_t len,
 			}
 		}
 		for (tok = strtok_r(line, " \t\r", &save); tok != NULL;
-				tok = strtok_r(NULL, " \t\r", &save)) {
+		     tok = strtok_r(NULL, " \t\r", &save)) {
 			if (n == POLICY_WORDS_MAX) {
 				rc = perr(&ps, "more than %d words on one line", POLICY_WORDS_MAX);
 				goto out;
@@ -595,7 +599,7 @@ out:
 }
 
 enum srup_err srupb_policy_load(const char *path, struct srupb_policy **out, char *err,
-		size_t err_cap)
+                                size_t err_cap)
 {
 	FILE *f;
 	char *buf = NULL;
@@ -604,7 +608,7 @@ enum srup_err srupb_policy_load(const char *path, struct srupb_policy **out, cha
 
 	if (path == NULL) {
 		return srupb_policy_parse("(built-in policy/srup.policy)", srupb_policy_default,
-				strlen(srupb_policy_default), out, err, err_cap);
+		                          strlen(srupb_policy_default), out, err, err_cap);
 	}
 	*out = NULL;
 	f = fopen(path, "rb");

@@ -15,7 +15,7 @@
 
 struct mosquitto;
 
-#define SRUPB_EXPORT __attribute__((visibility("default")))
+#define SRUPB_EXPORT    __attribute__((visibility("default")))
 #define SRUPB_LOG_TRUNC 128 /* client ids and topics are cut to this many chars in logs */
 
 /* ---------------------------------------------------------------- log (plugin.c) */
@@ -124,16 +124,16 @@ extern const char srupb_policy_default[];
 /* Parse policy text text[0, len) named name (for messages). On success *out is a new policy
  * (free with free()). On failure returns SYNTAX/NOMEM and err holds "name:line: problem". */
 enum srup_err srupb_policy_parse(const char *name, const char *text, size_t len,
-		struct srupb_policy **out, char *err, size_t err_cap);
+                                 struct srupb_policy **out, char *err, size_t err_cap);
 /* Read and parse a policy file (path NULL: the embedded default). Errors as above (IO too). */
 enum srup_err srupb_policy_load(const char *path, struct srupb_policy **out, char *err,
-		size_t err_cap);
+                                size_t err_cap);
 /* Classify a topic. Ids in topics must be canonical text (lowercase hex, no zero padding). */
 void srupb_policy_classify(const struct srupb_policy *p, const char *topic,
-		struct srupb_topic *out);
+                           struct srupb_topic *out);
 /* Is type allowed from role on a channel of rule kind? */
-bool srupb_policy_allows(const struct srupb_policy *p, enum srupb_rule_kind rule,
-		unsigned role, unsigned type);
+bool srupb_policy_allows(const struct srupb_policy *p, enum srupb_rule_kind rule, unsigned role,
+                         unsigned type);
 bool srupb_policy_is_admin(const struct srupb_policy *p, uint64_t id);
 
 /* ---------------------------------------------------------------- options.c */
@@ -148,7 +148,7 @@ struct mosquitto_opt;
 /* Read plugin_opt_* into cfg. Unknown, repeated, empty or missing required options: logs one
  * ERR line and returns INVAL. cfg strings are malloc'd; free with srupb_config_free. */
 enum srup_err srupb_config_parse(struct srupb_config *cfg, const struct mosquitto_opt *opts,
-		int count);
+                                 int count);
 void srupb_config_free(struct srupb_config *cfg);
 
 /* ---------------------------------------------------------------- keystore.c */
@@ -161,7 +161,7 @@ void srupb_keystore_free(struct srupb_keystore *ks);
 /* Borrowed key for (id, generation), parsing pem on a miss (and evicting the least recently
  * used entry when full). KEY if the PEM is not an acceptable key, NOMEM. */
 enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_t generation,
-		const char *pem, size_t pem_len, const struct srup_key **out);
+                                 const char *pem, size_t pem_len, const struct srup_key **out);
 void srupb_keystore_drop(struct srupb_keystore *ks, uint64_t id);
 void srupb_keystore_clear(struct srupb_keystore *ks);
 size_t srupb_keystore_size(const struct srupb_keystore *ks);
@@ -179,7 +179,7 @@ struct srupb_event {
 	const char *client_id;
 	const char *identity;
 	const char *topic;
-	int type;          /* -1 unknown */
+	int type; /* -1 unknown */
 	bool has_sender;
 	uint64_t sender;
 	bool has_seq;
@@ -189,7 +189,7 @@ struct srupb_event {
 
 /* Open path for appending (created 0600). burst/rate: per-reason token bucket. */
 enum srup_err srupb_audit_open(const char *path, unsigned burst, double rate,
-		struct srupb_audit **out, char *err, size_t err_cap);
+                               struct srupb_audit **out, char *err, size_t err_cap);
 void srupb_audit_close(struct srupb_audit *a);
 void srupb_audit_set_rate(struct srupb_audit *a, unsigned burst, double rate);
 /* Reopen the file (rotation). Keeps the old descriptor if the reopen fails. */
@@ -206,8 +206,7 @@ void srupb_audit_write(struct srupb_audit *a, const struct srupb_event *ev);
 /* Write summary lines for every reason with suppressed lines whose bucket has refilled. */
 void srupb_audit_flush_summaries(struct srupb_audit *a);
 /* Format ev as one JSON object + '\n' into out; returns the length (0 if cap too small). */
-size_t srupb_audit_format(const struct srupb_event *ev, uint64_t suppressed, char *out,
-		size_t cap);
+size_t srupb_audit_format(const struct srupb_event *ev, uint64_t suppressed, char *out, size_t cap);
 
 /* ---------------------------------------------------------------- metrics.c */
 
@@ -297,7 +296,7 @@ bool srupb_sha256(const struct srupb_ctx *ctx, const void *p, size_t len, uint8_
  * ACL WRITE (false). Returns MOSQ_ERR_SUCCESS, MOSQ_ERR_ACL_DENIED, or (ACL only, for non-SRUP
  * topics under `other_topics defer`) MOSQ_ERR_PLUGIN_DEFER. */
 int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic,
-		const void *payload, uint32_t payloadlen, bool retain, bool from_message);
+                         const void *payload, uint32_t payloadlen, bool retain, bool from_message);
 
 /* The client's MQTT identity per policy (borrowed from the broker, may be NULL). */
 const char *srupb_identity(const struct srupb_ctx *ctx, struct mosquitto *client);

@@ -60,8 +60,8 @@ struct srupb_chan {
  * when borrowed. */
 struct srupb_keyrec {
 	uint64_t id;
-	uint8_t role;   /* enum srupb_role */
-	uint8_t status; /* enum srupb_key_status */
+	uint8_t role;        /* enum srupb_role */
+	uint8_t status;      /* enum srupb_key_status */
 	uint64_t generation; /* changes whenever the record is written (key cache validity) */
 	uint64_t created;    /* unix seconds when the key was (last) added */
 	const char *pem;
@@ -71,8 +71,8 @@ struct srupb_keyrec {
 /* The high-water mark of one (sender, channel). */
 struct srupb_mark {
 	uint64_t seq;
-	uint8_t digest[32];    /* SHA-256 of the whole accepted payload */
-	uint8_t client[16];    /* first 16 bytes of SHA-256 of the accepting client's id */
+	uint8_t digest[32]; /* SHA-256 of the whole accepted payload */
+	uint8_t client[16]; /* first 16 bytes of SHA-256 of the accepting client's id */
 };
 
 /* What the verifier commits for one accepted message (one LMDB write transaction). */
@@ -89,11 +89,11 @@ struct srupb_commit {
 	uint64_t sender;
 	struct srupb_chan chan;
 	struct srupb_mark mark;
-	size_t seen_max;         /* bound of the seen index (oldest entries are evicted) */
-	uint8_t member_op;       /* enum srupb_member_op */
+	size_t seen_max;   /* bound of the seen index (oldest entries are evicted) */
+	uint8_t member_op; /* enum srupb_member_op */
 	uint64_t member_device;
 	uint64_t member_server;
-	bool revoke;             /* revoke member_device's key */
+	bool revoke; /* revoke member_device's key */
 	/* out: servers whose membership of member_device this commit ended (first few only) */
 	size_t n_removed;
 	uint64_t removed[SRUPB_REMOVED_MAX];
@@ -105,7 +105,7 @@ struct srupb_store;
  * readonly opens without write access (list/show). On failure *out is NULL and err (if cap > 0)
  * holds one line saying why. Returns OK, IO or NOMEM. One handle per process; not thread-safe. */
 enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync sync,
-		struct srupb_store **out, char *err, size_t err_cap);
+                               struct srupb_store **out, char *err, size_t err_cap);
 /* Close; accepts NULL. Ends any open read transaction. */
 void srupb_store_close(struct srupb_store *st);
 /* Change the sync mode of an open store (reload). */
@@ -120,19 +120,20 @@ const char *srupb_store_strerror(const struct srupb_store *st);
 /* Add or replace key id with role and PEM public key; status becomes ACTIVE and the
  * generation changes. */
 enum srup_err srupb_store_key_put(struct srupb_store *st, uint64_t id, enum srupb_role role,
-		const char *pem, size_t pem_len);
+                                  const char *pem, size_t pem_len);
 /* As srupb_store_key_put for ids[0, n), all with the same role and key, in one transaction
  * (bulk registration for tests and benchmarks). */
 enum srup_err srupb_store_key_put_many(struct srupb_store *st, const uint64_t *ids, size_t n,
-		enum srupb_role role, const char *pem, size_t pem_len);
+                                       enum srupb_role role, const char *pem, size_t pem_len);
 /* Mark key id REVOKED and drop its memberships. *found says whether it existed. */
 enum srup_err srupb_store_key_revoke(struct srupb_store *st, uint64_t id, bool *found);
 /* Copy of the record of id: rec->pem is malloc'd and NUL-terminated (caller frees). */
 enum srup_err srupb_store_key_get(struct srupb_store *st, uint64_t id, struct srupb_keyrec *rec,
-		char **pem, bool *found);
+                                  char **pem, bool *found);
 /* Call fn for every key in id order (pem borrowed for the call). Stops when fn returns non-zero. */
 enum srup_err srupb_store_key_foreach(struct srupb_store *st,
-		int (*fn)(const struct srupb_keyrec *rec, void *arg), void *arg);
+                                      int (*fn)(const struct srupb_keyrec *rec, void *arg),
+                                      void *arg);
 /* Number of keys. */
 enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count);
 
@@ -141,14 +142,15 @@ enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count);
 enum srup_err srupb_store_read_begin(struct srupb_store *st);
 void srupb_store_read_end(struct srupb_store *st);
 enum srup_err srupb_store_key_find(struct srupb_store *st, uint64_t id, struct srupb_keyrec *rec,
-		bool *found);
+                                   bool *found);
 enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
-		const struct srupb_chan *chan, struct srupb_mark *mark, bool *found);
+                                    const struct srupb_chan *chan, struct srupb_mark *mark,
+                                    bool *found);
 /* Was a payload with this digest accepted (and still indexed)? chan and sender say where. */
 enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest[32],
-		struct srupb_chan *chan, uint64_t *sender, bool *found);
+                                    struct srupb_chan *chan, uint64_t *sender, bool *found);
 enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, uint64_t server,
-		bool *found);
+                                      bool *found);
 
 /* Commit an accepted message: re-checks in the write transaction that c->mark.seq is still
  * above the stored mark (*stale true and nothing written if not), then writes the mark, the

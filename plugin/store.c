@@ -36,8 +36,8 @@ struct srupb_store {
 	MDB_dbi seen;
 	MDB_dbi seenq;
 	MDB_dbi members;
-	MDB_txn *rtxn;   /* cached read-only transaction, reset between uses */
-	bool rtxn_live;  /* rtxn is renewed (between read_begin and read_end) */
+	MDB_txn *rtxn;  /* cached read-only transaction, reset between uses */
+	bool rtxn_live; /* rtxn is renewed (between read_begin and read_end) */
 	bool readonly;
 	char err[200];
 };
@@ -131,7 +131,7 @@ static int open_dbi(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi
 }
 
 enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync sync,
-		struct srupb_store **out, char *err, size_t err_cap)
+                               struct srupb_store **out, char *err, size_t err_cap)
 {
 	struct srupb_store *st = NULL;
 	MDB_txn *txn = NULL;
@@ -169,8 +169,8 @@ enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync s
 		goto lmdb_fail;
 	}
 	what = "cannot open LMDB store";
-	mrc = mdb_env_open(st->env, dir,
-			MDB_NOTLS | sync_flags(sync) | (readonly ? MDB_RDONLY : 0u), 0600);
+	mrc = mdb_env_open(st->env, dir, MDB_NOTLS | sync_flags(sync) | (readonly ? MDB_RDONLY : 0u),
+	                   0600);
 	if (mrc != 0) {
 		snprintf(st->err, sizeof st->err, "%s %s: %s", what, dir, mdb_strerror(mrc));
 		goto out;
@@ -300,7 +300,7 @@ static uint64_t new_generation(void)
 }
 
 static int keyrec_write(struct srupb_store *st, MDB_txn *txn, uint64_t id, uint8_t role,
-		uint8_t status, uint64_t created, const char *pem, size_t pem_len)
+                        uint8_t status, uint64_t created, const char *pem, size_t pem_len)
 {
 	uint8_t kb[8];
 	MDB_val k = {sizeof kb, kb};
@@ -324,7 +324,7 @@ static int keyrec_write(struct srupb_store *st, MDB_txn *txn, uint64_t id, uint8
 }
 
 enum srup_err srupb_store_key_put(struct srupb_store *st, uint64_t id, enum srupb_role role,
-		const char *pem, size_t pem_len)
+                                  const char *pem, size_t pem_len)
 {
 	MDB_txn *txn = NULL;
 	int mrc;
@@ -337,7 +337,7 @@ enum srup_err srupb_store_key_put(struct srupb_store *st, uint64_t id, enum srup
 		return fail(st, "mdb_txn_begin", mrc);
 	}
 	mrc = keyrec_write(st, txn, id, (uint8_t)role, SRUPB_KEY_ACTIVE, (uint64_t)time(NULL), pem,
-			pem_len);
+	                   pem_len);
 	if (mrc != 0) {
 		mdb_txn_abort(txn);
 		return fail(st, "mdb_put(keys)", mrc);
@@ -350,7 +350,7 @@ enum srup_err srupb_store_key_put(struct srupb_store *st, uint64_t id, enum srup
 }
 
 enum srup_err srupb_store_key_put_many(struct srupb_store *st, const uint64_t *ids, size_t n,
-		enum srupb_role role, const char *pem, size_t pem_len)
+                                       enum srupb_role role, const char *pem, size_t pem_len)
 {
 	MDB_txn *txn = NULL;
 	uint64_t now = (uint64_t)time(NULL);
@@ -379,7 +379,7 @@ enum srup_err srupb_store_key_put_many(struct srupb_store *st, const uint64_t *i
 
 /* Delete every membership of device (all servers). */
 static int members_drop_device(struct srupb_store *st, MDB_txn *txn, uint64_t device,
-		struct srupb_commit *c)
+                               struct srupb_commit *c)
 {
 	MDB_cursor *cur = NULL;
 	uint8_t kb[MEMBER_KEY_LEN];
@@ -480,7 +480,7 @@ enum srup_err srupb_store_key_revoke(struct srupb_store *st, uint64_t id, bool *
 }
 
 enum srup_err srupb_store_key_get(struct srupb_store *st, uint64_t id, struct srupb_keyrec *rec,
-		char **pem, bool *found)
+                                  char **pem, bool *found)
 {
 	enum srup_err rc;
 	struct srupb_keyrec r;
@@ -513,7 +513,8 @@ enum srup_err srupb_store_key_get(struct srupb_store *st, uint64_t id, struct sr
 }
 
 enum srup_err srupb_store_key_foreach(struct srupb_store *st,
-		int (*fn)(const struct srupb_keyrec *rec, void *arg), void *arg)
+                                      int (*fn)(const struct srupb_keyrec *rec, void *arg),
+                                      void *arg)
 {
 	MDB_cursor *cur = NULL;
 	MDB_val k;
@@ -599,7 +600,7 @@ void srupb_store_read_end(struct srupb_store *st)
 }
 
 enum srup_err srupb_store_key_find(struct srupb_store *st, uint64_t id, struct srupb_keyrec *rec,
-		bool *found)
+                                   bool *found)
 {
 	uint8_t kb[8];
 	MDB_val k = {sizeof kb, kb};
@@ -643,7 +644,8 @@ static void mark_decode(const MDB_val *v, struct srupb_mark *mark)
 }
 
 enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
-		const struct srupb_chan *chan, struct srupb_mark *mark, bool *found)
+                                    const struct srupb_chan *chan, struct srupb_mark *mark,
+                                    bool *found)
 {
 	uint8_t kb[MARK_KEY_LEN];
 	MDB_val k = {sizeof kb, kb};
@@ -672,7 +674,7 @@ enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
 }
 
 enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest[32],
-		struct srupb_chan *chan, uint64_t *sender, bool *found)
+                                    struct srupb_chan *chan, uint64_t *sender, bool *found)
 {
 	MDB_val k = {32, (void *)digest};
 	MDB_val v;
@@ -703,7 +705,7 @@ enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest
 }
 
 enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, uint64_t server,
-		bool *found)
+                                      bool *found)
 {
 	uint8_t kb[MEMBER_KEY_LEN];
 	MDB_val k = {sizeof kb, kb};
@@ -791,7 +793,7 @@ static int seen_add(struct srupb_store *st, MDB_txn *txn, const struct srupb_com
 			sk.mv_data = dg;
 			/* Drop the index entry only if it still belongs to this queue slot. */
 			if (mdb_get(txn, st->seen, &sk, &svv) == 0 && svv.mv_size == SEEN_VAL_LEN &&
-					get_be64((const uint8_t *)svv.mv_data + 25) == get_be64(k.mv_data)) {
+			    get_be64((const uint8_t *)svv.mv_data + 25) == get_be64(k.mv_data)) {
 				mrc = mdb_del(txn, st->seen, &sk, NULL);
 				if (mrc != 0) {
 					goto out;

@@ -85,7 +85,7 @@ void srupb_kick_run(struct srupb_ctx *ctx)
 		char esc[4 * SRUPB_LOG_TRUNC + 8];
 		srupb_log_escape(list[i].name, esc, sizeof esc);
 		srupb_log(MOSQ_LOG_NOTICE, "kick | %s=%s", list[i].by_username ? "username" : "client",
-				esc);
+		          esc);
 		if (list[i].by_username) {
 			(void)mosquitto_kick_client_by_username(list[i].name, false);
 		} else {
@@ -151,7 +151,7 @@ void srupb_kick_identity(struct srupb_ctx *ctx, uint64_t id)
 /* --- the pipeline --- */
 
 static enum srupb_verdict drop(struct decision *d, enum srupb_reason r, const char *fmt, ...)
-		__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static enum srupb_verdict drop(struct decision *d, enum srupb_reason r, const char *fmt, ...)
 {
@@ -207,7 +207,7 @@ static bool any_role_allows(const struct srupb_policy *p, enum srupb_rule_kind r
 
 /* What a verified message means for membership (spec §5.5 flows). */
 static void membership_effect(const struct srup_msg *m, const struct srupb_topic *t,
-		enum srupb_rule_kind rk, unsigned role, struct srupb_commit *c)
+                              enum srupb_rule_kind rk, unsigned role, struct srupb_commit *c)
 {
 	if (t->kind != SRUPB_T_DEVICE) {
 		return;
@@ -216,7 +216,7 @@ static void membership_effect(const struct srup_msg *m, const struct srupb_topic
 	c->member_server = m->sender_id;
 	if (rk == SRUPB_RULE_PEER && role == SRUPB_ROLE_SERVER) {
 		if ((m->type == SRUP_MSG_RESPONSE && m->status == SRUP_ST_JOIN_SUCCESS) ||
-				(m->type == SRUP_MSG_JOIN_CMD && m->device_id == t->a)) {
+		    (m->type == SRUP_MSG_JOIN_CMD && m->device_id == t->a)) {
 			c->member_op = SRUPB_MEMBER_JOIN;
 		} else if (m->type == SRUP_MSG_TERMINATE_CMD) {
 			c->member_op = SRUPB_MEMBER_LEAVE;
@@ -235,8 +235,9 @@ static void membership_effect(const struct srup_msg *m, const struct srupb_topic
 }
 
 static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic *t,
-		const char *client_id, const char *identity, const uint8_t *payload, uint32_t len,
-		bool retain, struct srup_msg *m, struct srupb_event *ev, struct decision *d)
+                                 const char *client_id, const char *identity,
+                                 const uint8_t *payload, uint32_t len, bool retain,
+                                 struct srup_msg *m, struct srupb_event *ev, struct decision *d)
 {
 	const struct srupb_policy *p = ctx->policy;
 	struct srup_diag diag;
@@ -252,9 +253,10 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 
 	/* 1. topic */
 	if (t->kind == SRUPB_T_PROTECTED) {
-		return drop(d, SRUPB_R_NOT_ALLOWED,
-				"topic is under %s/ but is neither %s/<device> nor %s/servers/<server>/<device>",
-				p->prefix, p->prefix, p->prefix);
+		return drop(
+		        d, SRUPB_R_NOT_ALLOWED,
+		        "topic is under %s/ but is neither %s/<device> nor %s/servers/<server>/<device>",
+		        p->prefix, p->prefix, p->prefix);
 	}
 	if (retain && p->refuse_retained) {
 		return drop(d, SRUPB_R_RETAINED_REFUSED, "retained SRUP messages are refused by policy");
@@ -265,13 +267,13 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	}
 	if (len > p->max_payload) {
 		return drop(d, SRUPB_R_TOO_LARGE, "%" PRIu32 " bytes, policy max_payload %zu", len,
-				p->max_payload);
+		            p->max_payload);
 	}
 	memset(&diag, 0, sizeof diag);
 	e = srup_msg_parse(payload, len, m, &diag);
 	if (e != SRUP_OK) {
 		return drop(d, parse_reason(e), "%s (field %s, offset %zu)", srup_strerror(e),
-				diag.field != NULL ? diag.field : "-", diag.offset);
+		            diag.field != NULL ? diag.field : "-", diag.offset);
 	}
 	ev->type = m->type;
 	ev->has_sender = true;
@@ -285,18 +287,18 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	if (t->kind == SRUPB_T_JOIN) {
 		if (m->sender_id != t->b) {
 			return drop(d, SRUPB_R_JOIN_TOPIC_MISMATCH,
-					"sender %s is not the device named in the join topic", sender_text);
+			            "sender %s is not the device named in the join topic", sender_text);
 		}
 		rk = SRUPB_RULE_JOIN;
 	} else {
 		rk = m->sender_id == t->a ? SRUPB_RULE_OWN : SRUPB_RULE_PEER;
 	}
 	if (!any_role_allows(p, rk, m->type)) {
-		return drop(d, SRUPB_R_NOT_ALLOWED, "%s is not allowed on a %s",
-				srup_msg_type_name(m->type),
-				rk == SRUPB_RULE_JOIN ? "join topic"
-									  : (rk == SRUPB_RULE_OWN ? "sender's own channel"
-															  : "device channel of another id"));
+		return drop(
+		        d, SRUPB_R_NOT_ALLOWED, "%s is not allowed on a %s", srup_msg_type_name(m->type),
+		        rk == SRUPB_RULE_JOIN ? "join topic"
+		                              : (rk == SRUPB_RULE_OWN ? "sender's own channel"
+		                                                      : "device channel of another id"));
 	}
 	/* 4. key lookup (one read transaction for steps 4-7) */
 	e = srupb_store_read_begin(ctx->store);
@@ -323,13 +325,13 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	if (!srupb_policy_allows(p, rk, rec.role, m->type)) {
 		srupb_store_read_end(ctx->store);
 		return drop(d, SRUPB_R_NOT_ALLOWED, "role %s may not send %s there",
-				srupb_role_name(rec.role), srup_msg_type_name(m->type));
+		            srupb_role_name(rec.role), srup_msg_type_name(m->type));
 	}
 	/* 5. identity binding */
 	if (p->bind_identity && (identity == NULL || strcmp(identity, sender_text) != 0)) {
 		srupb_store_read_end(ctx->store);
 		return drop(d, SRUPB_R_IDENTITY_MISMATCH, "MQTT %s is not the sender id %s",
-				p->identity == SRUPB_ID_USERNAME ? "username" : "client id", sender_text);
+		            p->identity == SRUPB_ID_USERNAME ? "username" : "client id", sender_text);
 	}
 	/* 6. replay pre-check: no signature is spent on a replay */
 	memset(&c, 0, sizeof c);
@@ -342,12 +344,12 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	 * own channel whose (role, type) the policy allows nowhere else cannot be replayed
 	 * elsewhere (that would be not_allowed), so it costs no index write. */
 	if (rk != SRUPB_RULE_OWN || srupb_policy_allows(p, SRUPB_RULE_PEER, rec.role, m->type) ||
-			srupb_policy_allows(p, SRUPB_RULE_JOIN, rec.role, m->type)) {
+	    srupb_policy_allows(p, SRUPB_RULE_JOIN, rec.role, m->type)) {
 		c.seen_max = p->seen_index;
 	}
 	if (!srupb_sha256(ctx, payload, len, c.mark.digest) ||
-			!srupb_sha256(ctx, client_id != NULL ? client_id : "", client_id != NULL ? strlen(client_id) : 0,
-					mark.digest)) {
+	    !srupb_sha256(ctx, client_id != NULL ? client_id : "",
+	                  client_id != NULL ? strlen(client_id) : 0, mark.digest)) {
 		srupb_store_read_end(ctx->store);
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "SHA-256 failed");
 	}
@@ -360,16 +362,16 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	if (found && m->sequence_id <= mark.seq) {
 		srupb_store_read_end(ctx->store);
 		if (m->sequence_id == mark.seq &&
-				CRYPTO_memcmp(mark.digest, c.mark.digest, sizeof mark.digest) == 0 &&
-				CRYPTO_memcmp(mark.client, c.mark.client, sizeof mark.client) == 0) {
+		    CRYPTO_memcmp(mark.digest, c.mark.digest, sizeof mark.digest) == 0 &&
+		    CRYPTO_memcmp(mark.client, c.mark.client, sizeof mark.client) == 0) {
 			/* The bytes were verified when first accepted: a QoS resend, not an attack. */
 			d->verdict = SRUPB_V_RETRANSMIT;
 			d->reason = SRUPB_R_NONE;
 			snprintf(d->detail, sizeof d->detail, "resend of the last accepted message");
 			return SRUPB_V_RETRANSMIT;
 		}
-		return drop(d, SRUPB_R_REPLAY, "sequence %" PRIu64 " not above %" PRIu64,
-				m->sequence_id, mark.seq);
+		return drop(d, SRUPB_R_REPLAY, "sequence %" PRIu64 " not above %" PRIu64, m->sequence_id,
+		            mark.seq);
 	}
 	{
 		struct srupb_chan sc;
@@ -377,13 +379,13 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		e = srupb_store_seen_find(ctx->store, c.mark.digest, &sc, &ss, &found);
 		if (e != SRUP_OK) {
 			srupb_store_read_end(ctx->store);
-			return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s",
-					srupb_store_strerror(ctx->store));
+			return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
 		}
 		if (found) {
 			srupb_store_read_end(ctx->store);
-			return drop(d, SRUPB_R_REPLAY, "the same signed message was already accepted on "
-					"another channel");
+			return drop(d, SRUPB_R_REPLAY,
+			            "the same signed message was already accepted on "
+			            "another channel");
 		}
 	}
 	/* 7. signature, with a cached parsed key */
@@ -391,16 +393,16 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	srupb_store_read_end(ctx->store);
 	if (e != SRUP_OK) {
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "stored key of %s is unusable: %s", sender_text,
-				srup_strerror(e));
+		            srup_strerror(e));
 	}
 	if (m->signature.len != srup_key_size(key)) {
 		return drop(d, SRUPB_R_BAD_SIGNATURE, "signature is %zu bytes, key needs %zu",
-				m->signature.len, srup_key_size(key));
+		            m->signature.len, srup_key_size(key));
 	}
 	e = srup_msg_verify(m, key, NULL);
 	if (e == SRUP_ERR_SIG) {
 		return drop(d, SRUPB_R_BAD_SIGNATURE, "signature does not verify with the key of %s",
-				sender_text);
+		            sender_text);
 	}
 	if (e != SRUP_OK) {
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "verify: %s", srup_strerror(e));
@@ -428,10 +430,10 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		srupb_keystore_drop(ctx->keys, c.member_device);
 		srupb_kick_identity(ctx, c.member_device);
 		srupb_log(MOSQ_LOG_NOTICE, "membership | device=%" PRIx64 " | deregistered, key revoked",
-				c.member_device);
+		          c.member_device);
 	} else if (c.member_op == SRUPB_MEMBER_JOIN) {
 		srupb_log(MOSQ_LOG_INFO, "membership | device=%" PRIx64 " | joined server=%" PRIx64,
-				c.member_device, c.member_server);
+		          c.member_device, c.member_server);
 	} else if (c.member_op != SRUPB_MEMBER_NONE) {
 		srupb_log(MOSQ_LOG_INFO, "membership | device=%" PRIx64 " | left", c.member_device);
 	}
@@ -468,8 +470,8 @@ static void record(struct srupb_ctx *ctx, const struct decision *d, struct srupb
 				snprintf(seq, sizeof seq, "%" PRIu64, ev->seq);
 			}
 			srupb_log(MOSQ_LOG_WARNING,
-					"deny | client=%s | sender=%s | seq=%s | reason=%s | topic=%s", cl, snd, seq,
-					srupb_reason_name(d->reason), tp);
+			          "deny | client=%s | sender=%s | seq=%s | reason=%s | topic=%s", cl, snd, seq,
+			          srupb_reason_name(d->reason), tp);
 		}
 	}
 	ctx->decisions++;
@@ -479,7 +481,7 @@ static void record(struct srupb_ctx *ctx, const struct decision *d, struct srupb
 }
 
 int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic,
-		const void *payload, uint32_t payloadlen, bool retain, bool from_message)
+                         const void *payload, uint32_t payloadlen, bool retain, bool from_message)
 {
 	struct srupb_topic t;
 	struct srupb_event ev;
@@ -493,13 +495,13 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	switch (t.kind) {
 		case SRUPB_T_OTHER:
 			return (ctx->policy->other_defer && !from_message) ? MOSQ_ERR_PLUGIN_DEFER
-															   : MOSQ_ERR_SUCCESS;
+			                                                   : MOSQ_ERR_SUCCESS;
 		case SRUPB_T_CONTROL: {
 			/* Only an admin identity may reach the control topic; it never reaches MESSAGE. */
 			uint64_t id = 0;
 			identity = srupb_identity(ctx, client);
 			if (identity != NULL && srup_id_parse(identity, strlen(identity), &id) == SRUP_OK &&
-					srupb_policy_is_admin(ctx->policy, id)) {
+			    srupb_policy_is_admin(ctx->policy, id)) {
 				return MOSQ_ERR_SUCCESS;
 			}
 			return MOSQ_ERR_ACL_DENIED;
@@ -514,8 +516,8 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	}
 	/* The WRITE check and the MESSAGE event of one publish: answer MESSAGE from the slot. */
 	if (from_message && ctx->slot.valid && ctx->slot.client == client &&
-			ctx->slot.payload == payload && ctx->slot.payloadlen == payloadlen &&
-			ctx->slot.retain == retain) {
+	    ctx->slot.payload == payload && ctx->slot.payloadlen == payloadlen &&
+	    ctx->slot.retain == retain) {
 		ctx->slot.valid = false;
 		return ctx->slot.result;
 	}
@@ -533,7 +535,7 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	(void)decide(ctx, &t, client_id, identity, payload, payloadlen, retain, &m, &ev, &d);
 	record(ctx, &d, &ev);
 	if (d.verdict == SRUPB_V_DROP && client_id != NULL &&
-			(d.kick_publisher || ctx->policy->disconnect_on_violation)) {
+	    (d.kick_publisher || ctx->policy->disconnect_on_violation)) {
 		srupb_kick_queue(ctx, client_id, false);
 	}
 	result = d.verdict == SRUPB_V_DROP ? MOSQ_ERR_ACL_DENIED : MOSQ_ERR_SUCCESS;

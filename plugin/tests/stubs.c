@@ -82,7 +82,8 @@ int mosquitto_kick_client_by_username(const char *username, bool with_will)
 }
 
 int mosquitto_broker_publish_copy(const char *clientid, const char *topic, int payloadlen,
-		const void *payload, int qos, bool retain, mosquitto_property *properties)
+                                  const void *payload, int qos, bool retain,
+                                  mosquitto_property *properties)
 {
 	(void)clientid;
 	(void)qos;
@@ -100,7 +101,8 @@ int mosquitto_broker_publish_copy(const char *clientid, const char *topic, int p
 }
 
 int mosquitto_callback_register(mosquitto_plugin_id_t *identifier, int event,
-		MOSQ_FUNC_generic_callback cb_func, const void *event_data, void *userdata)
+                                MOSQ_FUNC_generic_callback cb_func, const void *event_data,
+                                void *userdata)
 {
 	(void)identifier;
 	(void)event_data;
@@ -116,7 +118,7 @@ int mosquitto_callback_register(mosquitto_plugin_id_t *identifier, int event,
 }
 
 int mosquitto_callback_unregister(mosquitto_plugin_id_t *identifier, int event,
-		MOSQ_FUNC_generic_callback cb_func, const void *event_data)
+                                  MOSQ_FUNC_generic_callback cb_func, const void *event_data)
 {
 	(void)identifier;
 	(void)cb_func;

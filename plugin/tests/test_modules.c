@@ -32,14 +32,14 @@ START_TEST(test_audit_format_full_and_null_fields)
 	ck_assert_uint_eq(strlen(line), n);
 	regex_t re;
 	ck_assert_int_eq(regcomp(&re,
-							 "^\\{\"time\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-							 "\\.[0-9]{3}Z\",\"verdict\":\"drop\",\"reason\":\"replay\","
-							 "\"client_id\":\"dev\\\\\"1\\\\\\\\\\\\u000a\",\"identity\":"
-							 "\"b9d077e223834cf6\",\"topic\":\"SRUP/b9d077e223834cf6\","
-							 "\"type\":\"ACTION\",\"sender\":\"b9d077e223834cf6\","
-							 "\"seq\":18446744073709551615,\"detail\":\"d\"\\}\n$",
-							 REG_EXTENDED),
-			0);
+	                         "^\\{\"time\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+	                         "\\.[0-9]{3}Z\",\"verdict\":\"drop\",\"reason\":\"replay\","
+	                         "\"client_id\":\"dev\\\\\"1\\\\\\\\\\\\u000a\",\"identity\":"
+	                         "\"b9d077e223834cf6\",\"topic\":\"SRUP/b9d077e223834cf6\","
+	                         "\"type\":\"ACTION\",\"sender\":\"b9d077e223834cf6\","
+	                         "\"seq\":18446744073709551615,\"detail\":\"d\"\\}\n$",
+	                         REG_EXTENDED),
+	                 0);
 	ck_assert_msg(regexec(&re, line, 0, NULL, 0) == 0, "bad line: %s", line);
 	regfree(&re);
 
@@ -50,9 +50,9 @@ START_TEST(test_audit_format_full_and_null_fields)
 	n = srupb_audit_format(&ev, 3, line, sizeof line);
 	ck_assert_uint_gt(n, 0);
 	ck_assert_ptr_nonnull(strstr(line, "\"verdict\":\"accept\",\"reason\":null,\"client_id\":null,"
-									   "\"identity\":null,\"topic\":null,\"type\":null,"
-									   "\"sender\":null,\"seq\":null,\"detail\":null,"
-									   "\"suppressed\":3}\n"));
+	                                   "\"identity\":null,\"topic\":null,\"type\":null,"
+	                                   "\"sender\":null,\"seq\":null,\"detail\":null,"
+	                                   "\"suppressed\":3}\n"));
 	/* too small a buffer: nothing, not a cut line */
 	ck_assert_uint_eq(srupb_audit_format(&ev, 0, line, 40), 0);
 }
@@ -106,8 +106,7 @@ static char *pem_of(const char *file, size_t *len)
 {
 	struct srup_key *k = NULL;
 	char *pem = NULL;
-	ck_assert_int_eq(srup_key_load_file(tu_vector_path(file), SRUP_KEY_PUBLIC, &k, NULL),
-			SRUP_OK);
+	ck_assert_int_eq(srup_key_load_file(tu_vector_path(file), SRUP_KEY_PUBLIC, &k, NULL), SRUP_OK);
 	ck_assert_int_eq(srup_key_public_pem(k, &pem, len), SRUP_OK);
 	srup_key_free(k);
 	return pem;

@@ -17,7 +17,7 @@
 #include "testutil.h"
 
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
-		struct mosquitto_opt *opts, int opt_count);
+                          struct mosquitto_opt *opts, int opt_count);
 int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int opt_count);
 
 #define SERVER 0xb9d077e223834cf6u
@@ -45,13 +45,12 @@ static struct mosquitto c_anon = {"anon", NULL};
 static struct srup_key *load_key(const char *name)
 {
 	struct srup_key *k = NULL;
-	ck_assert_int_eq(srup_key_load_file(tu_vector_path(name), SRUP_KEY_PRIVATE, &k, NULL),
-			SRUP_OK);
+	ck_assert_int_eq(srup_key_load_file(tu_vector_path(name), SRUP_KEY_PRIVATE, &k, NULL), SRUP_OK);
 	return k;
 }
 
 static void add_key(struct srupb_store *st, uint64_t id, enum srupb_role role,
-		const struct srup_key *k)
+                    const struct srup_key *k)
 {
 	char *pem = NULL;
 	size_t len = 0;
@@ -79,7 +78,7 @@ static int start(const char *policy_text, const char *extra_opt_key, const char 
 	k_dev = load_key("keys/device_private.pem");
 	k_dev2 = load_key("keys/pysrup_test_private.pem");
 	ck_assert_int_eq(srupb_store_open(store_dir, false, SRUPB_SYNC_OS, &st, err, sizeof err),
-			SRUP_OK);
+	                 SRUP_OK);
 	add_key(st, SERVER, SRUPB_ROLE_SERVER, k_server);
 	add_key(st, DEV, SRUPB_ROLE_DEVICE, k_dev);
 	add_key(st, DEV2, SRUPB_ROLE_DEVICE, k_dev2);
@@ -124,7 +123,7 @@ struct buf {
 };
 
 static struct buf build(unsigned type, uint64_t seq, uint64_t sender, const struct srup_key *k,
-		const char *data)
+                        const char *data)
 {
 	struct srup_msg m;
 	struct buf b;
@@ -163,7 +162,8 @@ static int pub_r(struct mosquitto *c, const char *topic, const void *p, size_t l
 	acl.payloadlen = (uint32_t)len;
 	acl.access = MOSQ_ACL_WRITE;
 	acl.retain = retain;
-	int rc = stub_cb[MOSQ_EVT_ACL_CHECK](MOSQ_EVT_ACL_CHECK, &acl, stub_userdata[MOSQ_EVT_ACL_CHECK]);
+	int rc = stub_cb[MOSQ_EVT_ACL_CHECK](MOSQ_EVT_ACL_CHECK, &acl,
+	                                     stub_userdata[MOSQ_EVT_ACL_CHECK]);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		return rc;
 	}
@@ -269,14 +269,13 @@ START_TEST(test_pipeline_prefixes_and_flips_are_dropped)
 		uint8_t *copy = malloc(n + 1);
 		memcpy(copy, m.p, n);
 		ck_assert_msg(pub_r(&c_dev, CH_DEV, n ? copy : NULL, n, false) == MOSQ_ERR_ACL_DENIED,
-				"prefix %zu accepted", n);
+		              "prefix %zu accepted", n);
 		free(copy);
 	}
 	for (size_t i = 0; i < m.len; i++) {
 		struct buf f = m;
 		f.p[i] ^= 0x01;
-		ck_assert_msg(pub(&c_dev, CH_DEV, &f) == MOSQ_ERR_ACL_DENIED, "flip at %zu accepted",
-				i);
+		ck_assert_msg(pub(&c_dev, CH_DEV, &f) == MOSQ_ERR_ACL_DENIED, "flip at %zu accepted", i);
 	}
 	ck_assert_uint_eq(ctx->metrics.accepted, 0);
 	ck_assert_uint_eq(ctx->metrics.dropped_total, 2 * m.len);
@@ -286,21 +285,20 @@ START_TEST(test_pipeline_prefixes_and_flips_are_dropped)
 END_TEST
 
 static void expect_drop(struct mosquitto *c, const char *topic, const void *p, size_t len,
-		bool retain, enum srupb_reason r)
+                        bool retain, enum srupb_reason r)
 {
 	uint64_t before = ctx->metrics.dropped[r];
 	ck_assert_int_eq(pub_r(c, topic, p, len, retain), MOSQ_ERR_ACL_DENIED);
-	ck_assert_msg(ctx->metrics.dropped[r] == before + 1, "not counted as %s",
-			srupb_reason_name(r));
+	ck_assert_msg(ctx->metrics.dropped[r] == before + 1, "not counted as %s", srupb_reason_name(r));
 }
 
 START_TEST(test_pipeline_each_drop_reason)
 {
 	ck_assert_int_eq(start("version 1\nmax_payload 1000\nallow own_channel device DATA "
-						   "RESIGN_REQUEST\nallow device_channel server ACTION RESPONSE\n"
-						   "allow join_topic device JOIN_REQ\n",
-							 NULL, NULL),
-			MOSQ_ERR_SUCCESS);
+	                       "RESIGN_REQUEST\nallow device_channel server ACTION RESPONSE\n"
+	                       "allow join_topic device JOIN_REQ\n",
+	                       NULL, NULL),
+	                 MOSQ_ERR_SUCCESS);
 	struct buf m = build(SRUP_MSG_DATA, 1, DEV, k_dev, "x");
 	uint8_t big[1200];
 	memset(big, 0, sizeof big);
@@ -324,16 +322,16 @@ START_TEST(test_pipeline_each_drop_reason)
 	expect_drop(&c_dev, "SRUP/x/y", m.p, m.len, false, SRUPB_R_NOT_ALLOWED);
 	struct buf act = build(SRUP_MSG_ACTION, 1, DEV, k_dev, "");
 	expect_drop(&c_dev, CH_DEV2, act.p, act.len, false, SRUPB_R_NOT_ALLOWED); /* device role */
-	expect_drop(&c_dev, CH_DEV, act.p, act.len, false, SRUPB_R_NOT_ALLOWED); /* own channel */
+	expect_drop(&c_dev, CH_DEV, act.p, act.len, false, SRUPB_R_NOT_ALLOWED);  /* own channel */
 	struct buf unknown = build(SRUP_MSG_DATA, 1, 0x99, k_dev, "x");
 	expect_drop(&c_dev, "SRUP/99", unknown.p, unknown.len, false, SRUPB_R_UNKNOWN_SENDER);
 	expect_drop(&c_dev2, CH_DEV, m.p, m.len, false, SRUPB_R_IDENTITY_MISMATCH);
 	expect_drop(&c_anon, CH_DEV, m.p, m.len, false, SRUPB_R_IDENTITY_MISMATCH);
 	struct buf join = build(SRUP_MSG_JOIN_REQ, 1, DEV, k_dev, "");
 	expect_drop(&c_dev, "SRUP/servers/b9d077e223834cf6/d2", join.p, join.len, false,
-			SRUPB_R_JOIN_TOPIC_MISMATCH);
+	            SRUPB_R_JOIN_TOPIC_MISMATCH);
 	ck_assert_int_eq(pub(&c_dev, "SRUP/servers/b9d077e223834cf6/5f5f5f5f5f5f5f5f", &join),
-			MOSQ_ERR_SUCCESS);
+	                 MOSQ_ERR_SUCCESS);
 	struct buf sig = build(SRUP_MSG_DATA, 2, DEV, k_dev2, "x");
 	expect_drop(&c_dev, CH_DEV, sig.p, sig.len, false, SRUPB_R_BAD_SIGNATURE);
 	/* revoked: via the store tool path while running (next message sees it) */
@@ -377,9 +375,9 @@ END_TEST
 START_TEST(test_pipeline_own_channel_index_follows_policy)
 {
 	ck_assert_int_eq(start("version 1\nallow own_channel device DATA\n"
-						   "allow device_channel device DATA\n",
-							 NULL, NULL),
-			MOSQ_ERR_SUCCESS);
+	                       "allow device_channel device DATA\n",
+	                       NULL, NULL),
+	                 MOSQ_ERR_SUCCESS);
 	struct buf d = build(SRUP_MSG_DATA, 3, DEV, k_dev, "x");
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &d), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(pub(&c_dev, CH_DEV2, &d), MOSQ_ERR_ACL_DENIED);
@@ -403,19 +401,17 @@ START_TEST(test_pipeline_membership_read_and_subscribe)
 	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_READ, jt, &d), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, jt, &d), MOSQ_ERR_ACL_DENIED);
 	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, jt, &d), MOSQ_ERR_ACL_DENIED);
-	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_SUBSCRIBE, "SRUP/servers/b9d077e223834cf6/#",
-							 NULL),
-			MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_SUBSCRIBE, "SRUP/servers/b9d077e223834cf6/#", NULL),
+	                 MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, "SRUP/servers/b9d077e223834cf6/#", NULL),
-			MOSQ_ERR_ACL_DENIED);
+	                 MOSQ_ERR_ACL_DENIED);
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, "SRUP/servers/+/#", NULL),
-			MOSQ_ERR_ACL_DENIED);
+	                 MOSQ_ERR_ACL_DENIED);
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, CH_DEV, NULL), MOSQ_ERR_ACL_DENIED);
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, "#", NULL), MOSQ_ERR_SUCCESS);
-	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$share/g/" CH_DEV, NULL),
-			MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$share/g/" CH_DEV, NULL), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, "$CONTROL/srup/v1/response", NULL),
-			MOSQ_ERR_ACL_DENIED);
+	                 MOSQ_ERR_ACL_DENIED);
 	/* the server's verified JOIN_SUCCESS makes it a member */
 	struct buf js = build(SRUP_MSG_RESPONSE, 1, SERVER, k_server, "50");
 	ck_assert_int_eq(pub(&c_server, CH_DEV, &js), MOSQ_ERR_SUCCESS);
@@ -475,7 +471,7 @@ START_TEST(test_pipeline_bad_options_refuse_start)
 	ck_assert_ptr_nonnull(strstr(stub_last_log, "twice"));
 	stop();
 	ck_assert_int_ne(start("version 1\nallow own_channel device DATA\nnonsense\n", NULL, NULL),
-			MOSQ_ERR_SUCCESS);
+	                 MOSQ_ERR_SUCCESS);
 	ck_assert_ptr_nonnull(strstr(stub_last_log, "srup.policy:3: unknown directive"));
 	stop();
 	stub_reset();
@@ -495,8 +491,8 @@ START_TEST(test_pipeline_registration_failure_refuses_start)
 	/* start() resets the stubs; arm the failure through a second init by hand */
 	stub_reset();
 	stub_fail_register_at = 3;
-	struct mosquitto_opt o[] = {{"store", "/tmp/srupb-regfail"}, {"audit_log",
-			"/tmp/srupb-regfail.jsonl"}};
+	struct mosquitto_opt o[] = {{"store", "/tmp/srupb-regfail"},
+	                            {"audit_log", "/tmp/srupb-regfail.jsonl"}};
 	ck_assert_int_eq(mosquitto_plugin_init(NULL, &ud, o, 2), MOSQ_ERR_ALREADY_EXISTS);
 	ck_assert_ptr_null(ud);
 	for (int e = 0; e < STUB_EVENTS; e++) {
@@ -540,15 +536,15 @@ static void control(struct mosquitto *c, const char *json)
 	e.topic = "$CONTROL/srup/v1";
 	e.payload = json;
 	e.payloadlen = (uint32_t)strlen(json);
-	ck_assert_int_eq(stub_cb[MOSQ_EVT_CONTROL](MOSQ_EVT_CONTROL, &e,
-							 stub_userdata[MOSQ_EVT_CONTROL]),
-			MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(
+	        stub_cb[MOSQ_EVT_CONTROL](MOSQ_EVT_CONTROL, &e, stub_userdata[MOSQ_EVT_CONTROL]),
+	        MOSQ_ERR_SUCCESS);
 }
 
 START_TEST(test_pipeline_control_topic_admin_only)
 {
 	ck_assert_int_eq(start("version 1\nadmin ad\nallow own_channel device DATA\n", NULL, NULL),
-			MOSQ_ERR_SUCCESS);
+	                 MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(pub_r(&c_dev, "$CONTROL/srup/v1", "{}", 2, false), MOSQ_ERR_ACL_DENIED);
 	ck_assert_int_eq(acl(&c_admin, MOSQ_ACL_WRITE, "$CONTROL/srup/v1", NULL), MOSQ_ERR_SUCCESS);
 	control(&c_dev, "{\"command\":\"revoke\",\"id\":\"d2\"}");
@@ -568,9 +564,9 @@ START_TEST(test_pipeline_control_topic_admin_only)
 	control(&c_admin, "{\"command\":\"reload\"}");
 	ck_assert_ptr_nonnull(strstr(stub_last_payload, "\"result\":\"ok\""));
 	ck_assert_int_eq(acl(&c_admin, MOSQ_ACL_READ, "$CONTROL/srup/v1/response", NULL),
-			MOSQ_ERR_SUCCESS);
+	                 MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, "$CONTROL/srup/v1/response", NULL),
-			MOSQ_ERR_ACL_DENIED);
+	                 MOSQ_ERR_ACL_DENIED);
 	stop();
 }
 END_TEST
@@ -578,9 +574,9 @@ END_TEST
 START_TEST(test_pipeline_audit_rate_limit_and_metrics)
 {
 	ck_assert_int_eq(start("version 1\naudit_rate 2 1\naudit_accepts yes\n"
-						   "allow own_channel device DATA\n",
-							 NULL, NULL),
-			MOSQ_ERR_SUCCESS);
+	                       "allow own_channel device DATA\n",
+	                       NULL, NULL),
+	                 MOSQ_ERR_SUCCESS);
 	struct buf m = build(SRUP_MSG_DATA, 1, DEV, k_dev, "x");
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(audit_count("\"verdict\":\"accept\""), 1);

@@ -28,8 +28,8 @@ static void parse_bad(const char *text, unsigned line, const char *want)
 	ck_assert_int_ne(rc, SRUP_OK);
 	ck_assert_ptr_null(p);
 	snprintf(prefix, sizeof prefix, "t.policy:%u:", line);
-	ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "'%s' does not start with '%s'",
-			err, prefix);
+	ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "'%s' does not start with '%s'", err,
+	              prefix);
 	ck_assert_msg(strstr(err, want) != NULL, "'%s' does not mention '%s'", err, want);
 }
 
@@ -113,11 +113,11 @@ START_TEST(test_policy_max_payload_bounds)
 		bool ok;
 		size_t want;
 	} cases[] = {
-		{"63", false, 0},
-		{"64", true, 64},
-		{"1048576", true, 1048576},
-		{"1048577", false, 0},
-		{"99999999999999999999999", false, 0},
+	        {"63", false, 0},
+	        {"64", true, 64},
+	        {"1048576", true, 1048576},
+	        {"1048577", false, 0},
+	        {"99999999999999999999999", false, 0},
 	};
 	char text[256];
 	snprintf(text, sizeof text, MIN_POLICY "max_payload %s\n", cases[_i].value);
@@ -134,20 +134,20 @@ END_TEST
 START_TEST(test_policy_directives_take_effect)
 {
 	struct srupb_policy *p = parse_ok("version 1 # comment\r\n"
-									  "prefix dev\n"
-									  "identity client_id\n"
-									  "bind_identity no\n"
-									  "retained allow\n"
-									  "on_violation disconnect\n"
-									  "audit_accepts yes\n"
-									  "audit_rate 5 2\n"
-									  "key_cache 7\n"
-									  "seen_index 0\n"
-									  "durability fsync\n"
-									  "other_topics defer\n"
-									  "admin b9d077e223834cf6\n"
-									  "admin 0\n"
-									  "allow\tjoin_topic  observer OBS_JOIN_REQ JOIN_REQ\n");
+	                                  "prefix dev\n"
+	                                  "identity client_id\n"
+	                                  "bind_identity no\n"
+	                                  "retained allow\n"
+	                                  "on_violation disconnect\n"
+	                                  "audit_accepts yes\n"
+	                                  "audit_rate 5 2\n"
+	                                  "key_cache 7\n"
+	                                  "seen_index 0\n"
+	                                  "durability fsync\n"
+	                                  "other_topics defer\n"
+	                                  "admin b9d077e223834cf6\n"
+	                                  "admin 0\n"
+	                                  "allow\tjoin_topic  observer OBS_JOIN_REQ JOIN_REQ\n");
 	ck_assert_str_eq(p->prefix, "dev");
 	ck_assert_uint_eq(p->prefix_len, 3);
 	ck_assert_int_eq(p->identity, SRUPB_ID_CLIENT_ID);
@@ -178,36 +178,36 @@ START_TEST(test_policy_classifies_topics)
 		uint64_t a;
 		uint64_t b;
 	} cases[] = {
-		{"SRUP/b9d077e223834cf6", SRUPB_T_DEVICE, 0xb9d077e223834cf6u, 0},
-		{"SRUP/0", SRUPB_T_DEVICE, 0, 0},
-		{"SRUP/abc", SRUPB_T_DEVICE, 0xabc, 0},
-		{"SRUP/servers/a/b", SRUPB_T_JOIN, 0xa, 0xb},
-		{"SRUP/00ab", SRUPB_T_PROTECTED, 0, 0},
-		{"SRUP/ABC", SRUPB_T_PROTECTED, 0, 0},
-		{"SRUP/0xab", SRUPB_T_PROTECTED, 0, 0},
-		{"SRUP/1b9d077e223834cf6", SRUPB_T_PROTECTED, 0, 0},
-		{"SRUP/", SRUPB_T_PROTECTED, 0, 0},
-		{"SRUP", SRUPB_T_PROTECTED, 0, 0},
-		{"SRUP/abc/def", SRUPB_T_PROTECTED, 0, 0},
-		{"SRUP/servers", SRUPB_T_PROTECTED, 0, 0},
-		{"SRUP/servers/a", SRUPB_T_PROTECTED, 0, 0},
-		{"SRUP/servers/a/b/c", SRUPB_T_PROTECTED, 0, 0},
-		{"SRUP/servers/a/", SRUPB_T_PROTECTED, 0, 0},
-		{"SRUP/servers/0a/b", SRUPB_T_PROTECTED, 0, 0},
-		{"SRUPX/abc", SRUPB_T_OTHER, 0, 0},
-		{"srup/abc", SRUPB_T_OTHER, 0, 0},
-		{"foo/bar", SRUPB_T_OTHER, 0, 0},
-		{"$SYS/broker/uptime", SRUPB_T_OTHER, 0, 0},
-		{"$CONTROL/srup/v1", SRUPB_T_CONTROL, 0, 0},
-		{"$CONTROL/srup/v1/response", SRUPB_T_CONTROL_RESP, 0, 0},
-		{"$CONTROL/srup/v2", SRUPB_T_OTHER, 0, 0},
-		{"$CONTROL/dynamic-security/v1", SRUPB_T_OTHER, 0, 0},
+	        {"SRUP/b9d077e223834cf6", SRUPB_T_DEVICE, 0xb9d077e223834cf6u, 0},
+	        {"SRUP/0", SRUPB_T_DEVICE, 0, 0},
+	        {"SRUP/abc", SRUPB_T_DEVICE, 0xabc, 0},
+	        {"SRUP/servers/a/b", SRUPB_T_JOIN, 0xa, 0xb},
+	        {"SRUP/00ab", SRUPB_T_PROTECTED, 0, 0},
+	        {"SRUP/ABC", SRUPB_T_PROTECTED, 0, 0},
+	        {"SRUP/0xab", SRUPB_T_PROTECTED, 0, 0},
+	        {"SRUP/1b9d077e223834cf6", SRUPB_T_PROTECTED, 0, 0},
+	        {"SRUP/", SRUPB_T_PROTECTED, 0, 0},
+	        {"SRUP", SRUPB_T_PROTECTED, 0, 0},
+	        {"SRUP/abc/def", SRUPB_T_PROTECTED, 0, 0},
+	        {"SRUP/servers", SRUPB_T_PROTECTED, 0, 0},
+	        {"SRUP/servers/a", SRUPB_T_PROTECTED, 0, 0},
+	        {"SRUP/servers/a/b/c", SRUPB_T_PROTECTED, 0, 0},
+	        {"SRUP/servers/a/", SRUPB_T_PROTECTED, 0, 0},
+	        {"SRUP/servers/0a/b", SRUPB_T_PROTECTED, 0, 0},
+	        {"SRUPX/abc", SRUPB_T_OTHER, 0, 0},
+	        {"srup/abc", SRUPB_T_OTHER, 0, 0},
+	        {"foo/bar", SRUPB_T_OTHER, 0, 0},
+	        {"$SYS/broker/uptime", SRUPB_T_OTHER, 0, 0},
+	        {"$CONTROL/srup/v1", SRUPB_T_CONTROL, 0, 0},
+	        {"$CONTROL/srup/v1/response", SRUPB_T_CONTROL_RESP, 0, 0},
+	        {"$CONTROL/srup/v2", SRUPB_T_OTHER, 0, 0},
+	        {"$CONTROL/dynamic-security/v1", SRUPB_T_OTHER, 0, 0},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct srupb_topic t;
 		srupb_policy_classify(p, cases[i].topic, &t);
 		ck_assert_msg(t.kind == cases[i].kind, "%s: kind %d, want %d", cases[i].topic, t.kind,
-				cases[i].kind);
+		              cases[i].kind);
 		ck_assert_msg(t.a == cases[i].a && t.b == cases[i].b, "%s: ids", cases[i].topic);
 	}
 	free(p);
@@ -216,10 +216,12 @@ END_TEST
 
 START_TEST(test_policy_reason_names_match_contract)
 {
-	static const char *const want[] = {"empty_payload", "too_large", "truncated",
-		"field_length", "trailing_bytes", "bad_version", "unknown_type", "bad_pad",
-		"not_allowed", "unknown_sender", "revoked_sender", "identity_mismatch",
-		"join_topic_mismatch", "replay", "bad_signature", "retained_refused", "internal_error"};
+	static const char *const want[] = {"empty_payload",       "too_large",      "truncated",
+	                                   "field_length",        "trailing_bytes", "bad_version",
+	                                   "unknown_type",        "bad_pad",        "not_allowed",
+	                                   "unknown_sender",      "revoked_sender", "identity_mismatch",
+	                                   "join_topic_mismatch", "replay",         "bad_signature",
+	                                   "retained_refused",    "internal_error"};
 	ck_assert_uint_eq(sizeof want / sizeof want[0], SRUPB_R__COUNT);
 	for (unsigned i = 0; i < SRUPB_R__COUNT; i++) {
 		ck_assert_str_eq(srupb_reason_name(i), want[i]);

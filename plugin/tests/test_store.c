@@ -19,7 +19,7 @@ static struct srupb_store *fresh(void)
 	snprintf(dir, sizeof dir, "/tmp/srupb-store-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	ck_assert_msg(srupb_store_open(dir, false, SRUPB_SYNC_OS, &st, err, sizeof err) == SRUP_OK,
-			"%s", err);
+	              "%s", err);
 	return st;
 }
 
@@ -242,12 +242,14 @@ START_TEST(test_store_open_errors)
 {
 	struct srupb_store *st = NULL;
 	char err[256] = "";
-	ck_assert_int_ne(srupb_store_open("/proc/nonexistent/x", false, SRUPB_SYNC_OS, &st, err,
-			sizeof err), SRUP_OK);
+	ck_assert_int_ne(
+	        srupb_store_open("/proc/nonexistent/x", false, SRUPB_SYNC_OS, &st, err, sizeof err),
+	        SRUP_OK);
 	ck_assert_ptr_null(st);
 	ck_assert(strlen(err) > 0);
-	ck_assert_int_ne(srupb_store_open("/tmp/srupb-does-not-exist-42", true, SRUPB_SYNC_OS, &st,
-			err, sizeof err), SRUP_OK);
+	ck_assert_int_ne(srupb_store_open("/tmp/srupb-does-not-exist-42", true, SRUPB_SYNC_OS, &st, err,
+	                                  sizeof err),
+	                 SRUP_OK);
 	ck_assert_ptr_null(st);
 	srupb_store_close(NULL);
 }

@@ -19,7 +19,8 @@
 
 static void keys_help(void)
 {
-	printf("usage: srup keys add    --store DIR --id ID --role server|device|observer --key PUB.pem\n"
+	printf("usage: srup keys add    --store DIR --id ID --role server|device|observer --key "
+	       "PUB.pem\n"
 	       "       srup keys add    --store DIR --random N --role ROLE --key PUB.pem\n"
 	       "       srup keys revoke --store DIR --id ID\n"
 	       "       srup keys list   --store DIR\n"
@@ -80,8 +81,8 @@ static int keys_add(int argc, char **argv)
 	const char *key_arg = NULL;
 	const char *random_arg = NULL;
 	const struct tool_opt opts[] = {
-		{"store", &store, NULL}, {"id", &id_arg, NULL}, {"role", &role_arg, NULL},
-		{"key", &key_arg, NULL}, {"random", &random_arg, NULL},
+	        {"store", &store, NULL}, {"id", &id_arg, NULL},         {"role", &role_arg, NULL},
+	        {"key", &key_arg, NULL}, {"random", &random_arg, NULL},
 	};
 	const char *pos[1];
 	size_t n_pos = 0;
@@ -109,7 +110,7 @@ static int keys_add(int argc, char **argv)
 			return SRUP_EXIT_USAGE;
 		}
 		if (tool_parse_uint(random_arg, strlen(random_arg), KEYS_RANDOM_MAX, &nrandom) != 0 ||
-				nrandom == 0) {
+		    nrandom == 0) {
 			tool_err("keys add", "--random must be a number from 1 to %u", KEYS_RANDOM_MAX);
 			return SRUP_EXIT_USAGE;
 		}
@@ -135,7 +136,7 @@ static int keys_add(int argc, char **argv)
 	memset(&diag, 0, sizeof diag);
 	if (srup_key_load_file(key_arg, SRUP_KEY_PUBLIC, &key, &diag) != SRUP_OK) {
 		tool_err("keys add", "%s: not a usable RSA public key%s%s", key_arg,
-				diag.detail[0] != '\0' ? ": " : "", diag.detail);
+		         diag.detail[0] != '\0' ? ": " : "", diag.detail);
 		return SRUP_EXIT_USAGE;
 	}
 	if (srup_key_public_pem(key, &pem, &pem_len) != SRUP_OK) {
@@ -232,7 +233,7 @@ static int list_one(const struct srupb_keyrec *rec, void *arg)
 	}
 	fmt_time(rec->created, when, sizeof when);
 	return printf("%s\t%s\t%s\t%s\n", text, srupb_role_name(rec->role),
-				   rec->status == SRUPB_KEY_ACTIVE ? "active" : "revoked", when) < 0;
+	              rec->status == SRUPB_KEY_ACTIVE ? "active" : "revoked", when) < 0;
 }
 
 static int keys_list(int argc, char **argv)
@@ -314,11 +315,11 @@ static int keys_show(int argc, char **argv)
 			text[0] = '\0';
 		}
 		printf("id: %s\nrole: %s\nstatus: %s\nadded: %s\n", text, srupb_role_name(rec.role),
-				rec.status == SRUPB_KEY_ACTIVE ? "active" : "revoked", when);
+		       rec.status == SRUPB_KEY_ACTIVE ? "active" : "revoked", when);
 		if (srup_key_load_pem(pem, rec.pem_len, SRUP_KEY_PUBLIC, &key, NULL) == SRUP_OK) {
 			printf("bits: %u\n", srup_key_bits(key));
 			if (srup_key_fingerprint(key, fp) == SRUP_OK &&
-					srup_hex_encode(fp, sizeof fp, fph, sizeof fph) == SRUP_OK) {
+			    srup_hex_encode(fp, sizeof fp, fph, sizeof fph) == SRUP_OK) {
 				printf("fingerprint: sha256:%s\n", fph);
 			}
 			srup_key_free(key);
