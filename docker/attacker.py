@@ -257,6 +257,14 @@ def phase_sniff(lab):
                                                      lab.ids["attacker"]], "SRUP/servers/#")):
         subs.append(subprocess.Popen(base + via + ["-i", cid, "-t", filt], stdout=out,
                                      stderr=subprocess.DEVNULL))
+    # Informational: on the plain listener the attacker can claim dev1's username and so read
+    # dev1's channel. SRUP signs but does not encrypt, so this is a confidentiality leak that only
+    # an authenticated transport (the TLS listener's certificate CN) prevents. Reported
+    # separately by the summary; it is not an attack the plugin can stop.
+    spoof_out = open(os.path.join(lab.dir, "results", "sniffed-spoofed-username.log"), "w")
+    subs.append(subprocess.Popen(base + ["-p", str(a.plain_port), "-u", lab.ids["dev1"], "-i",
+                                         "attacker-sniff-spoof", "-t", "SRUP/" + lab.ids["dev1"]],
+                                 stdout=spoof_out, stderr=subprocess.DEVNULL))
     stop = []
     signal.signal(signal.SIGTERM, lambda *x: stop.append(1))
     while not stop:
@@ -265,6 +273,7 @@ def phase_sniff(lab):
         s.terminate()
         s.wait()
     out.close()
+    spoof_out.close()
     return 0
 
 

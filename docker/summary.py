@@ -87,6 +87,16 @@ def main():
     w("  attack messages accepted by the broker: %d%s\n" % (
         len(through), (" (" + ", ".join(through) + ")") if through else ""))
     w("  messages delivered to the eavesdropper's subscriptions: %d\n" % len(sniffed))
+    try:
+        with open(os.path.join(res, "sniffed-spoofed-username.log")) as f:
+            spoofed = sum(1 for line in f if line.strip())
+        w("\nNot stopped by the plugin (by design)\n")
+        w("  dev1's channel read by claiming dev1's username on the PLAIN listener: %d messages\n"
+          % spoofed)
+        w("  (SRUP signs but does not encrypt; only the TLS listener's certificate identity\n"
+          "  prevents this. Use TLS-only listeners in a deployment.)\n")
+    except OSError:
+        pass
     ok = flows and passed == len(flows) and attacks and not through and not sniffed
     w("\nRESULT: %s\n" % ("PASS: every flow completed, every attack was dropped" if ok
                           else "FAIL"))
