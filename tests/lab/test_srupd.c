@@ -50,7 +50,7 @@ START_TEST(test_config_accepts_a_complete_file)
 {
 	struct srupd_config c;
 	const char *p = write_conf("ok.conf", "# a comment\n\n" BASE_CONF "role = observer\n"
-										  "  server =  0x5F5F5F5F5F5F5F5F  \ntimeout = 7\n");
+	                                      "  server =  0x5F5F5F5F5F5F5F5F  \ntimeout = 7\n");
 
 	ck_assert_int_eq(srupd_config_load(p, &c), 0);
 	ck_assert_uint_eq(c.identity, 0xb9d077e223834cf6ull);
@@ -67,17 +67,17 @@ START_TEST(test_config_rejects_bad_files)
 {
 	struct srupd_config c;
 	static const char *const bad[] = {
-		BASE_CONF "colour = blue\n",                       /* unknown key */
-		BASE_CONF "broker_port = 0\n",                     /* port 0 */
-		BASE_CONF "broker_port = 70000\n",                 /* port too big */
-		BASE_CONF "broker_port = 12ab\n",                  /* not a number */
-		BASE_CONF "identity = xyz\n",                      /* not hex */
-		BASE_CONF "identity = 0\n",                        /* zero id */
-		BASE_CONF "role = king\n",                         /* unknown role */
-		BASE_CONF "tls_ca = /ca.crt\n",                    /* TLS half configured */
-		BASE_CONF "just a line\n",                         /* no '=' */
-		"identity = b9d077e223834cf6\nprivate_key = /k\n", /* required keys missing */
-		BASE_CONF "private_key =\n",                       /* empty value */
+	        BASE_CONF "colour = blue\n",                       /* unknown key */
+	        BASE_CONF "broker_port = 0\n",                     /* port 0 */
+	        BASE_CONF "broker_port = 70000\n",                 /* port too big */
+	        BASE_CONF "broker_port = 12ab\n",                  /* not a number */
+	        BASE_CONF "identity = xyz\n",                      /* not hex */
+	        BASE_CONF "identity = 0\n",                        /* zero id */
+	        BASE_CONF "role = king\n",                         /* unknown role */
+	        BASE_CONF "tls_ca = /ca.crt\n",                    /* TLS half configured */
+	        BASE_CONF "just a line\n",                         /* no '=' */
+	        "identity = b9d077e223834cf6\nprivate_key = /k\n", /* required keys missing */
+	        BASE_CONF "private_key =\n",                       /* empty value */
 	};
 	size_t i;
 

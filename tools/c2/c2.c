@@ -117,7 +117,7 @@ static struct xchg *xchg_find(uint64_t dev, const struct srup_bytes *tok)
 
 	for (i = 0; i < XCHG_MAX; i++) {
 		if (c2st.x[i].used && !c2st.x[i].done && c2st.x[i].dev == dev &&
-				srupd_token_eq(tok, c2st.x[i].token)) {
+		    srupd_token_eq(tok, c2st.x[i].token)) {
 			return &c2st.x[i];
 		}
 	}
@@ -189,7 +189,7 @@ static void on_data(struct srupd *d, const struct srup_msg *m)
 
 		if (strcmp(id, "HTTP_STATUS") == 0 && m->data.len == 4) {
 			unsigned long v = (unsigned long)m->data.p[0] | (unsigned long)m->data.p[1] << 8 |
-					(unsigned long)m->data.p[2] << 16 | (unsigned long)m->data.p[3] << 24;
+			                  (unsigned long)m->data.p[2] << 16 | (unsigned long)m->data.p[3] << 24;
 			snprintf(x->result + off, sizeof(x->result) - off, " http_status=%lu", v);
 		} else {
 			snprintf(x->result + off, sizeof(x->result) - off, " %s=%.200s", id, text);
@@ -227,7 +227,7 @@ static void on_device_msg(struct srupd *d, uint64_t dev, const struct srup_msg *
 	}
 	if (c2_member(d, dev) == NULL) {
 		srupd_log(SRUPD_WARN, "drop | reason=not_member | sender=%s | type=%s", id,
-				srup_msg_type_name(m->type));
+		          srup_msg_type_name(m->type));
 		return;
 	}
 	c2_token_copy(tok, &m->token);
@@ -253,7 +253,7 @@ static void on_device_msg(struct srupd *d, uint64_t dev, const struct srup_msg *
 			break;
 		default:
 			srupd_log(SRUPD_WARN, "drop | reason=unexpected_type | sender=%s | type=%s", id,
-					srup_msg_type_name(m->type));
+			          srup_msg_type_name(m->type));
 			break;
 	}
 }
@@ -271,8 +271,8 @@ static void on_msg(struct srupd *d, const char *topic, const struct srup_msg *m)
 	if (strncmp(topic, prefix, plen) == 0) {
 		/* A join topic: its last level must be the sender itself (spec §5.2). */
 		if (strcmp(topic + plen, sender) != 0) {
-			srupd_log(SRUPD_WARN, "drop | reason=join_topic_mismatch | topic=%s | sender=%s",
-					topic, sender);
+			srupd_log(SRUPD_WARN, "drop | reason=join_topic_mismatch | topic=%s | sender=%s", topic,
+			          sender);
 			return;
 		}
 		switch (m->type) {
@@ -287,13 +287,13 @@ static void on_msg(struct srupd *d, const char *topic, const struct srup_msg *m)
 				break;
 			default:
 				srupd_log(SRUPD_WARN, "drop | reason=not_allowed | type=%s on a join topic",
-						srup_msg_type_name(m->type));
+				          srup_msg_type_name(m->type));
 				break;
 		}
 		return;
 	}
 	if (strncmp(topic, "SRUP/", 5) == 0 && strchr(topic + 5, '/') == NULL &&
-			srup_id_parse(topic + 5, strlen(topic + 5), &dev) == SRUP_OK) {
+	    srup_id_parse(topic + 5, strlen(topic + 5), &dev) == SRUP_OK) {
 		on_device_msg(d, dev, m);
 		return;
 	}
@@ -476,7 +476,7 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 
 		srup_token_new(tok);
 		if (send_simple(d, dev, dereg ? SRUP_MSG_DEREGISTER_CMD : SRUP_MSG_TERMINATE_CMD, tok) !=
-				0) {
+		    0) {
 			srupd_reply(fd, "ERR send failed");
 			goto out;
 		}
@@ -486,9 +486,10 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 		}
 		srupd_reply(fd, "OK %s sent", dereg ? "DEREGISTER_CMD" : "TERMINATE_CMD");
 	} else {
-		srupd_reply(fd, "ERR unknown flow '%s' (update, activate, action, data, id_request, "
-						"join_cmd, terminate, deregister)",
-				flow);
+		srupd_reply(fd,
+		            "ERR unknown flow '%s' (update, activate, action, data, id_request, "
+		            "join_cmd, terminate, deregister)",
+		            flow);
 	}
 	goto out;
 busy:
@@ -551,9 +552,9 @@ static void ctl_status(struct srupd *d, int fd)
 		char id[SRUP_ID_TEXT_MAX];
 
 		srupd_id_text(d->state.peers[i].id, id);
-		srupd_reply(fd, "peer %s member=%d sent=%llu received=%llu", id,
-				d->state.peers[i].member, (unsigned long long)d->state.peers[i].sent,
-				(unsigned long long)d->state.peers[i].received);
+		srupd_reply(fd, "peer %s member=%d sent=%llu received=%llu", id, d->state.peers[i].member,
+		            (unsigned long long)d->state.peers[i].sent,
+		            (unsigned long long)d->state.peers[i].received);
 	}
 	srupd_reply(fd, "OK id=%s connected=%d", d->cfg.identity_text, srupd_ready(d));
 	pthread_mutex_unlock(&d->lock);
@@ -588,16 +589,16 @@ static void on_ctl(struct srupd *d, int fd, char *line)
 static void usage(void)
 {
 	fprintf(stderr,
-			"usage: srup-c2 [--config FILE] run [--debug]\n"
-			"       srup-c2 [--config FILE] send update DEVICE URL SHA256_HEX\n"
-			"       srup-c2 [--config FILE] send action DEVICE ACTION_ID\n"
-			"       srup-c2 [--config FILE] send data DEVICE DATA_ID TEXT\n"
-			"       srup-c2 [--config FILE] send id_request|join_cmd|terminate|deregister DEVICE\n"
-			"       srup-c2 [--config FILE] send activate DEVICE   (outside an update: must fail)\n"
-			"       srup-c2 [--config FILE] approve|reject DEVICE\n"
-			"       srup-c2 [--config FILE] pending | status | wait-data DEVICE DATA_ID\n"
-			"The config defaults to $SRUP_C2_CONFIG. Exit: 0 ok, 1 refused/failed, 3 usage or "
-			"daemon unreachable.\n");
+	        "usage: srup-c2 [--config FILE] run [--debug]\n"
+	        "       srup-c2 [--config FILE] send update DEVICE URL SHA256_HEX\n"
+	        "       srup-c2 [--config FILE] send action DEVICE ACTION_ID\n"
+	        "       srup-c2 [--config FILE] send data DEVICE DATA_ID TEXT\n"
+	        "       srup-c2 [--config FILE] send id_request|join_cmd|terminate|deregister DEVICE\n"
+	        "       srup-c2 [--config FILE] send activate DEVICE   (outside an update: must fail)\n"
+	        "       srup-c2 [--config FILE] approve|reject DEVICE\n"
+	        "       srup-c2 [--config FILE] pending | status | wait-data DEVICE DATA_ID\n"
+	        "The config defaults to $SRUP_C2_CONFIG. Exit: 0 ok, 1 refused/failed, 3 usage or "
+	        "daemon unreachable.\n");
 }
 
 int main(int argc, char **argv)

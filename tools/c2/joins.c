@@ -31,10 +31,9 @@ static int seal_to(struct srupd *d, uint64_t id, const char *value, uint8_t **bl
 	if (k == NULL) {
 		return -1;
 	}
-	return srup_envelope_seal(k, (const uint8_t *)value, strlen(value), blob, len, NULL) ==
-					SRUP_OK
-			? 0
-			: -1;
+	return srup_envelope_seal(k, (const uint8_t *)value, strlen(value), blob, len, NULL) == SRUP_OK
+	               ? 0
+	               : -1;
 }
 
 static struct pjoin *pjoin_new(void)
@@ -128,9 +127,9 @@ void c2_hm_join_req(struct srupd *d, const struct srup_msg *m)
 	out.encrypted.len = blob_len;
 	if (c2_send_dev(d, m->sender_id, &out) == 0) {
 		srupd_log(SRUPD_INFO,
-				"hm join %s: compare the device's value with `srup-c2 pending`, then "
-				"`srup-c2 approve %s` or `srup-c2 reject %s`",
-				id, id, id);
+		          "hm join %s: compare the device's value with `srup-c2 pending`, then "
+		          "`srup-c2 approve %s` or `srup-c2 reject %s`",
+		          id, id, id);
 	}
 	free(blob);
 	c2st.events++;
@@ -148,9 +147,9 @@ void c2_obs_join_req(struct srupd *d, const struct srup_msg *m)
 	srupd_id_text(m->sender_id, id);
 	c2_token_copy(tok, &m->token);
 	if (c2_member(d, m->observer_id) == NULL ||
-			srupd_key_get(d->cfg.peer_keys, m->observer_id) == NULL) {
+	    srupd_key_get(d->cfg.peer_keys, m->observer_id) == NULL) {
 		srupd_log(SRUPD_WARN, "observed join %s: observer %llx is not a member", id,
-				(unsigned long long)m->observer_id);
+		          (unsigned long long)m->observer_id);
 		c2_send_response(d, m->sender_id, tok, SRUP_ST_JOIN_FAIL);
 		return;
 	}
@@ -194,7 +193,7 @@ void c2_obs_join_req(struct srupd *d, const struct srup_msg *m)
 	c2_send_dev(d, j->observer, &out);
 	free(blob);
 	srupd_log(SRUPD_INFO, "observed join %s: waiting for observer %llx", id,
-			(unsigned long long)j->observer);
+	          (unsigned long long)j->observer);
 }
 
 /* The observer's verdict on an observed join. 1 if m was one. */
@@ -206,12 +205,12 @@ int c2_observer_response(struct srupd *d, const struct srup_msg *m)
 		struct pjoin *j = &c2st.j[i];
 
 		if (!j->used || j->kind != J_OBS || j->outcome != 0 || j->observer != m->sender_id ||
-				!srupd_token_eq(&m->token, j->obs_token)) {
+		    !srupd_token_eq(&m->token, j->obs_token)) {
 			continue;
 		}
 		join_decide(d, j,
-				m->status == SRUP_ST_OBSERVED_JOIN_VALID ? SRUP_ST_JOIN_SUCCESS
-														 : SRUP_ST_JOIN_REFUSED);
+		            m->status == SRUP_ST_OBSERVED_JOIN_VALID ? SRUP_ST_JOIN_SUCCESS
+		                                                     : SRUP_ST_JOIN_REFUSED);
 		return 1;
 	}
 	return 0;
@@ -258,7 +257,7 @@ void c2_ctl_pending(struct srupd *d, int fd)
 			(void)srup_phrase_encode(&v, phrase, sizeof(phrase));
 		}
 		srupd_reply(fd, "%s %s value=%s phrase=%s", j->kind == J_HM ? "hm" : "observed", id,
-				j->value, phrase);
+		            j->value, phrase);
 		n++;
 	}
 	pthread_mutex_unlock(&d->lock);

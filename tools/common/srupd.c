@@ -51,8 +51,7 @@ void srupd_log(enum srupd_level level, const char *fmt, ...)
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "%s.%03ldZ %s %s: ", when, ts.tv_nsec / 1000000L, log_prog,
-			names[level]);
+	fprintf(stderr, "%s.%03ldZ %s %s: ", when, ts.tv_nsec / 1000000L, log_prog, names[level]);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -228,21 +227,21 @@ static int config_set(struct srupd_config *cfg, const char *k, const char *v)
 		char *dst;
 		size_t cap;
 	} strs[] = {
-		{"role", cfg->role, sizeof(cfg->role)},
-		{"private_key", cfg->private_key, sizeof(cfg->private_key)},
-		{"peer_keys", cfg->peer_keys, sizeof(cfg->peer_keys)},
-		{"broker_host", cfg->broker_host, sizeof(cfg->broker_host)},
-		{"tls_ca", cfg->tls_ca, sizeof(cfg->tls_ca)},
-		{"tls_cert", cfg->tls_cert, sizeof(cfg->tls_cert)},
-		{"tls_key", cfg->tls_key, sizeof(cfg->tls_key)},
-		{"state_file", cfg->state_file, sizeof(cfg->state_file)},
-		{"control_socket", cfg->control_socket, sizeof(cfg->control_socket)},
-		{"update_dir", cfg->update_dir, sizeof(cfg->update_dir)},
-		{"update_ca", cfg->update_ca, sizeof(cfg->update_ca)},
-		{"beacon_socket", cfg->beacon_socket, sizeof(cfg->beacon_socket)},
-		{"show_file", cfg->show_file, sizeof(cfg->show_file)},
-		{"join_policy", cfg->join_policy, sizeof(cfg->join_policy)},
-		{"wire_log", cfg->wire_log, sizeof(cfg->wire_log)},
+	        {"role", cfg->role, sizeof(cfg->role)},
+	        {"private_key", cfg->private_key, sizeof(cfg->private_key)},
+	        {"peer_keys", cfg->peer_keys, sizeof(cfg->peer_keys)},
+	        {"broker_host", cfg->broker_host, sizeof(cfg->broker_host)},
+	        {"tls_ca", cfg->tls_ca, sizeof(cfg->tls_ca)},
+	        {"tls_cert", cfg->tls_cert, sizeof(cfg->tls_cert)},
+	        {"tls_key", cfg->tls_key, sizeof(cfg->tls_key)},
+	        {"state_file", cfg->state_file, sizeof(cfg->state_file)},
+	        {"control_socket", cfg->control_socket, sizeof(cfg->control_socket)},
+	        {"update_dir", cfg->update_dir, sizeof(cfg->update_dir)},
+	        {"update_ca", cfg->update_ca, sizeof(cfg->update_ca)},
+	        {"beacon_socket", cfg->beacon_socket, sizeof(cfg->beacon_socket)},
+	        {"show_file", cfg->show_file, sizeof(cfg->show_file)},
+	        {"join_policy", cfg->join_policy, sizeof(cfg->join_policy)},
+	        {"wire_log", cfg->wire_log, sizeof(cfg->wire_log)},
 	};
 	size_t i;
 
@@ -319,21 +318,21 @@ int srupd_config_load(const char *path, struct srupd_config *cfg)
 	}
 	fclose(f);
 	if (cfg->identity == 0 || cfg->private_key[0] == '\0' || cfg->peer_keys[0] == '\0' ||
-			cfg->broker_host[0] == '\0' || cfg->broker_port == 0 ||
-			cfg->state_file[0] == '\0' || cfg->control_socket[0] == '\0') {
+	    cfg->broker_host[0] == '\0' || cfg->broker_port == 0 || cfg->state_file[0] == '\0' ||
+	    cfg->control_socket[0] == '\0') {
 		srupd_log(SRUPD_ERR,
-				"%s: identity, private_key, peer_keys, broker_host, broker_port, "
-				"state_file and control_socket are required",
-				path);
+		          "%s: identity, private_key, peer_keys, broker_host, broker_port, "
+		          "state_file and control_socket are required",
+		          path);
 		rc = -1;
 	}
 	if (strcmp(cfg->role, "c2") != 0 && strcmp(cfg->role, "device") != 0 &&
-			strcmp(cfg->role, "observer") != 0) {
+	    strcmp(cfg->role, "observer") != 0) {
 		srupd_log(SRUPD_ERR, "%s: role must be c2, device or observer", path);
 		rc = -1;
 	}
 	if ((cfg->tls_ca[0] != '\0') != (cfg->tls_cert[0] != '\0') ||
-			(cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
+	    (cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
 		srupd_log(SRUPD_ERR, "%s: tls_ca, tls_cert and tls_key go together", path);
 		rc = -1;
 	}
@@ -382,8 +381,8 @@ int srupd_state_load(struct srupd_state *st, const char *path)
 			continue;
 		}
 		if (sscanf(buf, "peer %31s sent %llu received %llu member %d", id_text, &sent, &recv,
-					&member) != 4 ||
-				srup_id_parse(id_text, strlen(id_text), &id) != SRUP_OK) {
+		           &member) != 4 ||
+		    srup_id_parse(id_text, strlen(id_text), &id) != SRUP_OK) {
 			fclose(f);
 			srupd_log(SRUPD_ERR, "%s: corrupt state line", path);
 			return -1;
@@ -419,8 +418,8 @@ int srupd_state_save(const struct srupd_state *st)
 
 		srupd_id_text(st->peers[i].id, id);
 		off += (size_t)snprintf(buf + off, cap - off, "peer %s sent %llu received %llu member %d\n",
-				id, (unsigned long long)st->peers[i].sent,
-				(unsigned long long)st->peers[i].received, st->peers[i].member);
+		                        id, (unsigned long long)st->peers[i].sent,
+		                        (unsigned long long)st->peers[i].received, st->peers[i].member);
 	}
 	rc = srupd_write_file(st->path, buf, off);
 	free(buf);
@@ -508,7 +507,7 @@ void srupd_keys_free_all(void)
 /* ---- wire log ------------------------------------------------------------------------------ */
 
 static void wire_log(struct srupd *d, const char *dir, const char *topic, const void *buf,
-		size_t len)
+                     size_t len)
 {
 	FILE *f;
 	const uint8_t *p = buf;
@@ -532,7 +531,7 @@ static void wire_log(struct srupd *d, const char *dir, const char *topic, const 
 /* ---- MQTT --------------------------------------------------------------------------------- */
 
 static void on_connect_cb(struct mosquitto *mosq, void *ud, int rc, int flags,
-		const mosquitto_property *props)
+                          const mosquitto_property *props)
 {
 	struct srupd *d = ud;
 
@@ -547,7 +546,7 @@ static void on_connect_cb(struct mosquitto *mosq, void *ud, int rc, int flags,
 	d->connected = 1;
 	d->subs_pending = 0;
 	srupd_log(SRUPD_INFO, "connected to %s:%d as %s", d->cfg.broker_host, d->cfg.broker_port,
-			d->cfg.identity_text);
+	          d->cfg.identity_text);
 	if (d->on_connect != NULL) {
 		d->on_connect(d);
 	}
@@ -556,7 +555,7 @@ static void on_connect_cb(struct mosquitto *mosq, void *ud, int rc, int flags,
 }
 
 static void on_disconnect_cb(struct mosquitto *mosq, void *ud, int rc,
-		const mosquitto_property *props)
+                             const mosquitto_property *props)
 {
 	struct srupd *d = ud;
 
@@ -571,7 +570,7 @@ static void on_disconnect_cb(struct mosquitto *mosq, void *ud, int rc,
 }
 
 static void on_subscribe_cb(struct mosquitto *mosq, void *ud, int mid, int qos_count,
-		const int *granted, const mosquitto_property *props)
+                            const int *granted, const mosquitto_property *props)
 {
 	struct srupd *d = ud;
 	int i;
@@ -582,7 +581,7 @@ static void on_subscribe_cb(struct mosquitto *mosq, void *ud, int mid, int qos_c
 	for (i = 0; i < qos_count; i++) {
 		if (granted[i] >= 0x80) {
 			srupd_log(SRUPD_WARN, "broker refused a subscription: reason 0x%02x",
-					(unsigned)granted[i]);
+			          (unsigned)granted[i]);
 		}
 	}
 	pthread_mutex_lock(&d->lock);
@@ -599,19 +598,19 @@ int srupd_ready(const struct srupd *d)
 }
 
 static void on_publish_cb(struct mosquitto *mosq, void *ud, int mid, int reason,
-		const mosquitto_property *props)
+                          const mosquitto_property *props)
 {
 	(void)mosq;
 	(void)ud;
 	(void)props;
 	if (reason >= 0x80) {
 		srupd_log(SRUPD_WARN, "broker refused our publish mid=%d: reason 0x%02x (%s)", mid,
-				(unsigned)reason, mosquitto_reason_string(reason));
+		          (unsigned)reason, mosquitto_reason_string(reason));
 	}
 }
 
 static void on_message_cb(struct mosquitto *mosq, void *ud, const struct mosquitto_message *mm,
-		const mosquitto_property *props)
+                          const mosquitto_property *props)
 {
 	struct srupd *d = ud;
 	struct srup_msg m;
@@ -633,20 +632,20 @@ static void on_message_cb(struct mosquitto *mosq, void *ud, const struct mosquit
 	e = srup_msg_parse(mm->payload, len, &m, &diag);
 	if (e != SRUP_OK) {
 		srupd_log(SRUPD_WARN, "drop | reason=%s | topic=%s | offset=%zu", srup_err_name(e),
-				mm->topic, diag.offset);
+		          mm->topic, diag.offset);
 		return;
 	}
 	srupd_id_text(m.sender_id, sender);
 	if (m.sender_id == d->cfg.identity) {
 		srupd_log(SRUPD_INFO, "drop | reason=own_echo | topic=%s | seq=%llu", mm->topic,
-				(unsigned long long)m.sequence_id);
+		          (unsigned long long)m.sequence_id);
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
 	key = srupd_key_get(d->cfg.peer_keys, m.sender_id);
 	if (key == NULL) {
 		srupd_log(SRUPD_WARN, "drop | reason=unknown_sender | sender=%s | topic=%s", sender,
-				mm->topic);
+		          mm->topic);
 		goto out;
 	}
 	peer = srupd_state_peer(&d->state, m.sender_id);
@@ -656,13 +655,13 @@ static void on_message_cb(struct mosquitto *mosq, void *ud, const struct mosquit
 	}
 	if (m.sequence_id <= peer->received) {
 		srupd_log(SRUPD_WARN, "drop | reason=replay | sender=%s | seq=%llu | last=%llu", sender,
-				(unsigned long long)m.sequence_id, (unsigned long long)peer->received);
+		          (unsigned long long)m.sequence_id, (unsigned long long)peer->received);
 		goto out;
 	}
 	e = srup_msg_verify(&m, key, NULL);
 	if (e != SRUP_OK) {
 		srupd_log(SRUPD_WARN, "drop | reason=bad_signature | sender=%s | seq=%llu | type=%s",
-				sender, (unsigned long long)m.sequence_id, srup_msg_type_name(m.type));
+		          sender, (unsigned long long)m.sequence_id, srup_msg_type_name(m.type));
 		goto out;
 	}
 	peer->received = m.sequence_id;
@@ -672,7 +671,7 @@ static void on_message_cb(struct mosquitto *mosq, void *ud, const struct mosquit
 	}
 	wire_log(d, "in", mm->topic, mm->payload, len);
 	srupd_log(SRUPD_INFO, "accept | type=%s | sender=%s | seq=%llu | topic=%s",
-			srup_msg_type_name(m.type), sender, (unsigned long long)m.sequence_id, mm->topic);
+	          srup_msg_type_name(m.type), sender, (unsigned long long)m.sequence_id, mm->topic);
 	if (d->on_msg != NULL) {
 		d->on_msg(d, mm->topic, &m);
 	}
@@ -722,8 +721,8 @@ int srupd_send(struct srupd *d, uint64_t peer_id, const char *topic, struct srup
 	memset(&diag, 0, sizeof(diag));
 	e = srup_msg_sign_encode(m, d->key, buf, cap, &len, &diag);
 	if (e != SRUP_OK) {
-		srupd_log(SRUPD_ERR, "cannot sign %s: %s %s", srup_msg_type_name(m->type),
-				srup_strerror(e), diag.detail);
+		srupd_log(SRUPD_ERR, "cannot sign %s: %s %s", srup_msg_type_name(m->type), srup_strerror(e),
+		          diag.detail);
 		goto out;
 	}
 	mrc = mosquitto_publish_v5(d->mosq, NULL, topic, (int)len, buf, 1, false, NULL);
@@ -733,7 +732,7 @@ int srupd_send(struct srupd *d, uint64_t peer_id, const char *topic, struct srup
 	}
 	wire_log(d, "out", topic, buf, len);
 	srupd_log(SRUPD_INFO, "send | type=%s | seq=%llu | topic=%s | bytes=%zu",
-			srup_msg_type_name(m->type), (unsigned long long)m->sequence_id, topic, len);
+	          srup_msg_type_name(m->type), (unsigned long long)m->sequence_id, topic, len);
 	rc = 0;
 out:
 	free(buf);
@@ -789,7 +788,7 @@ int srupd_init(struct srupd *d, const char *config_path)
 	e = srup_key_load_file(d->cfg.private_key, SRUP_KEY_PRIVATE, &d->key, &diag);
 	if (e != SRUP_OK) {
 		srupd_log(SRUPD_ERR, "%s: private key %s: %s %s", config_path, d->cfg.private_key,
-				srup_strerror(e), diag.detail);
+		          srup_strerror(e), diag.detail);
 		return -1;
 	}
 	if (srupd_state_load(&d->state, d->cfg.state_file) != 0) {
@@ -806,8 +805,8 @@ int srupd_init(struct srupd *d, const char *config_path)
 	mosquitto_int_option(d->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
 	mosquitto_username_pw_set(d->mosq, d->cfg.identity_text, NULL);
 	if (d->cfg.tls_ca[0] != '\0') {
-		int rc = mosquitto_tls_set(
-				d->mosq, d->cfg.tls_ca, NULL, d->cfg.tls_cert, d->cfg.tls_key, NULL);
+		int rc = mosquitto_tls_set(d->mosq, d->cfg.tls_ca, NULL, d->cfg.tls_cert, d->cfg.tls_key,
+		                           NULL);
 		if (rc != MOSQ_ERR_SUCCESS) {
 			srupd_log(SRUPD_ERR, "%s: TLS files: %s", config_path, mosquitto_strerror(rc));
 			return -1;
@@ -924,7 +923,7 @@ int srupd_run(struct srupd *d)
 	rc = mosquitto_connect_bind_async(d->mosq, d->cfg.broker_host, d->cfg.broker_port, 30, NULL);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		srupd_log(SRUPD_WARN, "connect to %s:%d: %s (will retry)", d->cfg.broker_host,
-				d->cfg.broker_port, mosquitto_strerror(rc));
+		          d->cfg.broker_port, mosquitto_strerror(rc));
 	}
 	rc = mosquitto_loop_start(d->mosq);
 	if (rc != MOSQ_ERR_SUCCESS) {
@@ -933,7 +932,7 @@ int srupd_run(struct srupd *d)
 		return -1;
 	}
 	srupd_log(SRUPD_INFO, "%s %s running, control socket %s", d->cfg.role, d->cfg.identity_text,
-			sa.sun_path);
+	          sa.sun_path);
 	while (!stop_flag) {
 		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
 		int cfd;

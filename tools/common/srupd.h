@@ -29,26 +29,26 @@ struct srupd_config {
 	char path[SRUPD_PATH_MAX];
 	uint64_t identity;
 	char identity_text[SRUP_ID_TEXT_MAX];
-	char role[16];                         /* "c2", "device" or "observer" */
+	char role[16]; /* "c2", "device" or "observer" */
 	char private_key[SRUPD_PATH_MAX];
-	char peer_keys[SRUPD_PATH_MAX];        /* directory of <id>.pub.pem files */
+	char peer_keys[SRUPD_PATH_MAX]; /* directory of <id>.pub.pem files */
 	char broker_host[256];
 	int broker_port;
-	char tls_ca[SRUPD_PATH_MAX];           /* all three set: mutual TLS */
+	char tls_ca[SRUPD_PATH_MAX]; /* all three set: mutual TLS */
 	char tls_cert[SRUPD_PATH_MAX];
 	char tls_key[SRUPD_PATH_MAX];
 	char state_file[SRUPD_PATH_MAX];
 	char control_socket[SRUPD_PATH_MAX];
 	/* device / observer */
-	uint64_t server;                       /* the C2 server to join (0: none configured) */
-	char update_dir[SRUPD_PATH_MAX];       /* where downloads land */
-	char update_ca[SRUPD_PATH_MAX];        /* CA bundle for https update URLs (optional) */
-	char beacon_socket[SRUPD_PATH_MAX];    /* observer: where it listens; device: default target */
-	char show_file[SRUPD_PATH_MAX];        /* device: where the join value is shown (optional) */
+	uint64_t server;                    /* the C2 server to join (0: none configured) */
+	char update_dir[SRUPD_PATH_MAX];    /* where downloads land */
+	char update_ca[SRUPD_PATH_MAX];     /* CA bundle for https update URLs (optional) */
+	char beacon_socket[SRUPD_PATH_MAX]; /* observer: where it listens; device: default target */
+	char show_file[SRUPD_PATH_MAX];     /* device: where the join value is shown (optional) */
 	/* c2 */
-	char join_policy[16];                  /* "accept" (default) or "refuse" */
-	char wire_log[SRUPD_PATH_MAX];         /* optional: hex of every message sent and received */
-	int timeout_s;                         /* control commands wait this long (default 20) */
+	char join_policy[16];          /* "accept" (default) or "refuse" */
+	char wire_log[SRUPD_PATH_MAX]; /* optional: hex of every message sent and received */
+	int timeout_s;                 /* control commands wait this long (default 20) */
 };
 
 /* Parse the file at path. Unknown keys, missing required keys (identity, private_key,

@@ -44,7 +44,7 @@ void dev_beacon_prove(struct srupd *d)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		srupd_log(SRUPD_WARN, "observed join: beacon at %s unreachable: %s", sa.sun_path,
-				strerror(errno));
+		          strerror(errno));
 		if (fd >= 0) {
 			close(fd);
 		}
@@ -152,9 +152,9 @@ static void obs_sweep(struct srupd *d)
 		}
 		if (o->have_req) {
 			unsigned st = o->wrong_proofs > 0 ? SRUP_ST_OBSERVED_JOIN_INVALID
-											  : SRUP_ST_OBSERVED_JOIN_FAIL;
+			                                  : SRUP_ST_OBSERVED_JOIN_FAIL;
 			srupd_log(SRUPD_WARN, "beacon: device %llx never proved its value: %s",
-					(unsigned long long)o->joining, srup_status_name(st));
+			          (unsigned long long)o->joining, srup_status_name(st));
 			dev_send_response(d, o->token, st);
 		}
 		OPENSSL_cleanse(o, sizeof(*o));
@@ -208,8 +208,8 @@ void *dev_beacon_thread(void *arg)
 		line[n] = '\0';
 		close(cfd);
 		if (srupd_split(line, argv, 4) != 3 || strcmp(argv[0], "PROVE") != 0 ||
-				srup_id_parse(argv[1], strlen(argv[1]), &jid) != SRUP_OK ||
-				strlen(argv[2]) > VALUE_MAX) {
+		    srup_id_parse(argv[1], strlen(argv[1]), &jid) != SRUP_OK ||
+		    strlen(argv[2]) > VALUE_MAX) {
 			srupd_log(SRUPD_WARN, "beacon: malformed proof ignored");
 			continue;
 		}

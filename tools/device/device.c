@@ -51,7 +51,7 @@ int dev_send_response(struct srupd *d, const char *tok, unsigned status)
 }
 
 int dev_send_data(struct srupd *d, const char *tok, const char *data_id, const void *data,
-		size_t len)
+                  size_t len)
 {
 	struct srup_msg m;
 
@@ -145,7 +145,7 @@ static void on_id_request(struct srupd *d, const struct srup_msg *m)
 
 	dev_token_copy(tok, &m->token);
 	snprintf(text, sizeof(text), "srup-device 0.1 id=%s role=%s", d->cfg.identity_text,
-			d->cfg.role);
+	         d->cfg.role);
 	dev_send_data(d, tok, "IDENTIFICATION_RESPONSE", text, strlen(text));
 }
 
@@ -198,7 +198,7 @@ static void on_join_value(struct srupd *d, const struct srup_msg *m)
 
 	if (devst.join_kind != want || devst.join_done) {
 		srupd_log(SRUPD_WARN, "%s with no matching join in progress: ignored",
-				srup_msg_type_name(m->type));
+		          srup_msg_type_name(m->type));
 		return;
 	}
 	if (dev_open_value(d, &m->encrypted, devst.join_value) != 0) {
@@ -216,9 +216,9 @@ static void on_join_value(struct srupd *d, const struct srup_msg *m)
 static void on_response(struct srupd *d, const struct srup_msg *m)
 {
 	if (devst.join_kind != JOIN_NONE && !devst.join_done &&
-			srupd_token_eq(&m->token, devst.join_token)) {
+	    srupd_token_eq(&m->token, devst.join_token)) {
 		if (m->status == SRUP_ST_JOIN_SUCCESS || m->status == SRUP_ST_JOIN_REFUSED ||
-				m->status == SRUP_ST_JOIN_FAIL) {
+		    m->status == SRUP_ST_JOIN_FAIL) {
 			finish_join(d, m->status);
 			return;
 		}
@@ -229,7 +229,7 @@ static void on_response(struct srupd *d, const struct srup_msg *m)
 		return;
 	}
 	srupd_log(SRUPD_WARN, "RESPONSE %s with an unknown token: ignored",
-			srup_status_name(m->status) ? srup_status_name(m->status) : "?");
+	          srup_status_name(m->status) ? srup_status_name(m->status) : "?");
 }
 
 static void leave_server(struct srupd *d, const char *why)
@@ -271,13 +271,11 @@ static void on_msg(struct srupd *d, const char *topic, const struct srup_msg *m)
 			srv->member = 1;
 			srupd_state_save(&d->state);
 		}
-		srupd_log(SRUPD_INFO, "joined by command of server %llx",
-				(unsigned long long)m->sender_id);
+		srupd_log(SRUPD_INFO, "joined by command of server %llx", (unsigned long long)m->sender_id);
 		return;
 	}
 	if (m->sender_id != d->cfg.server) {
-		srupd_log(SRUPD_WARN, "drop | reason=not_my_server | type=%s",
-				srup_msg_type_name(m->type));
+		srupd_log(SRUPD_WARN, "drop | reason=not_my_server | type=%s", srup_msg_type_name(m->type));
 		return;
 	}
 	srv = srupd_state_peer(&d->state, d->cfg.server);
@@ -323,7 +321,7 @@ static void on_msg(struct srupd *d, const char *topic, const struct srup_msg *m)
 			break;
 		default:
 			srupd_log(SRUPD_WARN, "drop | reason=unexpected_type | type=%s",
-					srup_msg_type_name(m->type));
+			          srup_msg_type_name(m->type));
 			break;
 	}
 }
@@ -352,13 +350,13 @@ static void ctl_join(struct srupd *d, int fd, int argc, char **argv)
 	uint64_t observer = 0;
 
 	if (argc < 2 || (strcmp(argv[1], "simple") != 0 && strcmp(argv[1], "hm") != 0 &&
-						 strcmp(argv[1], "observed") != 0)) {
+	                 strcmp(argv[1], "observed") != 0)) {
 		srupd_reply(fd, "ERR usage: join simple|hm|observed OBSERVER_ID [BEACON_SOCKET]");
 		return;
 	}
 	kind = strcmp(argv[1], "simple") == 0 ? JOIN_SIMPLE
-			: strcmp(argv[1], "hm") == 0  ? JOIN_HM
-										  : JOIN_OBS;
+	       : strcmp(argv[1], "hm") == 0   ? JOIN_HM
+	                                      : JOIN_OBS;
 	memset(&m, 0, sizeof(m));
 	if (kind == JOIN_OBS) {
 		if (argc < 3 || srup_id_parse(argv[2], strlen(argv[2]), &observer) != SRUP_OK) {
@@ -366,7 +364,7 @@ static void ctl_join(struct srupd *d, int fd, int argc, char **argv)
 			return;
 		}
 		snprintf(devst.beacon_socket, sizeof(devst.beacon_socket), "%s",
-				argc > 3 ? argv[3] : d->cfg.beacon_socket);
+		         argc > 3 ? argv[3] : d->cfg.beacon_socket);
 		if (devst.beacon_socket[0] == '\0') {
 			srupd_reply(fd, "ERR no beacon socket (argument or beacon_socket)");
 			return;
@@ -388,8 +386,8 @@ static void ctl_join(struct srupd *d, int fd, int argc, char **argv)
 	devst.join_value[0] = '\0';
 	srup_token_new(devst.join_token);
 	m.type = kind == JOIN_SIMPLE ? SRUP_MSG_JOIN_REQ
-			: kind == JOIN_HM    ? SRUP_MSG_HM_JOIN_REQ
-								 : SRUP_MSG_OBS_JOIN_REQ;
+	         : kind == JOIN_HM   ? SRUP_MSG_HM_JOIN_REQ
+	                             : SRUP_MSG_OBS_JOIN_REQ;
 	m.observer_id = observer;
 	set_token(&m, devst.join_token);
 	srupd_id_text(d->cfg.server, srv);
@@ -401,8 +399,8 @@ static void ctl_join(struct srupd *d, int fd, int argc, char **argv)
 		return;
 	}
 	/* A human-moderated join waits for an operator: allow four times as long. */
-	if (srupd_wait_flag(d, &devst.join_done, kind == JOIN_HM ? 4 * d->cfg.timeout_s
-														   : d->cfg.timeout_s) != 0) {
+	if (srupd_wait_flag(d, &devst.join_done,
+	                    kind == JOIN_HM ? 4 * d->cfg.timeout_s : d->cfg.timeout_s) != 0) {
 		devst.join_kind = JOIN_NONE;
 		pthread_mutex_unlock(&d->lock);
 		srupd_reply(fd, "ERR timeout waiting for the join outcome");
@@ -413,7 +411,7 @@ static void ctl_join(struct srupd *d, int fd, int argc, char **argv)
 		srupd_reply(fd, "value %s", devst.join_value);
 	}
 	srupd_reply(fd, "%s %s", devst.join_status == SRUP_ST_JOIN_SUCCESS ? "OK" : "ERR",
-			srup_status_name(devst.join_status));
+	            srup_status_name(devst.join_status));
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -468,12 +466,12 @@ static void ctl_status(struct srupd *d, int fd)
 	p = srupd_state_peer(&d->state, d->cfg.server);
 	srupd_id_text(d->cfg.server, srv);
 	srupd_reply(fd,
-			"OK id=%s role=%s server=%s joined=%d connected=%d sent=%llu received=%llu "
-			"actions=%u data_in=%u updates=%u",
-			d->cfg.identity_text, d->cfg.role, srv, p != NULL && p->member, srupd_ready(d),
-			p != NULL ? (unsigned long long)p->sent : 0ull,
-			p != NULL ? (unsigned long long)p->received : 0ull, devst.actions, devst.data_in,
-			devst.updates_applied);
+	            "OK id=%s role=%s server=%s joined=%d connected=%d sent=%llu received=%llu "
+	            "actions=%u data_in=%u updates=%u",
+	            d->cfg.identity_text, d->cfg.role, srv, p != NULL && p->member, srupd_ready(d),
+	            p != NULL ? (unsigned long long)p->sent : 0ull,
+	            p != NULL ? (unsigned long long)p->received : 0ull, devst.actions, devst.data_in,
+	            devst.updates_applied);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -496,7 +494,7 @@ static void on_ctl(struct srupd *d, int fd, char *line)
 		ctl_leave(d, fd, SRUP_MSG_DEREGISTER_REQ);
 	} else {
 		srupd_reply(fd, "ERR unknown command '%s' (status, join, data, resign, deregister)",
-				argv[0]);
+		            argv[0]);
 	}
 }
 
@@ -505,10 +503,10 @@ static void on_ctl(struct srupd *d, int fd, char *line)
 static void usage(void)
 {
 	fprintf(stderr,
-			"usage: srup-device run --config FILE [--debug]\n"
-			"       srup-device ctl --config FILE COMMAND...\n"
-			"commands: status | join simple | join hm | join observed OBSERVER_ID [SOCKET]\n"
-			"          | data DATA_ID TEXT | resign | deregister\n");
+	        "usage: srup-device run --config FILE [--debug]\n"
+	        "       srup-device ctl --config FILE COMMAND...\n"
+	        "commands: status | join simple | join hm | join observed OBSERVER_ID [SOCKET]\n"
+	        "          | data DATA_ID TEXT | resign | deregister\n");
 }
 
 static int join_args(int argc, char **argv, int from, char *out, size_t cap)
@@ -560,7 +558,7 @@ int main(int argc, char **argv)
 		char line[SRUPD_LINE_MAX];
 
 		if (srupd_config_load(config, &cfg) != 0 ||
-				join_args(argc, argv, first_cmd, line, sizeof(line)) != 0 || line[0] == '\0') {
+		    join_args(argc, argv, first_cmd, line, sizeof(line)) != 0 || line[0] == '\0') {
 			usage();
 			return 3;
 		}
@@ -587,7 +585,7 @@ int main(int argc, char **argv)
 	for (size_t k = 0; k < d.state.n; k++) {
 		if (d.state.peers[k].member && d.state.peers[k].id != d.cfg.server) {
 			srupd_log(SRUPD_INFO, "server %llx (from the state file, joined by command)",
-					(unsigned long long)d.state.peers[k].id);
+			          (unsigned long long)d.state.peers[k].id);
 			d.cfg.server = d.state.peers[k].id;
 		}
 	}

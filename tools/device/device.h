@@ -56,7 +56,7 @@ extern struct dev_app devst;
 /* Send RESPONSE(status) / DATA(data_id, data) to our server with token tok (lock held). */
 int dev_send_response(struct srupd *d, const char *tok, unsigned status);
 int dev_send_data(struct srupd *d, const char *tok, const char *data_id, const void *data,
-		size_t len);
+                  size_t len);
 /* A wire token as a C string (truncated to SRUP_TOKEN_LEN). */
 void dev_token_copy(char out[SRUP_TOKEN_LEN + 1], const struct srup_bytes *t);
 /* A var field carrying text (maybe with pySRUP's trailing NUL) as a C string; -1 if it holds an

@@ -35,8 +35,8 @@ void device_show_value(const char *show_file, const char *value)
 	int n;
 
 	if (srup_id128_parse(value, strlen(value), &id, NULL) != SRUP_OK ||
-			srup_id128_format(&id, hex, sizeof(hex)) != SRUP_OK ||
-			srup_phrase_encode(&id, phrase, sizeof(phrase)) != SRUP_OK) {
+	    srup_id128_format(&id, hex, sizeof(hex)) != SRUP_OK ||
+	    srup_phrase_encode(&id, phrase, sizeof(phrase)) != SRUP_OK) {
 		srupd_log(SRUPD_INFO, "SHOW value %s (not a 128-bit value: no phrase)", value);
 		if (show_file != NULL && show_file[0] != '\0') {
 			n = snprintf(text, sizeof(text), "value %s\n", value);
@@ -51,11 +51,11 @@ void device_show_value(const char *show_file, const char *value)
 	n = snprintf(text, sizeof(text), "value %s\nphrase %s\n", value, phrase);
 	write_text(show_file, "", text, (size_t)n);
 	if (srup_pict_make(&id, SRUP_PICT_COLOUR, &pict) == SRUP_OK &&
-			srup_pict_svg(&pict, 0, &svg, &svg_len) == SRUP_OK) {
+	    srup_pict_svg(&pict, 0, &svg, &svg_len) == SRUP_OK) {
 		write_text(show_file, ".svg", svg, svg_len);
 	}
 	if (srup_pict_make(&id, SRUP_PICT_MONO, &pict) == SRUP_OK &&
-			srup_pict_ansi(&pict, &ansi, &ansi_len) == SRUP_OK) {
+	    srup_pict_ansi(&pict, &ansi, &ansi_len) == SRUP_OK) {
 		write_text(show_file, ".ansi", ansi, ansi_len);
 	}
 	free(svg);

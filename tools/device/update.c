@@ -118,7 +118,7 @@ static void *fetch_thread(void *arg)
 		srupd_log(SRUPD_WARN, "update: fetch %s: HTTP %ld", fx->url, http);
 		status = SRUP_ST_UPDATE_FAIL_HTTP_ERROR;
 	} else if (sha256_file_hex(fx->path, hex) != 0 || strlen(fx->digest) != 64 ||
-			CRYPTO_memcmp(hex, fx->digest, 64) != 0) {
+	           CRYPTO_memcmp(hex, fx->digest, 64) != 0) {
 		srupd_log(SRUPD_WARN, "update: digest mismatch (got %s)", hex);
 		status = SRUP_ST_UPDATE_FAIL_DIGEST;
 	}
@@ -167,8 +167,8 @@ void dev_update_initiate(struct srupd *d, const struct srup_msg *m)
 	fx->d = d;
 	dev_token_copy(fx->token, &m->token);
 	if (dev_field_text(&m->url, fx->url, sizeof(fx->url)) != 0 ||
-			dev_field_text(&m->digest, fx->digest, sizeof(fx->digest)) != 0 ||
-			d->cfg.update_dir[0] == '\0') {
+	    dev_field_text(&m->digest, fx->digest, sizeof(fx->digest)) != 0 ||
+	    d->cfg.update_dir[0] == '\0') {
 		srupd_log(SRUPD_WARN, "update: unusable INITIATE (url/digest) or no update_dir");
 		dev_send_response(d, fx->token, SRUP_ST_UPDATE_FAIL_SERVER);
 		free(fx);
