@@ -6,13 +6,14 @@
 # Roles:  init        make ids, SRUP keys, CA and certificates (first start only), the key store
 #                     and every config file
 #         broker      mosquitto with the SRUP plugin (TLS listener, plus a plain one)
-#         files       the update file server (python3 http.server)
+#         files       the update file server (docker/files.py: HTTP and HTTPS)
 #         c2 | device1 | device2 | beacon      the daemons
 #         scenario    every protocol flow, driven through the control sockets
 #         attacker    capture, replay, tamper and forge; every attempt must be dropped
 #         summary     the table: flows completed, attacks dropped by reason, what got through
 #         native      all of the above on loopback, then stop everything; exit 0 only if every
 #                     flow completed and no attack got through
+#         compose-broker  init, then broker (the compose "broker" service)
 #         compose-run the scenario, attacker and summary as the compose "attacker" service does
 #
 # Environment: SRUP_BUILD_DIR (default <repo>/build), LAB_DIR (default $SRUP_BUILD_DIR/lab),
@@ -527,7 +528,7 @@ case ${1:-} in
 		run_all
 		;;
 	*)
-		sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '3,/^# ID_/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 		exit 3
 		;;
 esac
