@@ -208,9 +208,16 @@ int c2_observer_response(struct srupd *d, const struct srup_msg *m)
 		    !srupd_token_eq(&m->token, j->obs_token)) {
 			continue;
 		}
-		join_decide(d, j,
-		            m->status == SRUP_ST_OBSERVED_JOIN_VALID ? SRUP_ST_JOIN_SUCCESS
-		                                                     : SRUP_ST_JOIN_REFUSED);
+		/* VALID admits the device; INVALID (it showed a wrong value) refuses it; anything
+		 * else (the observer could not check) is a failure of the join, not a verdict. */
+		if (m->status == SRUP_ST_OBSERVED_JOIN_VALID) {
+			join_decide(d, j, SRUP_ST_JOIN_SUCCESS);
+		} else if (m->status == SRUP_ST_OBSERVED_JOIN_INVALID) {
+			join_decide(d, j, SRUP_ST_JOIN_REFUSED);
+		} else {
+			join_decide(d, j, SRUP_ST_JOIN_FAIL);
+		}
+		j->used = 0;
 		return 1;
 	}
 	return 0;
