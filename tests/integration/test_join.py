@@ -123,7 +123,61 @@ def test_resign_ends_membership(lab, check):
     h.not_delivered(check, [srv], m, "DATA after RESIGN_REQUEST", wait=0.3)
 
 
+def test_terminate_cmd_ends_membership(lab, check):
+    """A server's verified TERMINATE_CMD reaches the device and ends that membership."""
+    ch = "SRUP/%s" % lab.dev2.hex
+    check(lab.join(lab.server, lab.dev2), "join of dev2 to server failed")
+    dev = lab.connect(lab.dev2)
+    dev.subscribe(ch)
+    srv = lab.connect(lab.server)
+    srv.subscribe(ch + "/#")
+    m = lab.msg(lab.dev2, "DATA", data_id=b"t", data=b"member")
+    h.expect_accept(lab, check, dev, ch, m, "DATA while joined", receivers=[srv])
+    m = lab.msg(lab.server, "TERMINATE_CMD")
+    h.expect_accept(lab, check, srv, ch, m, "TERMINATE_CMD", receivers=[dev])
+    m = lab.msg(lab.dev2, "DATA", data_id=b"t", data=b"after-terminate")
+    dev.publish(ch, m)
+    h.not_delivered(check, [srv], m, "DATA after TERMINATE_CMD", wait=0.3)
+
+
+def test_deregister_req_revokes_key(lab, check):
+    """DEREGISTER_REQ (verified) reaches the server, then the device's key is revoked."""
+    d3 = lab.dev3
+    ch = "SRUP/%s" % d3.hex
+    check(lab.join(lab.server, d3), "join of dev3 to server failed")
+    dev = lab.connect(d3)
+    srv = lab.connect(lab.server)
+    srv.subscribe(ch + "/#")
+    m = lab.msg(d3, "DEREGISTER_REQ")
+    h.expect_accept(lab, check, dev, ch, m, "DEREGISTER_REQ", receivers=[srv])
+    dev = lab.connect(d3, client_id="dev3-after-deregister")
+    h.expect_drop(lab, check, dev, ch, lab.msg(d3, "DATA", data_id=b"t", data=b"x"),
+                  "revoked_sender", "DATA after DEREGISTER_REQ", watchers=[srv])
+    out = h.run([h.SRUP, "keys", "show", "--store", lab.store, "--id", d3.hex], check=False)
+    check(b"revoked" in out.stdout.lower(), "store does not show dev3 revoked: %r"
+          % out.stdout[:200])
+
+
+def test_deregister_cmd_revokes_device_key(lab, check):
+    """A server's DEREGISTER_CMD to a device reaches it, then the device's key is revoked."""
+    ob = h.Identity("dev4", lab.dir, "device")
+    lab.keys_add(ob)
+    check(lab.broker.hup(), "no reload after SIGHUP")
+    check(lab.join(lab.server, ob), "join of dev4 to server failed")
+    ch = "SRUP/%s" % ob.hex
+    dev = lab.connect(ob)
+    dev.subscribe(ch)
+    srv = lab.connect(lab.server)
+    m = lab.msg(lab.server, "DEREGISTER_CMD")
+    h.expect_accept(lab, check, srv, ch, m, "DEREGISTER_CMD", receivers=[dev])
+    dev = lab.connect(ob, client_id="dev4-after-deregister")
+    h.expect_drop(lab, check, dev, ch, lab.msg(ob, "DATA", data_id=b"t", data=b"x"),
+                  "revoked_sender", "DATA from the deregistered device")
+
+
 if __name__ == "__main__":
     h.main([setup, test_own_join_request_reaches_only_that_server,
             test_join_request_for_another_device, test_non_join_types_on_join_topic,
-            test_device_channel_only_device_and_joined_servers, test_resign_ends_membership])
+            test_device_channel_only_device_and_joined_servers, test_resign_ends_membership,
+            test_terminate_cmd_ends_membership, test_deregister_req_revokes_key,
+            test_deregister_cmd_revokes_device_key])
