@@ -303,6 +303,33 @@ flow() {
 	return 1
 }
 
+# flow_refused NAME EXPECTED-REGEX COMMAND... : the command must fail (exit 1) with that output.
+flow_refused() {
+	local name=$1 want=$2 out rc
+	shift 2
+	out=$("$@" 2>&1)
+	rc=$?
+	out=$(printf '%s' "$out" | grep -v '^\[lab\]' | tr '\n' ' ' | cut -c1-160)
+	if [ $rc -eq 1 ] && printf '%s\n' "$out" | grep -Eq -- "$want"; then
+		printf 'PASS\t%s\t%s\n' "$name" "$out" >>"$LAB/results/flows.tsv"
+		say "flow $name: PASS ($out)"
+		return 0
+	fi
+	printf 'FAIL\t%s\trc=%d %s\n' "$name" "$rc" "$out" >>"$LAB/results/flows.tsv"
+	say "flow $name: FAIL rc=$rc ($out)"
+	return 1
+}
+
+# The operator of a human-moderated join who is shown a different value, and refuses.
+operator_reject() {
+	local dev=$1
+	for _ in $(seq 1 100); do
+		c2ctl pending 2>/dev/null | grep -q "^hm $dev " && break
+		sleep 0.2
+	done
+	c2ctl reject "$dev"
+}
+
 wait_ready() {
 	# Every daemon answers on its control socket and is connected.
 	local n
@@ -337,6 +364,12 @@ operator_approve() {
 		c2ctl reject "$dev"
 		return 1
 	fi
+}
+
+# cat_rc FILE RC : print FILE and exit with RC (replays a background command's outcome).
+cat_rc() {
+	cat "$1"
+	return "$2"
 }
 
 member_is() {
@@ -401,6 +434,11 @@ s.sendall(("PROVE %s %s\n" % (sys.argv[2], "0" * 32)).encode())' \
 	flow terminate_dev1 "TERMINATE_CMD" c2ctl send terminate "$ID_dev1"
 	sleep 1
 	flow terminate_dev1_device_view "joined=0" devctl dev1 status
+	devctl dev1 join hm >"$LAB/results/dev1-hm.out" 2>&1 &
+	local hm_pid=$!
+	flow hm_join_operator_rejects "JOIN_REFUSED" operator_reject "$ID_dev1"
+	wait $hm_pid
+	flow_refused hm_join_refused_dev1 "ERR JOIN_REFUSED" cat_rc "$LAB/results/dev1-hm.out" $?
 	flow deregister_req_dev2 "OK left" devctl dev2 deregister
 	flow deregister_req_c2_view "member=0" member_is "$ID_dev2" 0
 	flow deregister_req_store "status: revoked" "$SRUP" keys show --store "$LAB/store" --id "$ID_dev2"

@@ -33,7 +33,8 @@ for f in join_cmd_beacon simple_join_dev1 id_request_dev1 hm_join_operator hm_jo
 	update_ok update_https activate_without_update update_bad_digest update_http_error action_success action_fail action_unknown \
 	data_c2_to_device data_type_unknown data_device_to_c2 no_dos_after_forgery resign_dev1 \
 	resign_dev1_c2_view observed_join_dev1 after_observed_join terminate_dev1 \
-	terminate_dev1_device_view deregister_req_dev2 deregister_req_c2_view \
+	terminate_dev1_device_view hm_join_operator_rejects hm_join_refused_dev1 \
+	deregister_req_dev2 deregister_req_c2_view \
 	deregister_req_store deregister_cmd_beacon deregister_cmd_beacon_view deregister_cmd_store; do
 	grep -q "^PASS	$f	" "$flows" || fail "flow $f did not complete"
 done
