@@ -7,6 +7,8 @@
 
 #include <check.h>
 
+#include <openssl/evp.h>
+
 #include "srupb.h"
 #include "stubs.h"
 #include "testutil.h"
@@ -161,6 +163,42 @@ START_TEST(test_keystore_lru_bound_and_generations)
 }
 END_TEST
 
+/* The prepared-context verify agrees with libsrup's signer: valid, altered digest, wrong key. */
+START_TEST(test_keystore_verify_matches_libsrup)
+{
+	struct srup_key *priv = NULL;
+	size_t la = 0;
+	size_t lb = 0;
+	char *dev_pem = pem_of("keys/device_public.pem", &la);
+	char *srv_pem = pem_of("keys/server_public.pem", &lb);
+	const struct srup_key *k = NULL;
+	struct srup_bytes seg = {(const uint8_t *)"signed bytes", 12};
+	uint8_t sig[1024];
+	size_t sig_len = 0;
+	uint8_t dg[32];
+	unsigned int n = 0;
+
+	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/device_private.pem"), SRUP_KEY_PRIVATE,
+	                                    &priv, NULL),
+	                 SRUP_OK);
+	ck_assert_int_eq(srup_sig_sign(priv, &seg, 1, sig, sizeof sig, &sig_len, NULL), SRUP_OK);
+	ck_assert_int_eq(EVP_Digest(seg.p, seg.len, dg, &n, EVP_sha256(), NULL), 1);
+	struct srupb_keystore *ks = srupb_keystore_new(4);
+	ck_assert_int_eq(srupb_keystore_verify(ks, 1, dg, sig, sig_len), SRUP_ERR_INVAL);
+	ck_assert_int_eq(srupb_keystore_get(ks, 1, 1, dev_pem, la, &k), SRUP_OK);
+	ck_assert_int_eq(srupb_keystore_get(ks, 2, 1, srv_pem, lb, &k), SRUP_OK);
+	ck_assert_int_eq(srupb_keystore_verify(ks, 1, dg, sig, sig_len), SRUP_OK);
+	ck_assert_int_eq(srupb_keystore_verify(ks, 2, dg, sig, sig_len), SRUP_ERR_SIG);
+	ck_assert_int_eq(srupb_keystore_verify(ks, 1, dg, sig, sig_len - 1), SRUP_ERR_SIG);
+	dg[5] ^= 1;
+	ck_assert_int_eq(srupb_keystore_verify(ks, 1, dg, sig, sig_len), SRUP_ERR_SIG);
+	srupb_keystore_free(ks);
+	srup_key_free(priv);
+	free(dev_pem);
+	free(srv_pem);
+}
+END_TEST
+
 Suite *plugin_modules_suite(void)
 {
 	Suite *s = suite_create("plugin_modules");
@@ -169,6 +207,7 @@ Suite *plugin_modules_suite(void)
 	tcase_add_test(tc, test_audit_truncates_long_strings);
 	tcase_add_test(tc, test_log_escape);
 	tcase_add_test(tc, test_keystore_lru_bound_and_generations);
+	tcase_add_test(tc, test_keystore_verify_matches_libsrup);
 	suite_add_tcase(s, tc);
 	return s;
 }
