@@ -16,6 +16,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -182,7 +183,8 @@ class Client:
     """A minimal blocking MQTT v5 client. Incoming PUBLISHes are queued in .inbox."""
 
     def __init__(self, port, client_id, username=None, will=None, keepalive=60,
-                 clean=True, timeout=5.0):
+                 clean=True, timeout=5.0, tls=None):
+        """tls: an ssl.SSLContext to speak MQTT over TLS (no hostname check is expected)."""
         self.port = port
         self.client_id = client_id
         self.inbox = []
@@ -196,6 +198,8 @@ class Client:
         timeout *= SLOW
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         flags = 0x02 if clean else 0
         payload = _str(client_id)
         if will is not None:
@@ -226,10 +230,16 @@ class Client:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            r, _, _ = select.select([self.sock], [], [], left)
+            pending = getattr(self.sock, "pending", None)
+            if pending is not None and pending() > 0:
+                r = [self.sock]
+            else:
+                r, _, _ = select.select([self.sock], [], [], left)
             if r:
                 try:
                     data = self.sock.recv(65536)
+                except ssl.SSLWantReadError:
+                    continue
                 except (ConnectionResetError, OSError):
                     data = b""
                 if not data:
@@ -437,7 +447,8 @@ def _read_varint(b, off):
 
 class Broker:
     def __init__(self, workdir, store, audit, policy=None, plugin=True, extra_opts=(),
-                 log_types=("all",), extra_conf=(), port=None, omit=()):
+                 log_types=("all",), extra_conf=(), port=None, omit=(), listener_conf=()):
+        """listener_conf: extra lines for the listener (TLS settings)."""
         self.workdir = workdir
         self.store = store
         self.audit = audit
@@ -446,6 +457,7 @@ class Broker:
         self.extra_opts = list(extra_opts)
         self.log_types = log_types
         self.extra_conf = list(extra_conf)
+        self.listener_conf = list(listener_conf)
         self.omit = set(omit)
         self.port = port
         self.proc = None
@@ -457,7 +469,8 @@ class Broker:
         self.log_offset = 0
 
     def write_conf(self):
-        lines = ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
+        lines = ["listener %d 127.0.0.1" % self.port] + self.listener_conf + [
+                 "allow_anonymous true",
                  "persistence false", "log_dest file %s" % self.logfile,
                  "log_timestamp true", "sys_interval 1"]
         if os.geteuid() == 0:
