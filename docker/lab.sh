@@ -158,6 +158,8 @@ write_daemon_conf() {
 			echo "beacon_socket = $LAB/run/beacon-local.sock"
 		fi
 		if [ "$role" = c2 ]; then
+			# Where the operator sees a human-moderated join's value (-<device id> appended).
+			echo "show_file = $LAB/state/c2-show"
 			# A passive network tap, for the attacker (see attacker.py).
 			echo "wire_log = $LAB/state/tap.log"
 		fi
@@ -358,7 +360,11 @@ operator_approve() {
 	say "operator: C2 shows [$pend]"
 	say "operator: device shows value $shown / $(sed -n 's/^phrase //p' \
 		"$LAB/state/$devname-show.txt" 2>/dev/null)"
-	if [ -n "$shown" ] && printf '%s' "$pend" | grep -q "value=$shown "; then
+	# The operator compares the words and the pictographs both sides show.
+	say "operator: pictographs $(cmp -s "$LAB/state/c2-show-$dev.svg" \
+		"$LAB/state/$devname-show.txt.svg" && echo identical || echo DIFFERENT)"
+	if [ -n "$shown" ] && printf '%s' "$pend" | grep -q "value=$shown " &&
+		cmp -s "$LAB/state/c2-show-$dev.svg" "$LAB/state/$devname-show.txt.svg"; then
 		c2ctl approve "$dev"
 	else
 		c2ctl reject "$dev"
@@ -395,6 +401,9 @@ role_scenario() {
 	flow hm_join_operator "JOIN_SUCCESS" operator_approve "$ID_dev2" dev2
 	wait $hm_pid
 	flow hm_join_dev2 "JOIN_SUCCESS" cat "$LAB/results/dev2-hm.out"
+	say "what the operator compared (device dev2 and the C2 show the same):"
+	say "  $(sed -n 's/^phrase //p' "$LAB/state/dev2-show.txt" 2>/dev/null)"
+	cat "$LAB/state/dev2-show.txt.ansi" >&2 2>/dev/null
 
 	say "---- update"
 	flow update_ok "ACTIVATE_SUCCESS" c2ctl send update "$ID_dev1" "$url/firmware-1.bin" "$digest"

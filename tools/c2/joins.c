@@ -3,6 +3,7 @@
  * (HM_JOIN_REQ -> HM_JOIN_RESP with an encrypted value -> operator approves -> JOIN_SUCCESS) and
  * observed (OBS_JOIN_REQ -> OBS_JOIN_RESP + OBSERVE_REQ -> the beacon's verdict -> outcome). */
 #include "c2.h"
+#include "show.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,13 @@ void c2_hm_join_req(struct srupd *d, const struct srup_msg *m)
 	c2_set_token(&out, j->dev_token);
 	out.encrypted.p = blob;
 	out.encrypted.len = blob_len;
+	if (d->cfg.show_file[0] != '\0') {
+		/* The operator's side of the comparison: the same rendering the device shows. */
+		char base[SRUPD_PATH_MAX + SRUP_ID_TEXT_MAX + 2];
+
+		snprintf(base, sizeof(base), "%s-%s", d->cfg.show_file, id);
+		srupd_show_value(base, j->value);
+	}
 	if (c2_send_dev(d, m->sender_id, &out) == 0) {
 		srupd_log(SRUPD_INFO,
 		          "hm join %s: compare the device's value with `srup-c2 pending`, then "

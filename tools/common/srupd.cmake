@@ -3,7 +3,8 @@
 if(NOT TARGET srupd_common)
 	pkg_check_modules(MOSQUITTO REQUIRED IMPORTED_TARGET libmosquitto)
 	find_package(Threads REQUIRED)
-	add_library(srupd_common STATIC ${CMAKE_CURRENT_LIST_DIR}/srupd.c)
+	add_library(srupd_common STATIC ${CMAKE_CURRENT_LIST_DIR}/srupd.c
+		${CMAKE_CURRENT_LIST_DIR}/show.c)
 	target_include_directories(srupd_common PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 	target_compile_options(srupd_common PRIVATE ${SRUP_WARNINGS})
 	target_link_libraries(srupd_common PUBLIC srup_static PkgConfig::MOSQUITTO Threads::Threads

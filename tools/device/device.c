@@ -207,7 +207,7 @@ static void on_join_value(struct srupd *d, const struct srup_msg *m)
 	/* The outcome will carry this message's token (spec §5.1). */
 	dev_token_copy(devst.join_token, &m->token);
 	if (want == JOIN_HM) {
-		device_show_value(d->cfg.show_file, devst.join_value);
+		srupd_show_value(d->cfg.show_file, devst.join_value);
 	} else {
 		dev_beacon_prove(d);
 	}

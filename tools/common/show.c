@@ -21,7 +21,7 @@ static void write_text(const char *base, const char *suffix, const char *text, s
 	}
 }
 
-void device_show_value(const char *show_file, const char *value)
+void srupd_show_value(const char *show_file, const char *value)
 {
 	struct srup_id128 id;
 	struct srup_pict pict;
