@@ -192,6 +192,8 @@ class Client:
         self.disconnect_reason = None
         self.events = []  # ("puback", mid, rc) / ("disconnect", rc) / ("eof",) in arrival order
         self.acks = {}
+        self.recs = {}
+        self.comps = {}
         self.subacks = {}
         self.buf = b""
         self.next_mid = 1
@@ -301,6 +303,14 @@ class Client:
             rc = body[2] if len(body) > 2 else 0
             self.acks[mid] = rc
             self.events.append(("puback", mid, rc))
+        elif ptype == 5:  # PUBREC (QoS 2, first half)
+            mid = struct.unpack(">H", body[:2])[0]
+            rc = body[2] if len(body) > 2 else 0
+            self.recs[mid] = rc
+            self.events.append(("pubrec", mid, rc))
+        elif ptype == 7:  # PUBCOMP
+            mid = struct.unpack(">H", body[:2])[0]
+            self.comps[mid] = body[2] if len(body) > 2 else 0
         elif ptype == 9:
             mid = struct.unpack(">H", body[:2])[0]
             plen, used = _read_varint(body, 2)
@@ -356,6 +366,22 @@ class Client:
             return None
         self.pump(timeout * SLOW, until=lambda: mid in self.acks)
         return self.acks.get(mid)
+
+    def publish_qos2(self, topic, payload, mid=None, dup=False, release=True, timeout=5.0):
+        """QoS 2 publish: returns the PUBREC reason code (None if none came). With release,
+        a successful PUBREC is followed by PUBREL and the PUBCOMP is awaited."""
+        if mid is None:
+            mid = self.alloc_mid()
+        self.last_mid = mid
+        self.recs.pop(mid, None)
+        self.comps.pop(mid, None)
+        self.send_raw(self.publish_packet(topic, payload, 2, False, mid, dup))
+        self.pump(timeout * SLOW, until=lambda: mid in self.recs)
+        rc = self.recs.get(mid)
+        if release and rc is not None and rc < 0x80:
+            self._send_packet(0x62, struct.pack(">H", mid))
+            self.pump(timeout * SLOW, until=lambda: mid in self.comps)
+        return rc
 
     def subscribe(self, filt, qos=1, timeout=5.0):
         mid = self.alloc_mid()

@@ -123,7 +123,33 @@ def test_forged_huge_sequence_moves_no_state(lab, check):
                     receivers=[S["s"]])
 
 
+def test_qos2(lab, check):
+    """QoS 2: a valid message is delivered once; a DUP resend before PUBREL is not an attack
+    (and the broker delivers it once); a replay gets PUBREC 0x87 and is not delivered."""
+    c = S["s"]
+    m = lab.msg(lab.server, "ACTION", action_id=11)
+    mid = c.alloc_mid()
+    rc = c.publish_qos2(S["t1"], m, mid=mid, release=False)
+    check(rc is not None and rc < 0x80, "QoS 2 valid: PUBREC %s" % h.rc_name(rc))
+    rc = c.publish_qos2(S["t1"], m, mid=mid, dup=True)
+    check(rc is not None and rc < 0x80, "QoS 2 DUP resend before PUBREL: PUBREC %s"
+          % h.rc_name(rc))
+    check(mid in c.comps, "no PUBCOMP for the QoS 2 flow")
+    got = [d for d in S["d1"].collect(0.5) if d.payload == m]
+    check(len(got) == 1, "QoS 2 message delivered %d times, want once" % len(got))
+    other = lab.connect(lab.server, client_id="qos2-replayer")
+    mark = lab.audit_mark()
+    rc = other.publish_qos2(S["t1"], m)
+    check(rc == h.RC_NOT_AUTHORIZED, "QoS 2 replay: PUBREC %s, want 0x87" % h.rc_name(rc))
+    rec = lab.wait_audit(mark, lambda r: r.get("verdict") == "drop")
+    check(rec is not None and rec.get("reason") == "replay",
+          "QoS 2 replay: audit reason %r" % (rec and rec.get("reason")))
+    h.not_delivered(check, [S["d1"]], m, "QoS 2 replay")
+    rc = other.publish_qos2(S["t1"], lab.msg(lab.server, "ACTION", action_id=12))
+    check(rc is not None and rc < 0x80, "QoS 2 after a refused one: PUBREC %s" % h.rc_name(rc))
+
+
 if __name__ == "__main__":
     h.main([setup, test_same_bytes_by_another_client, test_older_and_equal_sequence,
             test_same_bytes_on_another_devices_channel, test_qos1_retransmission_not_an_attack,
-            test_forged_huge_sequence_moves_no_state])
+            test_forged_huge_sequence_moves_no_state, test_qos2])
