@@ -166,7 +166,7 @@ run_fuzzer() {
 	"$bin" -max_total_time="$FUZZ_TIME" -timeout=25 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$ROOT/build-fuzz/artifacts/$name-" \
 		"${args[@]}" "$work" 2>&1 | tee "$ROOT/build-fuzz/$name.log" |
-		grep -v -E '^#[0-9]+[[:space:]]+(pulse|NEW|REDUCE)'
+		grep -v -E '^(#[0-9]+[[:space:]]+(pulse|NEW|REDUCE)|"|###### )'
 	rc=${PIPESTATUS[0]}
 	rm -rf "$work"
 	local execs
