@@ -19,13 +19,15 @@ static int other_result(const struct srupb_ctx *ctx)
 }
 
 /* The caller's identity as an id, with an active key of some role. */
-static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, uint64_t *id, unsigned *role)
+static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, uint64_t *id, unsigned *role,
+                      bool *parsed)
 {
 	const char *ident = srupb_identity(ctx, client);
 	struct srupb_keyrec rec;
 	bool found = false;
 	char canon[SRUP_ID_TEXT_MAX];
 
+	*parsed = false;
 	if (ident == NULL || srup_id_parse(ident, strlen(ident), id) != SRUP_OK) {
 		return false;
 	}
@@ -33,6 +35,7 @@ static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, uint64_t 
 	if (srup_id_format(*id, canon, sizeof canon) != SRUP_OK || strcmp(canon, ident) != 0) {
 		return false;
 	}
+	*parsed = true;
 	if (srupb_store_key_find(ctx->store, *id, &rec, &found) != SRUP_OK || !found ||
 	    rec.status != SRUPB_KEY_ACTIVE) {
 		return false;
@@ -92,6 +95,7 @@ static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char 
 	unsigned role = 0;
 	bool ok = false;
 	bool member = false;
+	bool parsed = false;
 
 	srupb_policy_classify(ctx->policy, topic, &t);
 	switch (t.kind) {
@@ -113,7 +117,7 @@ static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char 
 	if (srupb_store_read_begin(ctx->store) != SRUP_OK) {
 		return MOSQ_ERR_ACL_DENIED;
 	}
-	if (reader_id(ctx, client, &rid, &role)) {
+	if (reader_id(ctx, client, &rid, &role, &parsed)) {
 		if (t.kind == SRUPB_T_JOIN) {
 			/* Only the named server receives join requests. */
 			ok = rid == t.a && role == SRUPB_ROLE_SERVER;
@@ -122,9 +126,10 @@ static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char 
 		} else if (srupb_store_member_find(ctx->store, t.a, rid, &member) == SRUP_OK) {
 			ok = member;
 		}
-		if (!ok && t.kind == SRUPB_T_DEVICE) {
-			ok = in_grace(ctx, t.a, rid, payload, payloadlen);
-		}
+	}
+	/* A deregistered device (key now revoked) still gets the message that revoked it. */
+	if (!ok && parsed && t.kind == SRUPB_T_DEVICE) {
+		ok = in_grace(ctx, t.a, rid, payload, payloadlen);
 	}
 	srupb_store_read_end(ctx->store);
 	return ok ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
@@ -161,6 +166,7 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	uint64_t named = 0;
 	unsigned role = 0;
 	bool ok = false;
+	bool parsed = false;
 	const struct srupb_policy *p = ctx->policy;
 
 	if (filter == NULL) {
@@ -186,7 +192,7 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	if (srupb_store_read_begin(ctx->store) != SRUP_OK) {
 		return MOSQ_ERR_ACL_DENIED;
 	}
-	if (reader_id(ctx, client, &rid, &role)) {
+	if (reader_id(ctx, client, &rid, &role, &parsed)) {
 		if (strcmp(l1, "servers") == 0) {
 			ok = role == SRUPB_ROLE_SERVER && level(filter, 2, l2, sizeof l2) &&
 			     srup_id_parse(l2, strlen(l2), &named) == SRUP_OK && named == rid;

@@ -435,6 +435,10 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	if (stale) {
 		return drop(d, SRUPB_R_REPLAY, "sequence no longer above the committed mark");
 	}
+	if (c.revoke && c.n_removed < SRUPB_REMOVED_MAX) {
+		/* the device itself is the addressee of a DEREGISTER_CMD */
+		c.removed[c.n_removed++] = c.member_device;
+	}
 	if (c.n_removed > 0) {
 		struct srupb_grace *g = &ctx->grace[ctx->grace_next];
 		ctx->grace_next = (ctx->grace_next + 1) % SRUPB_GRACE_SLOTS;

@@ -439,6 +439,14 @@ START_TEST(test_pipeline_deregister_revokes_and_kicks)
 	struct buf d = build(SRUP_MSG_DATA, 2, DEV, k_dev, "x");
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
 	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REVOKED_SENDER], 1);
+	/* a server's DEREGISTER_CMD still reaches the device it deregisters */
+	struct buf js = build(SRUP_MSG_RESPONSE, 1, SERVER, k_server, "50");
+	ck_assert_int_eq(pub(&c_server, CH_DEV2, &js), MOSQ_ERR_SUCCESS);
+	struct buf dc = build(SRUP_MSG_DEREGISTER_CMD, 2, SERVER, k_server, "");
+	ck_assert_int_eq(pub(&c_server, CH_DEV2, &dc), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, CH_DEV2, &dc), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_READ, CH_DEV2, &dc), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, CH_DEV2, &js), MOSQ_ERR_ACL_DENIED);
 	/* a revoked device no longer receives on its channel either */
 	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
 	stop();
