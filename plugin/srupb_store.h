@@ -112,6 +112,11 @@ void srupb_store_close(struct srupb_store *st);
 enum srup_err srupb_store_set_sync(struct srupb_store *st, enum srupb_sync sync);
 /* Flush the OS buffers of a SRUPB_SYNC_OS/META store to disk (periodic). */
 void srupb_store_flush(struct srupb_store *st);
+/* Start a thread that syncs the store to disk every interval_ms (for SRUPB_SYNC_OS/META, so the
+ * broker's event loop never waits for that fsync). The thread calls only mdb_env_sync. */
+enum srup_err srupb_store_syncer_start(struct srupb_store *st, unsigned interval_ms);
+/* Stop and join it (also done by srupb_store_close); accepts a store without one. */
+void srupb_store_syncer_stop(struct srupb_store *st);
 /* Text of the last LMDB error (static or in the handle); never NULL. */
 const char *srupb_store_strerror(const struct srupb_store *st);
 

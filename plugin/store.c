@@ -10,6 +10,7 @@
  *   members device(8) server(8)           -> joined unix seconds(8le)
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,13 @@ struct srupb_store {
 	bool rtxn_live; /* rtxn is renewed (between read_begin and read_end) */
 	bool readonly;
 	char err[200];
+	/* background syncer: mdb_env_sync off the broker's event loop (touches only LMDB) */
+	pthread_t syncer;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool syncer_on;
+	bool syncer_stop;
+	unsigned sync_ms;
 };
 
 static const char *const role_names[SRUPB_ROLE__COUNT] = {"none", "server", "device", "observer"};
@@ -238,6 +246,7 @@ void srupb_store_close(struct srupb_store *st)
 	if (st == NULL) {
 		return;
 	}
+	srupb_store_syncer_stop(st);
 	if (st->rtxn != NULL) {
 		mdb_txn_abort(st->rtxn);
 	}
@@ -265,6 +274,74 @@ void srupb_store_flush(struct srupb_store *st)
 	if (st != NULL && !st->readonly) {
 		(void)mdb_env_sync(st->env, 1);
 	}
+}
+
+static void *syncer_main(void *arg)
+{
+	struct srupb_store *st = arg;
+	pthread_mutex_lock(&st->mu);
+	while (!st->syncer_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += st->sync_ms / 1000u;
+		ts.tv_nsec += (long)(st->sync_ms % 1000u) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		(void)pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+		if (st->syncer_stop) {
+			break;
+		}
+		pthread_mutex_unlock(&st->mu);
+		/* mdb_env_sync may run concurrently with write transactions of another thread */
+		(void)mdb_env_sync(st->env, 1);
+		pthread_mutex_lock(&st->mu);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
+enum srup_err srupb_store_syncer_start(struct srupb_store *st, unsigned interval_ms)
+{
+	if (st == NULL || st->readonly || interval_ms == 0) {
+		return SRUP_ERR_INVAL;
+	}
+	if (st->syncer_on) {
+		return SRUP_OK;
+	}
+	if (pthread_mutex_init(&st->mu, NULL) != 0) {
+		return SRUP_ERR_NOMEM;
+	}
+	if (pthread_cond_init(&st->cv, NULL) != 0) {
+		pthread_mutex_destroy(&st->mu);
+		return SRUP_ERR_NOMEM;
+	}
+	st->sync_ms = interval_ms;
+	st->syncer_stop = false;
+	if (pthread_create(&st->syncer, NULL, syncer_main, st) != 0) {
+		pthread_cond_destroy(&st->cv);
+		pthread_mutex_destroy(&st->mu);
+		snprintf(st->err, sizeof st->err, "cannot start the store sync thread");
+		return SRUP_ERR_NOMEM;
+	}
+	st->syncer_on = true;
+	return SRUP_OK;
+}
+
+void srupb_store_syncer_stop(struct srupb_store *st)
+{
+	if (st == NULL || !st->syncer_on) {
+		return;
+	}
+	pthread_mutex_lock(&st->mu);
+	st->syncer_stop = true;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	pthread_join(st->syncer, NULL);
+	pthread_cond_destroy(&st->cv);
+	pthread_mutex_destroy(&st->mu);
+	st->syncer_on = false;
 }
 
 /* --- key records --- */
