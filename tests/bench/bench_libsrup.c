@@ -20,9 +20,11 @@
 #error "SRUP_VECTORS_DIR must name tests/vectors"
 #endif
 
-#define ROUNDS          10
-#define DECODE_PER_ROUND 500000u
-#define VERIFY_PER_ROUND 1000u
+/* Many short rounds: a burst of load from another process then hits one short slice of one
+ * verifier, and the median of the per-round ratios discards it. */
+#define ROUNDS          40
+#define DECODE_PER_ROUND 125000u
+#define VERIFY_PER_ROUND 250u
 #define DECODE_TARGET   2000000.0 /* messages per second per core (issue 2) */
 #define VERIFY_TARGET   0.95      /* libsrup verify rate / raw OpenSSL verify rate */
 
@@ -282,10 +284,10 @@ int main(void)
 			1e6 / srup_rate);
 	printf("  verify via raw OpenSSL EVP   %12.0f msg/s   %6.2f us/msg\n", raw_rate,
 			1e6 / raw_rate);
-	printf("  verify ratio libsrup/raw     %12.3f (per-round min %.3f, median %.3f, max %.3f)"
-	       "   target >= %.2f: %s\n",
-			ratio, ratios[0], median, ratios[ROUNDS - 1], VERIFY_TARGET,
-			ratio >= VERIFY_TARGET ? "met" : "NOT met");
+	printf("  verify ratio libsrup/raw     %12.3f median of rounds (all rounds pooled %.3f, min %.3f,"
+	       " max %.3f)   target >= %.2f: %s\n",
+			median, ratio, ratios[0], ratios[ROUNDS - 1], VERIFY_TARGET,
+			median >= VERIFY_TARGET ? "met" : "NOT met");
 	printf("  verify, prepared OpenSSL ctx %12.0f msg/s   %6.2f us/msg   libsrup/prepared %.3f"
 	       " (information: per-key state, not the target's baseline)\n",
 			prep_rate, 1e6 / prep_rate, srup_rate / prep_rate);
