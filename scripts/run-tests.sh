@@ -3,7 +3,7 @@
 # run-tests.sh - the whole test run of srup-broker, from a clean clone on Debian 12:
 #   1. install the Debian packages (scripts/install-deps.sh; needs root)
 #   2. build/       : -DSRUP_WERROR=ON, then every ctest test (unit, fuzz-replay, tools,
-#                     integration, lab)
+#                     integration, lab, valgrind)
 #   3. build-asan/  : -DSRUP_SANITIZE=ON (ASan + UBSan), then the unit and fuzz-replay labels
 #   4. build-fuzz/  : clang, -DSRUP_FUZZ=ON, then each libFuzzer target for FUZZ_TIME seconds
 #                     over a copy of its corpus; a crash fails the stage
@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
 			JOBS="${1:-}"
 			;;
 		-h | --help)
-			sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'
+			sed -n '3,/^[^#]/p' "$0" | sed -n 's/^# \{0,1\}//p'
 			exit 0
 			;;
 		*)
@@ -51,8 +51,8 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-case "$FUZZ_TIME$JOBS" in
-	'' | *[!0-9]*)
+case "$FUZZ_TIME:$JOBS" in
+	:* | *: | *[!0-9:]* | 0:* | *:0)
 		echo "run-tests.sh: --fuzz-time and --jobs take a positive number" >&2
 		exit 3
 		;;
