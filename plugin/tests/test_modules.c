@@ -4,6 +4,7 @@
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <check.h>
 
@@ -101,6 +102,53 @@ START_TEST(test_log_escape)
 	char tiny[6];
 	srupb_log_escape("\n\n\n", tiny, sizeof tiny);
 	ck_assert_str_eq(tiny, "\\x0a");
+}
+END_TEST
+
+/* Rotation: after the file is moved away the plugin reopens the path within a second; the old
+ * file keeps what was written before. */
+START_TEST(test_audit_reopens_after_rotation)
+{
+	char dir[] = "/tmp/srupb-audit-XXXXXX";
+	char path[64];
+	char moved[64];
+	struct srupb_audit *a = NULL;
+	struct srupb_event ev;
+	char err[128];
+	size_t len = 0;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/a.jsonl", dir);
+	snprintf(moved, sizeof moved, "%s/a.jsonl.1", dir);
+	ck_assert_int_eq(srupb_audit_open(path, 10, 10, &a, err, sizeof err), SRUP_OK);
+	memset(&ev, 0, sizeof ev);
+	ev.verdict = SRUPB_V_DROP;
+	ev.reason = SRUPB_R_REPLAY;
+	ev.type = -1;
+	ev.detail = "first";
+	ck_assert(srupb_audit_admit(a, ev.verdict, ev.reason));
+	srupb_audit_write(a, &ev);
+	ck_assert_int_eq(rename(path, moved), 0);
+	sleep(1);
+	srupb_audit_check_rotation(a);
+	ev.detail = "second";
+	ck_assert(srupb_audit_admit(a, ev.verdict, ev.reason));
+	srupb_audit_write(a, &ev);
+	srupb_audit_close(a);
+	char *old = tu_read_file(moved, &len);
+	char *cur = tu_read_file(path, &len);
+	ck_assert_ptr_nonnull(strstr(old, "\"detail\":\"first\""));
+	ck_assert_ptr_null(strstr(old, "second"));
+	ck_assert_ptr_nonnull(strstr(cur, "\"detail\":\"second\""));
+	free(old);
+	free(cur);
+	char cmd[96];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	/* an unwritable path is refused with a reason */
+	ck_assert_int_eq(srupb_audit_open("/proc/srupb/no/a.jsonl", 1, 1, &a, err, sizeof err),
+	                 SRUP_ERR_IO);
+	ck_assert_ptr_nonnull(strstr(err, "cannot open audit log"));
 }
 END_TEST
 
@@ -206,6 +254,7 @@ Suite *plugin_modules_suite(void)
 	tcase_add_test(tc, test_audit_format_full_and_null_fields);
 	tcase_add_test(tc, test_audit_truncates_long_strings);
 	tcase_add_test(tc, test_log_escape);
+	tcase_add_test(tc, test_audit_reopens_after_rotation);
 	tcase_add_test(tc, test_keystore_lru_bound_and_generations);
 	tcase_add_test(tc, test_keystore_verify_matches_libsrup);
 	suite_add_tcase(s, tc);
