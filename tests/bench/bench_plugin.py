@@ -25,6 +25,7 @@ if SOURCE_DIR.startswith("@"):
     SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     BINARY_DIR = os.environ.get("SRUP_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 os.environ.setdefault("SRUP_BUILD_DIR", BINARY_DIR)
+sys.dont_write_bytecode = True  # keep the source tree free of __pycache__
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "integration"))
 import srupharness as h  # noqa: E402
 
