@@ -40,13 +40,10 @@ enum srup_err srupb_reload(struct srupb_ctx *ctx)
 	}
 	if (np->durability != ctx->policy->durability &&
 	    srupb_store_set_sync(ctx->store, np->durability) != SRUP_OK) {
-		srupb_log(MOSQ_LOG_ERR,
-		          "reload | cannot change durability: %s, keeping the last good "
-		          "policy",
+		/* Not a broken policy: keep the rest of it, and the durability in force. */
+		srupb_log(MOSQ_LOG_WARNING, "reload | %s; durability unchanged",
 		          srupb_store_strerror(ctx->store));
-		srupb_keystore_free(nks);
-		free(np);
-		return SRUP_ERR_IO;
+		np->durability = ctx->policy->durability;
 	}
 	/* Swap in one step. */
 	free(ctx->policy);

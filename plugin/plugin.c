@@ -269,7 +269,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 	          ctx->policy->refuse_retained ? "refuse" : "allow",
 	          ctx->policy->durability == SRUPB_SYNC_FSYNC
 	                  ? "fsync"
-	                  : (ctx->policy->durability == SRUPB_SYNC_META ? "metasync" : "os"),
+	                  : (ctx->policy->durability == SRUPB_SYNC_META
+	                             ? "metasync"
+	                             : (ctx->policy->durability == SRUPB_SYNC_MAP ? "map" : "os")),
 	          ctx->policy->key_cache, ctx->policy->seen_index);
 	*user_data = ctx;
 	return MOSQ_ERR_SUCCESS;

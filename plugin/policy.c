@@ -459,7 +459,7 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 	if (strcmp(d, "durability") == 0) {
 		rc = once(ps, D_DURABILITY, d);
 		if (rc == SRUP_OK) {
-			rc = need_args(ps, n, 2, d, "fsync, metasync or os");
+			rc = need_args(ps, n, 2, d, "fsync, metasync, os or map");
 		}
 		if (rc != SRUP_OK) {
 			return rc;
@@ -470,8 +470,10 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 			p->durability = SRUPB_SYNC_META;
 		} else if (strcmp(w[1], "os") == 0) {
 			p->durability = SRUPB_SYNC_OS;
+		} else if (strcmp(w[1], "map") == 0) {
+			p->durability = SRUPB_SYNC_MAP;
 		} else {
-			return perr(ps, "durability must be fsync, metasync or os, not '%s'", w[1]);
+			return perr(ps, "durability must be fsync, metasync, os or map, not '%s'", w[1]);
 		}
 		return SRUP_OK;
 	}

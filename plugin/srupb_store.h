@@ -37,6 +37,11 @@ enum srupb_sync {
 	SRUPB_SYNC_FSYNC = 0,
 	SRUPB_SYNC_META = 1,
 	SRUPB_SYNC_OS = 2,
+	/* MAP:   as OS, with MDB_WRITEMAP: commits write into the shared mapping, no write(2) per
+	 *        commit (~12% more accepted messages per second here). The data file's apparent
+	 *        size becomes the map size (8 GiB, sparse) and stray writes in the broker process
+	 *        could reach the store. Chosen at open; a reload cannot switch to or from it. */
+	SRUPB_SYNC_MAP = 3,
 };
 
 /* Name of a role ("server"), or "none". */

@@ -40,6 +40,7 @@ struct srupb_store {
 	MDB_txn *rtxn;  /* cached read-only transaction, reset between uses */
 	bool rtxn_live; /* rtxn is renewed (between read_begin and read_end) */
 	bool readonly;
+	bool writemap;
 	char err[200];
 	/* background syncer: mdb_env_sync off the broker's event loop (touches only LMDB) */
 	pthread_t syncer;
@@ -126,6 +127,7 @@ static unsigned sync_flags(enum srupb_sync sync)
 		case SRUPB_SYNC_META:
 			return MDB_NOMETASYNC;
 		case SRUPB_SYNC_OS:
+		case SRUPB_SYNC_MAP:
 			return MDB_NOSYNC;
 		case SRUPB_SYNC_FSYNC:
 		default:
@@ -177,7 +179,10 @@ enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync s
 		goto lmdb_fail;
 	}
 	what = "cannot open LMDB store";
-	mrc = mdb_env_open(st->env, dir, MDB_NOTLS | sync_flags(sync) | (readonly ? MDB_RDONLY : 0u),
+	st->writemap = !readonly && sync == SRUPB_SYNC_MAP;
+	mrc = mdb_env_open(st->env, dir,
+	                   MDB_NOTLS | sync_flags(sync) | (readonly ? MDB_RDONLY : 0u) |
+	                           (st->writemap ? MDB_WRITEMAP : 0u),
 	                   0600);
 	if (mrc != 0) {
 		snprintf(st->err, sizeof st->err, "%s %s: %s", what, dir, mdb_strerror(mrc));
@@ -259,6 +264,11 @@ void srupb_store_close(struct srupb_store *st)
 
 enum srup_err srupb_store_set_sync(struct srupb_store *st, enum srupb_sync sync)
 {
+	if ((sync == SRUPB_SYNC_MAP) != st->writemap) {
+		snprintf(st->err, sizeof st->err,
+		         "durability map is chosen when the store opens: restart the broker to switch");
+		return SRUP_ERR_INVAL;
+	}
 	int mrc = mdb_env_set_flags(st->env, MDB_NOSYNC | MDB_NOMETASYNC, 0);
 	if (mrc == 0 && sync_flags(sync) != 0) {
 		mrc = mdb_env_set_flags(st->env, sync_flags(sync), 1);

@@ -89,7 +89,7 @@ START_TEST(test_policy_rejects_with_file_and_line)
 	parse_bad(MIN_POLICY "bind_identity maybe\n", 3, "yes or no");
 	parse_bad(MIN_POLICY "retained keep\n", 3, "refuse or allow");
 	parse_bad(MIN_POLICY "on_violation explode\n", 3, "drop or disconnect");
-	parse_bad(MIN_POLICY "durability sometimes\n", 3, "fsync, metasync or os");
+	parse_bad(MIN_POLICY "durability sometimes\n", 3, "fsync, metasync, os or map");
 	parse_bad(MIN_POLICY "other_topics deny\n", 3, "allow or defer");
 	parse_bad(MIN_POLICY "prefix SRUP/x\n", 3, "one topic level");
 	parse_bad(MIN_POLICY "prefix\n", 3, "needs");

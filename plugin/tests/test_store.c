@@ -238,6 +238,43 @@ START_TEST(test_store_membership_and_deregistration)
 }
 END_TEST
 
+/* durability map (MDB_WRITEMAP): commits are visible to another opener; it cannot be switched
+ * by a reload, the other modes can. */
+START_TEST(test_store_writemap_mode)
+{
+	struct srupb_store *st = NULL;
+	struct srupb_store *ro = NULL;
+	char err[256] = "";
+	bool stale = false;
+	bool found = false;
+	struct srupb_mark m;
+	snprintf(dir, sizeof dir, "/tmp/srupb-store-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(srupb_store_open(dir, false, SRUPB_SYNC_MAP, &st, err, sizeof err), SRUP_OK);
+	struct srupb_commit c = commit_for(1, 2, 3, 4);
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert_int_eq(srupb_store_set_sync(st, SRUPB_SYNC_OS), SRUP_ERR_INVAL);
+	ck_assert_int_eq(srupb_store_set_sync(st, SRUPB_SYNC_MAP), SRUP_OK);
+	ck_assert_int_eq(srupb_store_syncer_start(st, 10), SRUP_OK);
+	ck_assert_int_eq(srupb_store_key_put(st, 9, SRUPB_ROLE_SERVER, "K", 1), SRUP_OK);
+	srupb_store_close(st); /* stops the syncer */
+	ck_assert_int_eq(srupb_store_open(dir, true, SRUPB_SYNC_OS, &ro, err, sizeof err), SRUP_OK);
+	ck_assert_int_eq(srupb_store_read_begin(ro), SRUP_OK);
+	struct srupb_chan ch = {SRUPB_CHAN_DEVICE, 2, 0};
+	ck_assert_int_eq(srupb_store_mark_find(ro, 1, &ch, &m, &found), SRUP_OK);
+	ck_assert(found);
+	ck_assert_uint_eq(m.seq, 3);
+	srupb_store_read_end(ro);
+	srupb_store_close(ro);
+	ck_assert_int_eq(srupb_store_open(dir, false, SRUPB_SYNC_OS, &st, err, sizeof err), SRUP_OK);
+	ck_assert_int_eq(srupb_store_set_sync(st, SRUPB_SYNC_FSYNC), SRUP_OK);
+	ck_assert_int_eq(srupb_store_set_sync(st, SRUPB_SYNC_META), SRUP_OK);
+	ck_assert_int_eq(srupb_store_set_sync(st, SRUPB_SYNC_MAP), SRUP_ERR_INVAL);
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
 START_TEST(test_store_open_errors)
 {
 	struct srupb_store *st = NULL;
@@ -265,6 +302,7 @@ Suite *plugin_store_suite(void)
 	tcase_add_test(tc, test_store_marks_only_move_up_and_persist);
 	tcase_add_test(tc, test_store_seen_index_is_bounded);
 	tcase_add_test(tc, test_store_membership_and_deregistration);
+	tcase_add_test(tc, test_store_writemap_mode);
 	tcase_add_test(tc, test_store_open_errors);
 	suite_add_tcase(s, tc);
 	return s;
