@@ -156,6 +156,17 @@ static enum srup_err op_pictures(void)
 	return rc;
 }
 
+static enum srup_err op_verifier(void)
+{
+	struct srup_verifier *v = NULL;
+	enum srup_err rc = ARMED(srup_verifier_new(pub_key, &v, NULL));
+	if (rc != SRUP_OK) {
+		ck_assert_ptr_null(v);
+	}
+	srup_verifier_free(v);
+	return rc;
+}
+
 static const struct {
 	const char *name;
 	op_fn fn;
@@ -167,6 +178,7 @@ static const struct {
 	{"seal", op_seal, 1},
 	{"open", op_open, 1},
 	{"pictures", op_pictures, 1},
+	{"verifier", op_verifier, 1},
 };
 #define N_OPS (sizeof ops / sizeof ops[0])
 

@@ -34,6 +34,24 @@ SRUP_WUR enum srup_err srup_msg_verify(const struct srup_msg *m, const struct sr
 enum srup_err srup_msg_sign_encode(const struct srup_msg *m, const struct srup_key *key,
 		uint8_t *out, size_t cap, size_t *out_len, struct srup_diag *diag);
 
+/* A prepared verifier for one public key: the digest and the RSA verify context are set up once,
+ * so each message costs one SHA-256 and one RSA public operation (what `openssl speed` times).
+ * Not thread-safe: one verifier per thread (the broker plugin keeps one per cached key). It
+ * holds a reference to key's OpenSSL key, so the verifier may outlive key. */
+struct srup_verifier;
+
+/* New verifier for key (public or private). NOMEM, CRYPTO, INVAL; *out NULL on failure. */
+enum srup_err srup_verifier_new(const struct srup_key *key, struct srup_verifier **out,
+		struct srup_diag *diag);
+
+/* As srup_msg_verify, with the prepared contexts: OK only if valid, SIG if not, CRYPTO for another
+ * OpenSSL failure (the verifier stays usable). Allocates nothing. */
+SRUP_WUR enum srup_err srup_verifier_msg(struct srup_verifier *v, const struct srup_msg *m,
+		struct srup_diag *diag);
+
+/* Free a verifier; accepts NULL. */
+void srup_verifier_free(struct srup_verifier *v);
+
 #ifdef __cplusplus
 }
 #endif
