@@ -3,7 +3,8 @@
  * Property: whatever parses re-encodes to the input byte for byte, its views stay inside the
  * input, and its signed bytes are exactly the input minus the signature field. Any other
  * outcome, or a failed parse that leaves state behind, aborts. Verification runs against a
- * fixed key only to exercise hostile signature lengths; it never expects a valid signature. */
+ * fixed key to exercise hostile signature lengths, and the prepared verifier must agree with
+ * srup_msg_verify on every parsed message. Key and verifier live for the whole process. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct srup_key *verify_key;
+static struct srup_verifier *verifier;
 
 static void fail(const char *what)
 {
@@ -26,7 +28,7 @@ static void fail(const char *what)
 	abort();
 }
 
-/* Loads the reference server key once; the key is process-lifetime and never freed. */
+/* Loads the reference server key and its verifier once; both are never freed. */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
@@ -35,6 +37,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 			    &verify_key, NULL) != SRUP_OK) {
 		fprintf(stderr, "fuzz_decode: cannot load %s\n",
 				SRUP_VECTORS_DIR "/keys/server_public.pem");
+		abort();
+	}
+	if (srup_verifier_new(verify_key, &verifier, NULL) != SRUP_OK) {
+		fprintf(stderr, "fuzz_decode: cannot create a verifier\n");
 		abort();
 	}
 	return 0;
@@ -146,6 +152,11 @@ static void check_accepted(const uint8_t *data, size_t size, const struct srup_m
 	}
 	if (vrc != SRUP_OK) {
 		check_diag(&d, SIZE_MAX);
+	}
+	/* The prepared verifier is the same check with state kept per key: same verdict. */
+	memset(&d, 0, sizeof d);
+	if (srup_verifier_msg(verifier, m, &d) != vrc) {
+		fail("srup_verifier_msg and srup_msg_verify disagree");
 	}
 }
 
