@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT
  * options.c - plugin_opt_* lines of mosquitto.conf -> struct srupb_config.
- * Validates presence and form only; the policy and store are opened by plugin.c. */
+ * Validates presence and form only (plugin_opt_store is required; the audit log defaults to
+ * <store>/audit.jsonl); the policy and store are opened by plugin.c. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,9 +61,15 @@ enum srup_err srupb_config_parse(struct srupb_config *cfg, const struct mosquitt
 		rc = SRUP_ERR_INVAL;
 	}
 	if (rc == SRUP_OK && cfg->audit_log == NULL) {
-		srupb_log(MOSQ_LOG_ERR, "config | plugin_opt_audit_log is required: the path of the "
-		                        "JSON-lines audit log");
-		rc = SRUP_ERR_INVAL;
+		/* Two lines of mosquitto.conf are enough: the audit log then lives in the store. */
+		size_t n = strlen(cfg->store_dir) + sizeof "/audit.jsonl";
+		cfg->audit_log = malloc(n);
+		if (cfg->audit_log == NULL) {
+			srupb_log(MOSQ_LOG_ERR, "config | out of memory");
+			rc = SRUP_ERR_NOMEM;
+		} else {
+			snprintf(cfg->audit_log, n, "%s/audit.jsonl", cfg->store_dir);
+		}
 	}
 	if (rc != SRUP_OK) {
 		srupb_config_free(cfg);

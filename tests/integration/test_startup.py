@@ -47,8 +47,20 @@ def test_missing_store(lab, check):
     refused(lab, check, "missing store", ["store"], omit=("store",))
 
 
-def test_missing_audit_log(lab, check):
-    refused(lab, check, "missing audit_log", ["audit_log"], omit=("audit_log",))
+def test_audit_log_defaults_into_store(lab, check):
+    """Without plugin_opt_audit_log (two lines of mosquitto.conf), drops go to <store>/audit.jsonl."""
+    b = h.Broker(lab.dir, lab.store, lab.audit_path, omit=("audit_log",))
+    b.logfile = os.path.join(lab.dir, "no-audit-opt.log")
+    b.start()
+    check(b.alive(), "broker without plugin_opt_audit_log is not running")
+    c = h.Client(b.port, "probe-audit", username=lab.dev1.hex)
+    rc = c.publish("SRUP/%s" % lab.dev1.hex, b"")
+    check(rc == h.RC_NOT_AUTHORIZED, "empty payload: PUBACK %s" % h.rc_name(rc))
+    c.close()
+    b.stop()
+    path = os.path.join(lab.store, "audit.jsonl")
+    text = open(path).read() if os.path.exists(path) else ""
+    check('"reason":"empty_payload"' in text, "no empty_payload drop in %s: %r" % (path, text[-300:]))
 
 
 def test_unknown_option(lab, check):
@@ -89,6 +101,6 @@ def lab_factory():
 
 
 if __name__ == "__main__":
-    h.main([test_good_config_starts, test_missing_store, test_missing_audit_log,
+    h.main([test_good_config_starts, test_missing_store, test_audit_log_defaults_into_store,
             test_unknown_option, test_broken_policy, test_missing_policy_file,
             test_unwritable_store], lab_factory=lab_factory)
