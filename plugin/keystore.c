@@ -5,18 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/rsa.h>
-
 #include "srupb.h"
 
 struct ks_entry {
 	uint64_t id;
 	uint64_t generation;
 	struct srup_key *key;
-	/* verify context prepared once per key: RSASSA-PKCS1-v1_5 over a SHA-256 digest */
-	EVP_PKEY_CTX *vctx;
+	/* libsrup's prepared verifier: digest and RSA contexts set up once per key */
+	struct srup_verifier *ver;
 	struct ks_entry *prev; /* LRU list: head = most recent */
 	struct ks_entry *next;
 	struct ks_entry *hnext; /* bucket chain */
@@ -101,7 +97,7 @@ static void entry_remove(struct srupb_keystore *ks, struct ks_entry *e)
 		*pp = e->hnext;
 	}
 	lru_unlink(ks, e);
-	EVP_PKEY_CTX_free(e->vctx);
+	srup_verifier_free(e->ver);
 	srup_key_free(e->key);
 	free(e);
 	ks->size--;
@@ -151,16 +147,12 @@ enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_
 		srup_key_free(key);
 		return SRUP_ERR_NOMEM;
 	}
-	/* The scheme is pinned here, never chosen by a message (STYLE 2.6). */
-	e->vctx = EVP_PKEY_CTX_new_from_pkey(NULL, srup_key_evp(key), NULL);
-	if (e->vctx == NULL || EVP_PKEY_verify_init(e->vctx) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_padding(e->vctx, RSA_PKCS1_PADDING) != 1 ||
-	    EVP_PKEY_CTX_set_signature_md(e->vctx, EVP_sha256()) != 1) {
-		ERR_clear_error();
-		EVP_PKEY_CTX_free(e->vctx);
+	/* The scheme is pinned in libsrup, never chosen by a message (STYLE 2.6). */
+	rc = srup_verifier_new(key, &e->ver, NULL);
+	if (rc != SRUP_OK) {
 		free(e);
 		srup_key_free(key);
-		return SRUP_ERR_CRYPTO;
+		return rc;
 	}
 	e->id = id;
 	e->generation = generation;
@@ -175,20 +167,13 @@ enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_
 }
 
 enum srup_err srupb_keystore_verify(struct srupb_keystore *ks, uint64_t id,
-                                    const uint8_t digest[32], const uint8_t *sig, size_t sig_len)
+                                    const struct srup_msg *m)
 {
 	const struct ks_entry *e = entry_find(ks, id);
-	int ok;
 	if (e == NULL) {
 		return SRUP_ERR_INVAL;
 	}
-	ok = EVP_PKEY_verify(e->vctx, sig, sig_len, digest, 32);
-	if (ok != 1) {
-		/* 0: wrong signature; < 0: OpenSSL refused the input. Either way it is not valid. */
-		ERR_clear_error();
-		return SRUP_ERR_SIG;
-	}
-	return SRUP_OK;
+	return srup_verifier_msg(e->ver, m, NULL);
 }
 
 void srupb_keystore_drop(struct srupb_keystore *ks, uint64_t id)

@@ -150,7 +150,6 @@ static void ctx_free(struct srupb_ctx *ctx)
 	}
 	srupb_clients_free(ctx->clients);
 	EVP_MD_free(ctx->sha256);
-	EVP_MD_CTX_free(ctx->hctx);
 	srupb_audit_close(ctx->audit);
 	srupb_keystore_free(ctx->keys);
 	srupb_store_close(ctx->store);
@@ -190,18 +189,15 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 	}
 	ctx->pid = identifier;
 	ctx->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	ctx->hctx = EVP_MD_CTX_new();
-	if (ctx->sha256 == NULL || ctx->hctx == NULL) {
+	if (ctx->sha256 == NULL) {
 		srupb_log(MOSQ_LOG_ERR, "init | OpenSSL has no SHA256");
 		EVP_MD_free(ctx->sha256);
-		EVP_MD_CTX_free(ctx->hctx);
-		free(ctx);
+			free(ctx);
 		return MOSQ_ERR_UNKNOWN;
 	}
 	if (srupb_config_parse(&ctx->cfg, opts, opt_count) != SRUP_OK) {
 		EVP_MD_free(ctx->sha256);
-		EVP_MD_CTX_free(ctx->hctx);
-		free(ctx);
+			free(ctx);
 		return MOSQ_ERR_INVAL;
 	}
 	err[0] = '\0';

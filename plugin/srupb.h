@@ -162,11 +162,11 @@ void srupb_keystore_free(struct srupb_keystore *ks);
  * used entry when full). KEY if the PEM is not an acceptable key, NOMEM. */
 enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_t generation,
                                  const char *pem, size_t pem_len, const struct srup_key **out);
-/* Verify an RSASSA-PKCS1-v1_5 signature over a SHA-256 digest with the cached key of id (call
- * right after srupb_keystore_get for that id). OK only if valid; SIG otherwise; INVAL if id
- * is not cached. Uses a verify context prepared once per key. */
+/* Verify the parsed message m with the cached key of id (call right after srupb_keystore_get
+ * for that id), through libsrup's prepared verifier for that key. OK only if valid; SIG if
+ * not; CRYPTO for another OpenSSL failure; INVAL if id is not cached. */
 enum srup_err srupb_keystore_verify(struct srupb_keystore *ks, uint64_t id,
-                                    const uint8_t digest[32], const uint8_t *sig, size_t sig_len);
+                                    const struct srup_msg *m);
 void srupb_keystore_drop(struct srupb_keystore *ks, uint64_t id);
 void srupb_keystore_clear(struct srupb_keystore *ks);
 size_t srupb_keystore_size(const struct srupb_keystore *ks);
@@ -284,7 +284,6 @@ struct srupb_ctx {
 	size_t grace_next;
 	struct srupb_clients *clients;
 	void *sha256; /* EVP_MD *, fetched once (an implicit fetch per digest costs ~1 us) */
-	void *hctx;   /* EVP_MD_CTX *, reused for the signed-bytes digest */
 	bool have_tick;
 	uint64_t decisions;
 	double last_second;

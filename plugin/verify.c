@@ -195,25 +195,6 @@ bool srupb_sha256(const struct srupb_ctx *ctx, const void *p, size_t len, uint8_
 	return EVP_Digest(p, len, out, &n, md, NULL) == 1 && n == 32;
 }
 
-/* Spec §1.3: the signature covers the message without its signature field, i.e.
- * raw[0, sig_off) + raw[sig_end, raw_len). Hash with the prefetched SHA-256 and a reused
- * context, then check PKCS#1 v1.5 against the key's prepared verify context: the same scheme
- * as srup_msg_verify, without a fetch and a context set-up per message. */
-static enum srup_err verify_signature(struct srupb_ctx *ctx, const struct srup_msg *m, uint64_t id)
-{
-	EVP_MD_CTX *h = ctx->hctx;
-	uint8_t dg[32];
-	unsigned int n = 0;
-
-	if (h == NULL || EVP_DigestInit_ex2(h, ctx->sha256, NULL) != 1 ||
-	    EVP_DigestUpdate(h, m->raw, m->sig_off) != 1 ||
-	    EVP_DigestUpdate(h, m->raw + m->sig_end, m->raw_len - m->sig_end) != 1 ||
-	    EVP_DigestFinal_ex(h, dg, &n) != 1 || n != sizeof dg) {
-		return SRUP_ERR_CRYPTO;
-	}
-	return srupb_keystore_verify(ctx->keys, id, dg, m->signature.p, m->signature.len);
-}
-
 static bool any_role_allows(const struct srupb_policy *p, enum srupb_rule_kind rk, unsigned type)
 {
 	for (unsigned r = 1; r < SRUPB_ROLE__COUNT; r++) {
@@ -418,7 +399,7 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		return drop(d, SRUPB_R_BAD_SIGNATURE, "signature is %zu bytes, key needs %zu",
 		            m->signature.len, srup_key_size(key));
 	}
-	e = verify_signature(ctx, m, rec.id);
+	e = srupb_keystore_verify(ctx->keys, rec.id, m);
 	if (e == SRUP_ERR_SIG) {
 		return drop(d, SRUPB_R_BAD_SIGNATURE, "signature does not verify with the key of %s",
 		            sender_text);

@@ -211,35 +211,41 @@ START_TEST(test_keystore_lru_bound_and_generations)
 }
 END_TEST
 
-/* The prepared-context verify agrees with libsrup's signer: valid, altered digest, wrong key. */
+/* The cached verifier agrees with libsrup's signer: valid, altered byte, wrong key. */
 START_TEST(test_keystore_verify_matches_libsrup)
 {
+	static const uint8_t tok[] = "TOKEN12345";
 	struct srup_key *priv = NULL;
 	size_t la = 0;
 	size_t lb = 0;
 	char *dev_pem = pem_of("keys/device_public.pem", &la);
 	char *srv_pem = pem_of("keys/server_public.pem", &lb);
 	const struct srup_key *k = NULL;
-	struct srup_bytes seg = {(const uint8_t *)"signed bytes", 12};
-	uint8_t sig[1024];
-	size_t sig_len = 0;
-	uint8_t dg[32];
-	unsigned int n = 0;
+	struct srup_msg m;
+	struct srup_msg p;
+	uint8_t buf[1024];
+	size_t n = 0;
 
 	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/device_private.pem"), SRUP_KEY_PRIVATE,
 	                                    &priv, NULL),
 	                 SRUP_OK);
-	ck_assert_int_eq(srup_sig_sign(priv, &seg, 1, sig, sizeof sig, &sig_len, NULL), SRUP_OK);
-	ck_assert_int_eq(EVP_Digest(seg.p, seg.len, dg, &n, EVP_sha256(), NULL), 1);
+	memset(&m, 0, sizeof m);
+	m.type = SRUP_MSG_DATA;
+	m.sequence_id = 3;
+	m.sender_id = 1;
+	m.token = (struct srup_bytes){tok, 10};
+	m.data_id = (struct srup_bytes){(const uint8_t *)"t", 1};
+	ck_assert_int_eq(srup_msg_sign_encode(&m, priv, buf, sizeof buf, &n, NULL), SRUP_OK);
+	ck_assert_int_eq(srup_msg_parse(buf, n, &p, NULL), SRUP_OK);
 	struct srupb_keystore *ks = srupb_keystore_new(4);
-	ck_assert_int_eq(srupb_keystore_verify(ks, 1, dg, sig, sig_len), SRUP_ERR_INVAL);
+	ck_assert_int_eq(srupb_keystore_verify(ks, 1, &p), SRUP_ERR_INVAL);
 	ck_assert_int_eq(srupb_keystore_get(ks, 1, 1, dev_pem, la, &k), SRUP_OK);
 	ck_assert_int_eq(srupb_keystore_get(ks, 2, 1, srv_pem, lb, &k), SRUP_OK);
-	ck_assert_int_eq(srupb_keystore_verify(ks, 1, dg, sig, sig_len), SRUP_OK);
-	ck_assert_int_eq(srupb_keystore_verify(ks, 2, dg, sig, sig_len), SRUP_ERR_SIG);
-	ck_assert_int_eq(srupb_keystore_verify(ks, 1, dg, sig, sig_len - 1), SRUP_ERR_SIG);
-	dg[5] ^= 1;
-	ck_assert_int_eq(srupb_keystore_verify(ks, 1, dg, sig, sig_len), SRUP_ERR_SIG);
+	ck_assert_int_eq(srupb_keystore_verify(ks, 1, &p), SRUP_OK);
+	ck_assert_int_eq(srupb_keystore_verify(ks, 2, &p), SRUP_ERR_SIG);
+	buf[20] ^= 1; /* first byte of the token: still parses, no longer verifies */
+	ck_assert_int_eq(srup_msg_parse(buf, n, &p, NULL), SRUP_OK);
+	ck_assert_int_eq(srupb_keystore_verify(ks, 1, &p), SRUP_ERR_SIG);
 	srupb_keystore_free(ks);
 	srup_key_free(priv);
 	free(dev_pem);
