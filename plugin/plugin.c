@@ -192,12 +192,12 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 	if (ctx->sha256 == NULL) {
 		srupb_log(MOSQ_LOG_ERR, "init | OpenSSL has no SHA256");
 		EVP_MD_free(ctx->sha256);
-			free(ctx);
+		free(ctx);
 		return MOSQ_ERR_UNKNOWN;
 	}
 	if (srupb_config_parse(&ctx->cfg, opts, opt_count) != SRUP_OK) {
 		EVP_MD_free(ctx->sha256);
-			free(ctx);
+		free(ctx);
 		return MOSQ_ERR_INVAL;
 	}
 	err[0] = '\0';

@@ -21,6 +21,6 @@ struct srup__layout {
  * the signature bytes themselves (out[sig_off + 2, body_off) is left for the caller to fill).
  * The len16 prefix of the signature is written. Errors: TYPE, FIELD_LEN, SPACE, INVAL. */
 enum srup_err srup__msg_layout(const struct srup_msg *m, size_t sig_len, uint8_t *out, size_t cap,
-		struct srup__layout *lay);
+                               struct srup__layout *lay);
 
 #endif

@@ -110,7 +110,7 @@ SRUP_API enum srup_err srup_hex_encode(const uint8_t *in, size_t len, char *out,
 }
 
 SRUP_API enum srup_err srup_hex_decode(const char *hex, size_t hex_len, uint8_t *out, size_t cap,
-		size_t *out_len)
+                                       size_t *out_len)
 {
 	if (hex == NULL || out_len == NULL || (out == NULL && cap > 0)) {
 		return SRUP_ERR_INVAL;

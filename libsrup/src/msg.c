@@ -29,8 +29,14 @@ struct field_desc {
 	size_t member;
 };
 
-#define FD_VAR(bit, name, max) {bit, #name, FK_VAR, max, offsetof(struct srup_msg, name)}
-#define FD_INT(bit, name, kind) {bit, #name, kind, 0, offsetof(struct srup_msg, name)}
+#define FD_VAR(bit, name, max)                                                                     \
+	{                                                                                              \
+		bit, #name, FK_VAR, max, offsetof(struct srup_msg, name)                                   \
+	}
+#define FD_INT(bit, name, kind)                                                                    \
+	{                                                                                              \
+		bit, #name, kind, 0, offsetof(struct srup_msg, name)                                       \
+	}
 
 /* Every body field, in the order the bits are numbered; a type's body is its fields in the
  * order listed in its type_desc. */
@@ -43,7 +49,7 @@ static const struct field_desc f_data = FD_VAR(SRUP_F_DATA, data, VAR_MAX);
 static const struct field_desc f_device = FD_INT(SRUP_F_DEVICE_ID, device_id, FK_U64);
 static const struct field_desc f_observer = FD_INT(SRUP_F_OBSERVER_ID, observer_id, FK_U64);
 static const struct field_desc f_joining =
-		FD_INT(SRUP_F_JOINING_DEVICE_ID, joining_device_id, FK_U64);
+        FD_INT(SRUP_F_JOINING_DEVICE_ID, joining_device_id, FK_U64);
 static const struct field_desc f_enc = FD_VAR(SRUP_F_ENCRYPTED, encrypted, SRUP_ENCRYPTED_MAX);
 static const struct field_desc f_target = FD_INT(SRUP_F_TARGET_ID, target_id, FK_U64);
 static const struct field_desc f_source = FD_INT(SRUP_F_SOURCE_ID, source_id, FK_U64);
@@ -61,34 +67,34 @@ struct type_desc {
 
 /* spec §2.1 and §2.2: one entry per v5 type; a NULL name marks an unassigned byte. */
 static const struct type_desc types[256] = {
-	[SRUP_MSG_GENERIC] = {"GENERIC", {NULL}},
-	[SRUP_MSG_INITIATE] = {"INITIATE", {&f_url, &f_digest, NULL}},
-	[SRUP_MSG_RESPONSE] = {"RESPONSE", {&f_status, NULL}},
-	[SRUP_MSG_ACTIVATE] = {"ACTIVATE", {NULL}},
-	[SRUP_MSG_ACTION] = {"ACTION", {&f_action, NULL}},
-	[SRUP_MSG_DATA] = {"DATA", {&f_data_id, &f_data, NULL}},
-	[SRUP_MSG_ID_REQUEST] = {"ID_REQUEST", {NULL}},
-	[SRUP_MSG_JOIN_REQ] = {"JOIN_REQ", {NULL}},
-	[SRUP_MSG_JOIN_CMD] = {"JOIN_CMD", {&f_device, NULL}},
-	[SRUP_MSG_HM_JOIN_REQ] = {"HM_JOIN_REQ", {NULL}},
-	[SRUP_MSG_HM_JOIN_RESP] = {"HM_JOIN_RESP", {&f_enc, NULL}},
-	[SRUP_MSG_OBS_JOIN_REQ] = {"OBS_JOIN_REQ", {&f_observer, NULL}},
-	[SRUP_MSG_OBS_JOIN_RESP] = {"OBS_JOIN_RESP", {&f_enc, NULL}},
-	[SRUP_MSG_OBSERVE_REQ] = {"OBSERVE_REQ", {&f_joining, &f_enc, NULL}},
-	[SRUP_MSG_RESIGN_REQUEST] = {"RESIGN_REQUEST", {NULL}},
-	[SRUP_MSG_TERMINATE_CMD] = {"TERMINATE_CMD", {NULL}},
-	[SRUP_MSG_DEREGISTER_REQ] = {"DEREGISTER_REQ", {NULL}},
-	[SRUP_MSG_DEREGISTER_CMD] = {"DEREGISTER_CMD", {NULL}},
-	[SRUP_MSG_SYNDICATION_INIT] = {"SYNDICATION_INIT", {&f_url, &f_enc, NULL}},
-	[SRUP_MSG_SYNDICATED_ACTION] = {"SYNDICATED_ACTION", {&f_action, &f_target, NULL}},
-	[SRUP_MSG_SYNDICATED_DATA] = {"SYNDICATED_DATA", {&f_data_id, &f_data, &f_source, NULL}},
-	[SRUP_MSG_SYNDICATED_ID_REQUEST] = {"SYNDICATED_ID_REQUEST", {&f_target, NULL}},
-	[SRUP_MSG_SYNDICATED_DEV_COUNT] = {"SYNDICATED_DEV_COUNT", {&f_count, NULL}},
-	[SRUP_MSG_SYNDICATED_DEV_LIST] = {"SYNDICATED_DEV_LIST", {&f_devseq, &f_device, NULL}},
-	[SRUP_MSG_SYNDICATION_REQUEST] = {"SYNDICATION_REQUEST", {&f_enc, NULL}},
-	[SRUP_MSG_SYNDICATED_C2_REQ] = {"SYNDICATED_C2_REQ", {&f_data, &f_req, &f_pad, NULL}},
-	[SRUP_MSG_SYNDICATION_END] = {"SYNDICATION_END", {NULL}},
-	[SRUP_MSG_SYNDICATION_TERMINATE] = {"SYNDICATION_TERMINATE", {NULL}},
+        [SRUP_MSG_GENERIC] = {"GENERIC", {NULL}},
+        [SRUP_MSG_INITIATE] = {"INITIATE", {&f_url, &f_digest, NULL}},
+        [SRUP_MSG_RESPONSE] = {"RESPONSE", {&f_status, NULL}},
+        [SRUP_MSG_ACTIVATE] = {"ACTIVATE", {NULL}},
+        [SRUP_MSG_ACTION] = {"ACTION", {&f_action, NULL}},
+        [SRUP_MSG_DATA] = {"DATA", {&f_data_id, &f_data, NULL}},
+        [SRUP_MSG_ID_REQUEST] = {"ID_REQUEST", {NULL}},
+        [SRUP_MSG_JOIN_REQ] = {"JOIN_REQ", {NULL}},
+        [SRUP_MSG_JOIN_CMD] = {"JOIN_CMD", {&f_device, NULL}},
+        [SRUP_MSG_HM_JOIN_REQ] = {"HM_JOIN_REQ", {NULL}},
+        [SRUP_MSG_HM_JOIN_RESP] = {"HM_JOIN_RESP", {&f_enc, NULL}},
+        [SRUP_MSG_OBS_JOIN_REQ] = {"OBS_JOIN_REQ", {&f_observer, NULL}},
+        [SRUP_MSG_OBS_JOIN_RESP] = {"OBS_JOIN_RESP", {&f_enc, NULL}},
+        [SRUP_MSG_OBSERVE_REQ] = {"OBSERVE_REQ", {&f_joining, &f_enc, NULL}},
+        [SRUP_MSG_RESIGN_REQUEST] = {"RESIGN_REQUEST", {NULL}},
+        [SRUP_MSG_TERMINATE_CMD] = {"TERMINATE_CMD", {NULL}},
+        [SRUP_MSG_DEREGISTER_REQ] = {"DEREGISTER_REQ", {NULL}},
+        [SRUP_MSG_DEREGISTER_CMD] = {"DEREGISTER_CMD", {NULL}},
+        [SRUP_MSG_SYNDICATION_INIT] = {"SYNDICATION_INIT", {&f_url, &f_enc, NULL}},
+        [SRUP_MSG_SYNDICATED_ACTION] = {"SYNDICATED_ACTION", {&f_action, &f_target, NULL}},
+        [SRUP_MSG_SYNDICATED_DATA] = {"SYNDICATED_DATA", {&f_data_id, &f_data, &f_source, NULL}},
+        [SRUP_MSG_SYNDICATED_ID_REQUEST] = {"SYNDICATED_ID_REQUEST", {&f_target, NULL}},
+        [SRUP_MSG_SYNDICATED_DEV_COUNT] = {"SYNDICATED_DEV_COUNT", {&f_count, NULL}},
+        [SRUP_MSG_SYNDICATED_DEV_LIST] = {"SYNDICATED_DEV_LIST", {&f_devseq, &f_device, NULL}},
+        [SRUP_MSG_SYNDICATION_REQUEST] = {"SYNDICATION_REQUEST", {&f_enc, NULL}},
+        [SRUP_MSG_SYNDICATED_C2_REQ] = {"SYNDICATED_C2_REQ", {&f_data, &f_req, &f_pad, NULL}},
+        [SRUP_MSG_SYNDICATION_END] = {"SYNDICATION_END", {NULL}},
+        [SRUP_MSG_SYNDICATION_TERMINATE] = {"SYNDICATION_TERMINATE", {NULL}},
 };
 
 struct status_name {
@@ -97,27 +103,27 @@ struct status_name {
 };
 
 static const struct status_name statuses[] = {
-	{SRUP_ST_UPDATE_SUCCESS, "UPDATE_SUCCESS"},
-	{SRUP_ST_ACTIVATE_SUCCESS, "ACTIVATE_SUCCESS"},
-	{SRUP_ST_ACTIVATE_FAIL, "ACTIVATE_FAIL"},
-	{SRUP_ST_ACTION_SUCCESS, "ACTION_SUCCESS"},
-	{SRUP_ST_ACTION_UNKNOWN, "ACTION_UNKNOWN"},
-	{SRUP_ST_ACTION_FAIL, "ACTION_FAIL"},
-	{SRUP_ST_DATA_TYPE_UNKNOWN, "DATA_TYPE_UNKNOWN"},
-	{SRUP_ST_JOIN_SUCCESS, "JOIN_SUCCESS"},
-	{SRUP_ST_JOIN_REFUSED, "JOIN_REFUSED"},
-	{SRUP_ST_JOIN_FAIL, "JOIN_FAIL"},
-	{SRUP_ST_OBSERVED_JOIN_VALID, "OBSERVED_JOIN_VALID"},
-	{SRUP_ST_OBSERVED_JOIN_INVALID, "OBSERVED_JOIN_INVALID"},
-	{SRUP_ST_OBSERVED_JOIN_FAIL, "OBSERVED_JOIN_FAIL"},
-	{SRUP_ST_RESIGN_SUCCESS, "RESIGN_SUCCESS"},
-	{SRUP_ST_RESIGN_FAIL, "RESIGN_FAIL"},
-	{SRUP_ST_DEREGISTER_SUCCESS, "DEREGISTER_SUCCESS"},
-	{SRUP_ST_DEREGISTER_FAIL, "DEREGISTER_FAIL"},
-	{SRUP_ST_UPDATE_FAIL_HTTP_ERROR, "UPDATE_FAIL_HTTP_ERROR"},
-	{SRUP_ST_UPDATE_FAIL_SERVER, "UPDATE_FAIL_SERVER"},
-	{SRUP_ST_UPDATE_FAIL_FILE, "UPDATE_FAIL_FILE"},
-	{SRUP_ST_UPDATE_FAIL_DIGEST, "UPDATE_FAIL_DIGEST"},
+        {SRUP_ST_UPDATE_SUCCESS, "UPDATE_SUCCESS"},
+        {SRUP_ST_ACTIVATE_SUCCESS, "ACTIVATE_SUCCESS"},
+        {SRUP_ST_ACTIVATE_FAIL, "ACTIVATE_FAIL"},
+        {SRUP_ST_ACTION_SUCCESS, "ACTION_SUCCESS"},
+        {SRUP_ST_ACTION_UNKNOWN, "ACTION_UNKNOWN"},
+        {SRUP_ST_ACTION_FAIL, "ACTION_FAIL"},
+        {SRUP_ST_DATA_TYPE_UNKNOWN, "DATA_TYPE_UNKNOWN"},
+        {SRUP_ST_JOIN_SUCCESS, "JOIN_SUCCESS"},
+        {SRUP_ST_JOIN_REFUSED, "JOIN_REFUSED"},
+        {SRUP_ST_JOIN_FAIL, "JOIN_FAIL"},
+        {SRUP_ST_OBSERVED_JOIN_VALID, "OBSERVED_JOIN_VALID"},
+        {SRUP_ST_OBSERVED_JOIN_INVALID, "OBSERVED_JOIN_INVALID"},
+        {SRUP_ST_OBSERVED_JOIN_FAIL, "OBSERVED_JOIN_FAIL"},
+        {SRUP_ST_RESIGN_SUCCESS, "RESIGN_SUCCESS"},
+        {SRUP_ST_RESIGN_FAIL, "RESIGN_FAIL"},
+        {SRUP_ST_DEREGISTER_SUCCESS, "DEREGISTER_SUCCESS"},
+        {SRUP_ST_DEREGISTER_FAIL, "DEREGISTER_FAIL"},
+        {SRUP_ST_UPDATE_FAIL_HTTP_ERROR, "UPDATE_FAIL_HTTP_ERROR"},
+        {SRUP_ST_UPDATE_FAIL_SERVER, "UPDATE_FAIL_SERVER"},
+        {SRUP_ST_UPDATE_FAIL_FILE, "UPDATE_FAIL_FILE"},
+        {SRUP_ST_UPDATE_FAIL_DIGEST, "UPDATE_FAIL_DIGEST"},
 };
 
 static const struct type_desc *wire_type(unsigned t)
@@ -185,7 +191,7 @@ static void fail_diag(struct srup_diag *diag, size_t offset, const char *field)
 
 /* Decode one body field into its member of out. */
 static enum srup_err read_field(struct srup__rd *rd, const struct field_desc *fd,
-		struct srup_msg *out)
+                                struct srup_msg *out)
 {
 	unsigned char *member = (unsigned char *)out + fd->member;
 	enum srup_err rc = SRUP_OK;
@@ -234,7 +240,7 @@ static enum srup_err read_field(struct srup__rd *rd, const struct field_desc *fd
 }
 
 SRUP_API enum srup_err srup_msg_parse(const uint8_t *buf, size_t len, struct srup_msg *out,
-		struct srup_diag *diag)
+                                      struct srup_diag *diag)
 {
 	struct srup__rd rd = {buf, len, 0};
 	struct srup_msg m;
@@ -372,7 +378,7 @@ static size_t body_len(const struct type_desc *td, const struct srup_msg *m, enu
 }
 
 static enum srup_err write_body(struct srup__wr *wr, const struct type_desc *td,
-		const struct srup_msg *m)
+                                const struct srup_msg *m)
 {
 	enum srup_err rc = SRUP_OK;
 	for (size_t i = 0; i < BODY_MAX && td->body[i] != NULL && rc == SRUP_OK; i++) {
@@ -454,7 +460,7 @@ static enum srup_err write_header(struct srup__wr *wr, const struct srup_msg *m)
 }
 
 enum srup_err srup__msg_layout(const struct srup_msg *m, size_t sig_len, uint8_t *out, size_t cap,
-		struct srup__layout *lay)
+                               struct srup__layout *lay)
 {
 	const struct type_desc *td = NULL;
 	struct srup__wr wr = {out, cap, 0};
@@ -493,7 +499,7 @@ enum srup_err srup__msg_layout(const struct srup_msg *m, size_t sig_len, uint8_t
 }
 
 SRUP_API enum srup_err srup_msg_unsigned(const struct srup_msg *m, uint8_t *out, size_t cap,
-		size_t *out_len)
+                                         size_t *out_len)
 {
 	const struct type_desc *td = NULL;
 	struct srup__wr wr = {out, cap, 0};
@@ -517,7 +523,7 @@ SRUP_API enum srup_err srup_msg_unsigned(const struct srup_msg *m, uint8_t *out,
 }
 
 SRUP_API enum srup_err srup_msg_serialize(const struct srup_msg *m, uint8_t *out, size_t cap,
-		size_t *out_len)
+                                          size_t *out_len)
 {
 	struct srup__layout lay;
 	enum srup_err rc;

@@ -49,7 +49,7 @@ static inline enum srup_err srup__rd_uintle(struct srup__rd *rd, unsigned width,
 /* A var field: big-endian len16 then that many bytes. The length is a claim: it must fit both
  * the bytes left and max. On success out views into the buffer. */
 static inline enum srup_err srup__rd_var(struct srup__rd *rd, size_t max, const uint8_t **out,
-		size_t *out_len)
+                                         size_t *out_len)
 {
 	if (srup__rd_left(rd) < 2) {
 		return SRUP_ERR_TRUNCATED;

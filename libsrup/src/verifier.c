@@ -34,7 +34,7 @@ SRUP_API void srup_verifier_free(struct srup_verifier *v)
 }
 
 SRUP_API enum srup_err srup_verifier_new(const struct srup_key *key, struct srup_verifier **out,
-		struct srup_diag *diag)
+                                         struct srup_diag *diag)
 {
 	struct srup_verifier *v = NULL;
 	enum srup_err rc = SRUP_ERR_CRYPTO;
@@ -66,8 +66,8 @@ SRUP_API enum srup_err srup_verifier_new(const struct srup_key *key, struct srup
 		goto fail;
 	}
 	if (EVP_PKEY_verify_init(v->pctx) != 1 ||
-			EVP_PKEY_CTX_set_rsa_padding(v->pctx, RSA_PKCS1_PADDING) != 1 ||
-			EVP_PKEY_CTX_set_signature_md(v->pctx, v->md) != 1) {
+	    EVP_PKEY_CTX_set_rsa_padding(v->pctx, RSA_PKCS1_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(v->pctx, v->md) != 1) {
 		srup__diag_openssl(diag, "key", "initialising RSA PKCS#1 v1.5 verification");
 		goto fail;
 	}
@@ -80,13 +80,13 @@ fail:
 }
 
 SRUP_API enum srup_err srup_verifier_msg(struct srup_verifier *v, const struct srup_msg *m,
-		struct srup_diag *diag)
+                                         struct srup_diag *diag)
 {
 	uint8_t dgst[EVP_MAX_MD_SIZE];
 	unsigned int dlen = 0;
 
 	if (v == NULL || m == NULL || m->raw == NULL || m->sig_off > m->sig_end ||
-			m->sig_end > m->raw_len) {
+	    m->sig_end > m->raw_len) {
 		srup__diag_set(diag, NULL, 0, "not a parsed message");
 		return SRUP_ERR_INVAL;
 	}
@@ -97,9 +97,9 @@ SRUP_API enum srup_err srup_verifier_msg(struct srup_verifier *v, const struct s
 	}
 	/* spec §1.3: the signed bytes are the message less the signature field. */
 	if (EVP_DigestInit_ex2(v->mdctx, v->md, NULL) != 1 ||
-			EVP_DigestUpdate(v->mdctx, m->raw, m->sig_off) != 1 ||
-			EVP_DigestUpdate(v->mdctx, m->raw + m->sig_end, m->raw_len - m->sig_end) != 1 ||
-			EVP_DigestFinal_ex(v->mdctx, dgst, &dlen) != 1) {
+	    EVP_DigestUpdate(v->mdctx, m->raw, m->sig_off) != 1 ||
+	    EVP_DigestUpdate(v->mdctx, m->raw + m->sig_end, m->raw_len - m->sig_end) != 1 ||
+	    EVP_DigestFinal_ex(v->mdctx, dgst, &dlen) != 1) {
 		srup__diag_openssl(diag, "signature", "hashing the signed bytes");
 		return SRUP_ERR_CRYPTO;
 	}

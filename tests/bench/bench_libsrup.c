@@ -22,11 +22,11 @@
 
 /* Many short rounds: a burst of load from another process then hits one short slice of one
  * verifier, and the median of the per-round ratios discards it. */
-#define ROUNDS          40
+#define ROUNDS           40
 #define DECODE_PER_ROUND 125000u
 #define VERIFY_PER_ROUND 250u
-#define DECODE_TARGET   2000000.0 /* messages per second per core (issue 2) */
-#define VERIFY_TARGET   0.95      /* libsrup verify rate / raw OpenSSL verify rate */
+#define DECODE_TARGET    2000000.0 /* messages per second per core (issue 2) */
+#define VERIFY_TARGET    0.95      /* libsrup verify rate / raw OpenSSL verify rate */
 
 static volatile uint64_t sink;
 
@@ -118,7 +118,7 @@ out:
 
 /* The raw OpenSSL baseline: what any verifier of a SRUP message must do at the least. */
 static int raw_verify(EVP_PKEY *pkey, const uint8_t *tbs, size_t tbs_len, const uint8_t *sig,
-		size_t sig_len)
+                      size_t sig_len)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *pctx = NULL;
@@ -128,7 +128,7 @@ static int raw_verify(EVP_PKEY *pkey, const uint8_t *tbs, size_t tbs_len, const 
 		return -1;
 	}
 	if (EVP_DigestVerifyInit_ex(md, &pctx, "SHA256", NULL, NULL, pkey, NULL) == 1 &&
-			EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1) {
+	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1) {
 		ok = EVP_DigestVerify(md, sig, sig_len, tbs, tbs_len);
 	}
 	EVP_MD_CTX_free(md);
@@ -148,8 +148,8 @@ static int prepared_init(struct prepared *pr, EVP_PKEY *pkey)
 	pr->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	pr->pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
 	if (pr->sha256 == NULL || pr->pctx == NULL || EVP_PKEY_verify_init(pr->pctx) != 1 ||
-			EVP_PKEY_CTX_set_rsa_padding(pr->pctx, RSA_PKCS1_PADDING) != 1 ||
-			EVP_PKEY_CTX_set_signature_md(pr->pctx, pr->sha256) != 1) {
+	    EVP_PKEY_CTX_set_rsa_padding(pr->pctx, RSA_PKCS1_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(pr->pctx, pr->sha256) != 1) {
 		return -1;
 	}
 	return 0;
@@ -162,7 +162,7 @@ static void prepared_free(struct prepared *pr)
 }
 
 static int prepared_verify(const struct prepared *pr, const uint8_t *tbs, size_t tbs_len,
-		const uint8_t *sig, size_t sig_len)
+                           const uint8_t *sig, size_t sig_len)
 {
 	unsigned char dgst[EVP_MAX_MD_SIZE];
 	unsigned int dgst_len = 0;
@@ -203,7 +203,7 @@ int main(void)
 		goto out;
 	}
 	if (srup_key_load_file(SRUP_VECTORS_DIR "/keys/server_public.pem", SRUP_KEY_PUBLIC, &key,
-			    NULL) != SRUP_OK) {
+	                       NULL) != SRUP_OK) {
 		fprintf(stderr, "bench: cannot load the server public key\n");
 		goto out;
 	}
@@ -227,9 +227,9 @@ int main(void)
 		goto out;
 	}
 	if (srup_msg_verify(&m, key, NULL) != SRUP_OK ||
-			raw_verify(pkey, tbs, tbs_len, m.signature.p, m.signature.len) != 1 ||
-			srup_verifier_msg(ver, &m, NULL) != SRUP_OK ||
-			prepared_verify(&pr, tbs, tbs_len, m.signature.p, m.signature.len) != 1) {
+	    raw_verify(pkey, tbs, tbs_len, m.signature.p, m.signature.len) != 1 ||
+	    srup_verifier_msg(ver, &m, NULL) != SRUP_OK ||
+	    prepared_verify(&pr, tbs, tbs_len, m.signature.p, m.signature.len) != 1) {
 		fprintf(stderr, "bench: the vector does not verify\n");
 		goto out;
 	}
@@ -258,8 +258,7 @@ int main(void)
 				} else if (which == 1) {
 					ok = raw_verify(pkey, tbs, tbs_len, m.signature.p, m.signature.len) == 1;
 				} else if (which == 2) {
-					ok = prepared_verify(&pr, tbs, tbs_len, m.signature.p, m.signature.len) ==
-							1;
+					ok = prepared_verify(&pr, tbs, tbs_len, m.signature.p, m.signature.len) == 1;
 				} else {
 					ok = srup_verifier_msg(ver, &m, NULL) == SRUP_OK;
 				}
@@ -293,29 +292,29 @@ int main(void)
 	double median = (ratios[ROUNDS / 2 - 1] + ratios[ROUNDS / 2]) / 2.0;
 
 	printf("bench_libsrup: %zu-byte %s message, RSA-%u key, %d interleaved rounds, 1 thread\n",
-			wire_len, srup_msg_type_name(m.type), srup_key_bits(key), ROUNDS);
+	       wire_len, srup_msg_type_name(m.type), srup_key_bits(key), ROUNDS);
 	printf("  decode (srup_msg_parse)      %12.0f msg/s   %6.1f ns/msg\n", decode_rate,
-			1e9 / decode_rate);
+	       1e9 / decode_rate);
 	printf("  verify via srup_msg_verify   %12.0f msg/s   %6.2f us/msg\n", srup_rate,
-			1e6 / srup_rate);
+	       1e6 / srup_rate);
 	printf("  verify via raw OpenSSL EVP   %12.0f msg/s   %6.2f us/msg\n", raw_rate,
-			1e6 / raw_rate);
+	       1e6 / raw_rate);
 	printf("  verify ratio libsrup/raw     %12.3f median of rounds (all rounds pooled %.3f,"
 	       " min %.3f, max %.3f)   target >= %.2f: %s\n",
-			median, ratio, ratios[0], ratios[ROUNDS - 1], VERIFY_TARGET,
-			median >= VERIFY_TARGET ? "met" : "NOT met");
+	       median, ratio, ratios[0], ratios[ROUNDS - 1], VERIFY_TARGET,
+	       median >= VERIFY_TARGET ? "met" : "NOT met");
 	printf("  verify, srup_verifier_msg    %12.0f msg/s   %6.2f us/msg   (per-key prepared"
 	       " verifier)\n",
-			ver_rate, 1e6 / ver_rate);
+	       ver_rate, 1e6 / ver_rate);
 	printf("  verify, prepared OpenSSL ctx %12.0f msg/s   %6.2f us/msg\n", prep_rate,
-			1e6 / prep_rate);
+	       1e6 / prep_rate);
 	printf("  verify ratio verifier/prepared %10.3f median of rounds (pooled %.3f)"
 	       "   target >= %.2f: %s\n",
-			median_prep, ver_rate / prep_rate, VERIFY_TARGET,
-			median_prep >= VERIFY_TARGET ? "met" : "NOT met");
+	       median_prep, ver_rate / prep_rate, VERIFY_TARGET,
+	       median_prep >= VERIFY_TARGET ? "met" : "NOT met");
 	printf("  decode vs target             %12.2f x of %.0f msg/s/core: %s\n",
-			decode_rate / DECODE_TARGET, DECODE_TARGET,
-			decode_rate >= DECODE_TARGET ? "met" : "NOT met");
+	       decode_rate / DECODE_TARGET, DECODE_TARGET,
+	       decode_rate >= DECODE_TARGET ? "met" : "NOT met");
 	status = EXIT_SUCCESS;
 out:
 	prepared_free(&pr);

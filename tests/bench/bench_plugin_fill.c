@@ -16,7 +16,7 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_plugin_fill --store DIR --key PUB.pem --id-base HEX "
-			"--count N\n(a helper of bench_plugin; see tests/bench/bench_plugin.py)\n");
+	                "--count N\n(a helper of bench_plugin; see tests/bench/bench_plugin.py)\n");
 	exit(3);
 }
 
@@ -111,8 +111,8 @@ int main(int argc, char **argv)
 	double t0 = now_s();
 	for (uint64_t i = 0; i < count; i++) {
 		if (srupb_store_key_put(st, base + i, SRUPB_ROLE_DEVICE, pem, pem_len) != SRUP_OK) {
-			fprintf(stderr, "bench_plugin_fill: put %llu failed: %s\n",
-					(unsigned long long)i, srupb_store_strerror(st));
+			fprintf(stderr, "bench_plugin_fill: put %llu failed: %s\n", (unsigned long long)i,
+			        srupb_store_strerror(st));
 			srupb_store_close(st);
 			free(pem);
 			return 3;
@@ -123,7 +123,7 @@ int main(int argc, char **argv)
 	size_t n = 0;
 	(void)srupb_store_key_count(st, &n);
 	printf("{\"added\":%llu,\"keys\":%zu,\"seconds\":%.2f,\"put_per_s\":%.0f}\n",
-			(unsigned long long)count, n, dt, dt > 0 ? (double)count / dt : 0.0);
+	       (unsigned long long)count, n, dt, dt > 0 ? (double)count / dt : 0.0);
 	srupb_store_close(st);
 	free(pem);
 	return 0;

@@ -74,9 +74,9 @@ static long parse_long(const char *s)
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_plugin_load --port P --file MSGS --mode throughput|latency\n"
-			"       [--pub-user U] [--sub-user U] [--sub-filter F] [--window N] "
-			"[--drain SECONDS]\n"
-			"(a helper of bench_plugin; see tests/bench/bench_plugin.py)\n");
+	                "       [--pub-user U] [--sub-user U] [--sub-filter F] [--window N] "
+	                "[--drain SECONDS]\n"
+	                "(a helper of bench_plugin; see tests/bench/bench_plugin.py)\n");
 	exit(3);
 }
 
@@ -128,7 +128,7 @@ static struct rec *parse_records(const uint8_t *buf, size_t len, size_t *count)
 		const uint8_t *t = buf + off;
 		off += tl;
 		size_t pl = (size_t)buf[off] << 24 | (size_t)buf[off + 1] << 16 |
-				(size_t)buf[off + 2] << 8 | buf[off + 3];
+		            (size_t)buf[off + 2] << 8 | buf[off + 3];
 		off += 4;
 		if (len - off < pl) {
 			break;
@@ -207,7 +207,7 @@ static int conn_read(struct conn *c)
 /* Take one packet from c->in at *pos: returns 1 and sets first, body and blen, or 0 if the
  * packet is incomplete. body stays valid until the next conn_consume. */
 static int conn_packet(struct conn *c, size_t *pos, uint8_t *first, const uint8_t **body,
-		size_t *blen)
+                       size_t *blen)
 {
 	size_t p = *pos;
 	size_t mult = 1;
@@ -518,10 +518,9 @@ static void run_throughput(const struct opts *o, const struct rec *r, size_t cou
 		}
 	}
 	printf("{\"n\":%zu,\"t_ack\":%.6f,\"t_deliver\":%.6f,\"ok\":%zu,\"denied\":%zu,"
-			"\"other\":%zu,\"acked\":%zu,\"delivered\":%zu,\"closed\":%d}\n",
-			count, t_ack > 0 ? t_ack - t0 : -1.0,
-			t_last_delivery > 0 ? t_last_delivery - t0 : -1.0, k.ok, k.denied, k.other,
-			k.acked, k.delivered, k.pub_closed);
+	       "\"other\":%zu,\"acked\":%zu,\"delivered\":%zu,\"closed\":%d}\n",
+	       count, t_ack > 0 ? t_ack - t0 : -1.0, t_last_delivery > 0 ? t_last_delivery - t0 : -1.0,
+	       k.ok, k.denied, k.other, k.acked, k.delivered, k.pub_closed);
 	free(out);
 	close(pub.fd);
 	close(sub.fd);
@@ -592,10 +591,10 @@ static void run_latency(const struct opts *o, const struct rec *r, size_t count)
 		}
 	}
 	printf("{\"n\":%zu,\"measured\":%zu,\"median_us\":%.1f,\"p99_us\":%.1f,\"mean_us\":%.1f,"
-			"\"ok\":%zu,\"denied\":%zu,\"over_1ms\":%zu}\n",
-			count, nlat, nlat ? lat[nlat / 2] : -1.0,
-			nlat ? lat[(size_t)((double)nlat * 0.99)] : -1.0, nlat ? sum / (double)nlat : -1.0,
-			k.ok, k.denied, over_1ms);
+	       "\"ok\":%zu,\"denied\":%zu,\"over_1ms\":%zu}\n",
+	       count, nlat, nlat ? lat[nlat / 2] : -1.0,
+	       nlat ? lat[(size_t)((double)nlat * 0.99)] : -1.0, nlat ? sum / (double)nlat : -1.0, k.ok,
+	       k.denied, over_1ms);
 	free(lat);
 	close(pub.fd);
 	close(sub.fd);

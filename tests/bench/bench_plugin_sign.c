@@ -20,9 +20,9 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_plugin_sign --key PRIV.pem --sender HEX --type ACTION|DATA\n"
-			"       --seq-start N --count N --out FILE [--senders M] [--verify-rate]\n"
-			"Message i has sequence id seq-start + i and sender id sender + (i %% M).\n"
-			"(a helper of bench_plugin; see tests/bench/bench_plugin.py)\n");
+	                "       --seq-start N --count N --out FILE [--senders M] [--verify-rate]\n"
+	                "Message i has sequence id seq-start + i and sender id sender + (i %% M).\n"
+	                "(a helper of bench_plugin; see tests/bench/bench_plugin.py)\n");
 	exit(3);
 }
 
@@ -143,7 +143,7 @@ int main(int argc, char **argv)
 			return 3;
 		}
 		uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
-				(uint8_t)len};
+		                  (uint8_t)len};
 		if (fwrite(hdr, 1, 4, f) != 4 || fwrite(buf, 1, len, f) != len) {
 			fprintf(stderr, "bench_plugin_sign: write failed\n");
 			return 3;
@@ -159,14 +159,14 @@ int main(int argc, char **argv)
 		return 3;
 	}
 	printf("{\"signed\":%llu,\"sign_per_s\":%.1f", (unsigned long long)count,
-			t_sign > 0 ? (double)count / t_sign : 0.0);
+	       t_sign > 0 ? (double)count / t_sign : 0.0);
 	if (verify_rate && count > 0) {
 		size_t n = count < 2000 ? (size_t)count : 2000;
 		struct srup_key *pub = NULL;
 		char *pem = NULL;
 		size_t pem_len = 0;
 		if (srup_key_public_pem(key, &pem, &pem_len) != SRUP_OK ||
-				srup_key_load_pem(pem, pem_len, SRUP_KEY_PUBLIC, &pub, NULL) != SRUP_OK) {
+		    srup_key_load_pem(pem, pem_len, SRUP_KEY_PUBLIC, &pub, NULL) != SRUP_OK) {
 			fprintf(stderr, "bench_plugin_sign: cannot derive the public key\n");
 			return 3;
 		}
@@ -182,7 +182,7 @@ int main(int argc, char **argv)
 			for (size_t i = 0; i < n; i++) {
 				struct srup_msg m;
 				if (srup_msg_parse(all + i * sizeof buf, lens[i], &m, NULL) != SRUP_OK ||
-						srup_msg_verify(&m, pub, NULL) != SRUP_OK) {
+				    srup_msg_verify(&m, pub, NULL) != SRUP_OK) {
 					bad++;
 				}
 				done++;
@@ -202,11 +202,11 @@ int main(int argc, char **argv)
 				(void)srup_msg_parse(all + i * sizeof buf, lens[i], &m, NULL);
 				EVP_MD_CTX *md = EVP_MD_CTX_new();
 				if (md == NULL ||
-						EVP_DigestVerifyInit_ex(md, &pctx, "SHA256", NULL, NULL, pk, NULL) != 1 ||
-						EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1 ||
-						EVP_DigestVerifyUpdate(md, m.raw, m.sig_off) != 1 ||
-						EVP_DigestVerifyUpdate(md, m.raw + m.sig_end, m.raw_len - m.sig_end) != 1 ||
-						EVP_DigestVerifyFinal(md, m.signature.p, m.signature.len) != 1) {
+				    EVP_DigestVerifyInit_ex(md, &pctx, "SHA256", NULL, NULL, pk, NULL) != 1 ||
+				    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1 ||
+				    EVP_DigestVerifyUpdate(md, m.raw, m.sig_off) != 1 ||
+				    EVP_DigestVerifyUpdate(md, m.raw + m.sig_end, m.raw_len - m.sig_end) != 1 ||
+				    EVP_DigestVerifyFinal(md, m.signature.p, m.signature.len) != 1) {
 					bad++;
 				}
 				EVP_MD_CTX_free(md);
@@ -215,15 +215,15 @@ int main(int argc, char **argv)
 		}
 		dt = now_s() - t0;
 		printf(",\"evp_digestverify_init_per_msg_per_s\":%.1f,\"evp1_failures\":%zu",
-				(double)done / dt, bad);
+		       (double)done / dt, bad);
 
 		/* OpenSSL: SHA-256 with a pre-fetched EVP_MD, EVP_PKEY_verify on a prepared ctx */
 		EVP_MD *sha = EVP_MD_fetch(NULL, "SHA256", NULL);
 		EVP_PKEY_CTX *vctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
 		EVP_MD_CTX *hctx = EVP_MD_CTX_new();
 		if (sha == NULL || vctx == NULL || hctx == NULL || EVP_PKEY_verify_init(vctx) != 1 ||
-				EVP_PKEY_CTX_set_rsa_padding(vctx, RSA_PKCS1_PADDING) != 1 ||
-				EVP_PKEY_CTX_set_signature_md(vctx, sha) != 1) {
+		    EVP_PKEY_CTX_set_rsa_padding(vctx, RSA_PKCS1_PADDING) != 1 ||
+		    EVP_PKEY_CTX_set_signature_md(vctx, sha) != 1) {
 			fprintf(stderr, "bench_plugin_sign: OpenSSL setup failed\n");
 			return 3;
 		}
@@ -237,18 +237,18 @@ int main(int argc, char **argv)
 				unsigned int dl = 0;
 				(void)srup_msg_parse(all + i * sizeof buf, lens[i], &m, NULL);
 				if (EVP_DigestInit_ex2(hctx, sha, NULL) != 1 ||
-						EVP_DigestUpdate(hctx, m.raw, m.sig_off) != 1 ||
-						EVP_DigestUpdate(hctx, m.raw + m.sig_end, m.raw_len - m.sig_end) != 1 ||
-						EVP_DigestFinal_ex(hctx, dg, &dl) != 1 ||
-						EVP_PKEY_verify(vctx, m.signature.p, m.signature.len, dg, dl) != 1) {
+				    EVP_DigestUpdate(hctx, m.raw, m.sig_off) != 1 ||
+				    EVP_DigestUpdate(hctx, m.raw + m.sig_end, m.raw_len - m.sig_end) != 1 ||
+				    EVP_DigestFinal_ex(hctx, dg, &dl) != 1 ||
+				    EVP_PKEY_verify(vctx, m.signature.p, m.signature.len, dg, dl) != 1) {
 					bad++;
 				}
 				done++;
 			}
 		}
 		dt = now_s() - t0;
-		printf(",\"evp_pkey_verify_prepared_per_s\":%.1f,\"evp2_failures\":%zu",
-				(double)done / dt, bad);
+		printf(",\"evp_pkey_verify_prepared_per_s\":%.1f,\"evp2_failures\":%zu", (double)done / dt,
+		       bad);
 		EVP_MD_CTX_free(hctx);
 		EVP_PKEY_CTX_free(vctx);
 		EVP_MD_free(sha);

@@ -33,10 +33,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if (srup_key_load_file(SRUP_VECTORS_DIR "/keys/server_public.pem", SRUP_KEY_PUBLIC,
-			    &verify_key, NULL) != SRUP_OK) {
+	if (srup_key_load_file(SRUP_VECTORS_DIR "/keys/server_public.pem", SRUP_KEY_PUBLIC, &verify_key,
+	                       NULL) != SRUP_OK) {
 		fprintf(stderr, "fuzz_decode: cannot load %s\n",
-				SRUP_VECTORS_DIR "/keys/server_public.pem");
+		        SRUP_VECTORS_DIR "/keys/server_public.pem");
 		abort();
 	}
 	if (srup_verifier_new(verify_key, &verifier, NULL) != SRUP_OK) {
@@ -71,7 +71,7 @@ static void check_diag(const struct srup_diag *d, size_t len)
 }
 
 static void check_rejected(enum srup_err rc, const struct srup_msg *m, const struct srup_diag *d,
-		size_t len)
+                           size_t len)
 {
 	if (rc == SRUP_ERR_INVAL || rc >= SRUP_ERR__COUNT) {
 		fail("parse returned an error it may not return for a real buffer");
@@ -80,7 +80,7 @@ static void check_rejected(enum srup_err rc, const struct srup_msg *m, const str
 		fail("error without a text or a name");
 	}
 	if (m->raw != NULL || m->raw_len != 0 || m->token.len != 0 || m->signature.len != 0 ||
-			m->type != 0 || m->version != 0 || m->sequence_id != 0 || m->sender_id != 0) {
+	    m->type != 0 || m->version != 0 || m->sequence_id != 0 || m->sender_id != 0) {
 		fail("a failed parse left fields behind");
 	}
 	check_diag(d, len);
@@ -99,16 +99,16 @@ static void check_accepted(const uint8_t *data, size_t size, const struct srup_m
 		fail("accepted a type that is not a valid v5 type");
 	}
 	if (m->token.len == 0 || m->token.len > SRUP_TOKEN_MAX || m->signature.len < SRUP_SIG_MIN ||
-			m->signature.len > SRUP_SIG_MAX) {
+	    m->signature.len > SRUP_SIG_MAX) {
 		fail("token or signature length outside its limits");
 	}
 	if (m->sig_off > m->sig_end || m->sig_end > size ||
-			m->sig_end - m->sig_off != 2 + m->signature.len ||
-			m->signature.p != data + m->sig_off + 2) {
+	    m->sig_end - m->sig_off != 2 + m->signature.len ||
+	    m->signature.p != data + m->sig_off + 2) {
 		fail("signature position inconsistent");
 	}
-	const struct srup_bytes views[] = {m->token, m->signature, m->url, m->digest, m->data_id,
-			m->data, m->encrypted};
+	const struct srup_bytes views[] = {m->token,   m->signature, m->url,      m->digest,
+	                                   m->data_id, m->data,      m->encrypted};
 	for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
 		if (!view_inside(views[i], data, size)) {
 			fail("a parsed view points outside the input");
@@ -139,7 +139,7 @@ static void check_accepted(const uint8_t *data, size_t size, const struct srup_m
 		fail("parsed message has no unsigned form");
 	}
 	if (out_len != size - sig_field || memcmp(out, data, m->sig_off) != 0 ||
-			memcmp(out + m->sig_off, data + m->sig_end, size - m->sig_end) != 0) {
+	    memcmp(out + m->sig_off, data + m->sig_end, size - m->sig_end) != 0) {
 		fail("unsigned bytes are not the input minus the signature field");
 	}
 	free(out);

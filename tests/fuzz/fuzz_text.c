@@ -151,7 +151,7 @@ static void fuzz_phrase(const char *s, size_t len)
 		fail("phrase_encode failed on a decoded value");
 	}
 	if (srup_phrase_decode(text, strlen(text), &again, NULL) != SRUP_OK ||
-			memcmp(&v, &again, sizeof v) != 0) {
+	    memcmp(&v, &again, sizeof v) != 0) {
 		fail("phrase does not decode back to the same value");
 	}
 	/* The canonical phrase is the input's words, lowercased, single-spaced. */

@@ -112,8 +112,8 @@ static enum srup_err op_seal(void)
 {
 	uint8_t *b = NULL;
 	size_t bl = 0;
-	enum srup_err rc =
-			ARMED(srup_envelope_seal(pub_key, (const uint8_t *)"0123456789abcdef", 16, &b, &bl, NULL));
+	enum srup_err rc = ARMED(
+	        srup_envelope_seal(pub_key, (const uint8_t *)"0123456789abcdef", 16, &b, &bl, NULL));
 	free(b);
 	return rc;
 }
@@ -172,27 +172,27 @@ static const struct {
 	op_fn fn;
 	int allocates; /* 0: must make no allocation of libsrup's own (the per-message path) */
 } ops[] = {
-	{"key_load", op_key_load, 1},
-	{"key_export", op_key_export, 1},
-	{"sign_verify", op_sign_verify, 0},
-	{"seal", op_seal, 1},
-	{"open", op_open, 1},
-	{"pictures", op_pictures, 1},
-	{"verifier", op_verifier, 1},
+        {"key_load", op_key_load, 1},
+        {"key_export", op_key_export, 1},
+        {"sign_verify", op_sign_verify, 0},
+        {"seal", op_seal, 1},
+        {"open", op_open, 1},
+        {"pictures", op_pictures, 1},
+        {"verifier", op_verifier, 1},
 };
 #define N_OPS (sizeof ops / sizeof ops[0])
 
 static void setup(void)
 {
-	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/server_private.pem"),
-					 SRUP_KEY_PRIVATE, &priv_key, NULL),
-			SRUP_OK);
-	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/server_public.pem"),
-					 SRUP_KEY_PUBLIC, &pub_key, NULL),
-			SRUP_OK);
+	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/server_private.pem"), SRUP_KEY_PRIVATE,
+	                                    &priv_key, NULL),
+	                 SRUP_OK);
+	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/server_public.pem"), SRUP_KEY_PUBLIC,
+	                                    &pub_key, NULL),
+	                 SRUP_OK);
 	ck_assert_int_eq(srup_envelope_seal(pub_key, (const uint8_t *)"0123456789abcdef", 16, &blob,
-					 &blob_len, NULL),
-			SRUP_OK);
+	                                    &blob_len, NULL),
+	                 SRUP_OK);
 }
 
 static void teardown(void)
@@ -218,7 +218,7 @@ START_TEST(test_alloc_every_failure_is_clean)
 		countdown = -1;
 		if (injected == 0) {
 			ck_assert_msg(rc == SRUP_OK, "%s without injected failure: %s", ops[_i].name,
-					srup_strerror(rc));
+			              srup_strerror(rc));
 			break;
 		}
 		/* An operation may survive a failed allocation (OpenSSL retries some), but an error
@@ -226,16 +226,16 @@ START_TEST(test_alloc_every_failure_is_clean)
 		if (rc != SRUP_OK) {
 			failures++;
 			ck_assert_msg(rc != SRUP_ERR_SIG, "%s: allocation %ld reported as a bad signature",
-					ops[_i].name, n);
+			              ops[_i].name, n);
 		}
 	}
 	ck_assert_msg(n < 100000, "%s: no end to its allocations", ops[_i].name);
 	if (ops[_i].allocates) {
 		ck_assert_msg(n > 0 && failures > 0, "%s: %ld allocations, %lu failures", ops[_i].name, n,
-				failures);
+		              failures);
 	} else {
 		ck_assert_msg(n == 0, "%s: %ld allocations on a path that should make none", ops[_i].name,
-				n);
+		              n);
 	}
 }
 END_TEST

@@ -14,9 +14,9 @@
 #include "testutil.h"
 
 /* The v5 types (spec §2.1), GENERIC excluded. */
-static const uint8_t all_types[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x09, 0x0A, 0x0B, 0x0C,
-		0x0D, 0x0E, 0x0F, 0x10, 0x11, 0x12, 0x13, 0x21, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29,
-		0x2C, 0x2E, 0x2F};
+static const uint8_t all_types[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x09, 0x0A, 0x0B,
+                                    0x0C, 0x0D, 0x0E, 0x0F, 0x10, 0x11, 0x12, 0x13, 0x21,
+                                    0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2C, 0x2E, 0x2F};
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
 static uint8_t sig_bytes[256];
@@ -122,7 +122,7 @@ static void guard_free(struct guarded *g)
 }
 
 static enum srup_err parse_guarded(const uint8_t *buf, size_t len, struct srup_msg *out,
-		struct srup_diag *diag)
+                                   struct srup_diag *diag)
 {
 	struct guarded g = guard_copy(buf, len);
 	enum srup_err rc = srup_msg_parse(g.p, len, out, diag);
@@ -209,8 +209,8 @@ START_TEST(test_msg_every_truncation_is_refused)
 		if (len == 0) {
 			ck_assert_int_eq(rc, SRUP_ERR_EMPTY);
 		} else {
-			ck_assert_msg(rc == SRUP_ERR_TRUNCATED, "type %02x len %zu: %s", all_types[_i],
-					len, srup_strerror(rc));
+			ck_assert_msg(rc == SRUP_ERR_TRUNCATED, "type %02x len %zu: %s", all_types[_i], len,
+			              srup_strerror(rc));
 			ck_assert_uint_le(d.offset, len);
 		}
 		/* On failure the output is zeroed, never half-filled. */
@@ -373,10 +373,10 @@ START_TEST(test_msg_integers_are_little_endian_and_lengths_big_endian)
 	uint8_t buf[2048];
 	size_t n = encode(&m, buf, sizeof buf);
 	static const uint8_t head[] = {0x05, 0x28, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
-			0xf6, 0x4c, 0x83, 0x23, 0xe2, 0x77, 0xd0, 0xb9, 0x00, 0x24};
+	                               0xf6, 0x4c, 0x83, 0x23, 0xe2, 0x77, 0xd0, 0xb9, 0x00, 0x24};
 	ck_assert_mem_eq(buf, head, sizeof head);
-	static const uint8_t tail[] = {0x04, 0x03, 0x02, 0x01, 0xEF, 0xCD, 0xAB, 0x89, 0x67, 0x45,
-			0x23, 0x01};
+	static const uint8_t tail[] = {0x04, 0x03, 0x02, 0x01, 0xEF, 0xCD,
+	                               0xAB, 0x89, 0x67, 0x45, 0x23, 0x01};
 	ck_assert_mem_eq(buf + n - sizeof tail, tail, sizeof tail);
 }
 END_TEST

@@ -110,9 +110,9 @@ static void vec_load(struct vec *v, int idx)
 	char *vk = vec_get(v->json, idx, "verify_key");
 	char *sk = vec_get(v->json, idx, "signing_key");
 	ck_assert_int_eq(srup_key_load_file(tu_vector_path(vk), SRUP_KEY_PUBLIC, &v->pub, NULL),
-			SRUP_OK);
+	                 SRUP_OK);
 	ck_assert_int_eq(srup_key_load_file(tu_vector_path(sk), SRUP_KEY_PRIVATE, &v->priv, NULL),
-			SRUP_OK);
+	                 SRUP_OK);
 	free(vk);
 	free(sk);
 }
@@ -181,10 +181,10 @@ START_TEST(test_vector_verifies_and_reencodes_identically)
 	/* A different key's signature does not verify. */
 	struct srup_key *other = NULL;
 	const char *other_path = strcmp(srup_msg_type_name(v.m.type), "HM_JOIN_RESP") == 0
-			? "keys/device_public.pem"
-			: "keys/pysrup_test_public.pem";
+	                                 ? "keys/device_public.pem"
+	                                 : "keys/pysrup_test_public.pem";
 	ck_assert_int_eq(srup_key_load_file(tu_vector_path(other_path), SRUP_KEY_PUBLIC, &other, NULL),
-			SRUP_OK);
+	                 SRUP_OK);
 	ck_assert_int_eq(srup_msg_verify(&v.m, other, NULL), SRUP_ERR_SIG);
 	srup_key_free(other);
 	vec_free(&v);
@@ -206,7 +206,7 @@ START_TEST(test_vector_every_bit_flip_fails)
 			enum srup_err rc = srup_msg_parse(buf, v.ser_len, &m, NULL);
 			if (rc == SRUP_OK) {
 				ck_assert_msg(srup_msg_verify(&m, v.pub, NULL) != SRUP_OK,
-						"flip of byte %zu bit %d verified", byte, bit);
+				              "flip of byte %zu bit %d verified", byte, bit);
 			} else {
 				parsed_bad++;
 			}
@@ -243,7 +243,7 @@ START_TEST(test_vector_encrypted_field_decrypts)
 	uint8_t *pt = NULL;
 	size_t pt_len = 0;
 	ck_assert_int_eq(srup_envelope_open(rk, v.m.encrypted.p, v.m.encrypted.len, &pt, &pt_len, NULL),
-			SRUP_OK);
+	                 SRUP_OK);
 	size_t want_len = 0;
 	uint8_t *want = unhex(pt_hex, &want_len);
 	ck_assert_uint_eq(pt_len, want_len);
@@ -252,13 +252,13 @@ START_TEST(test_vector_encrypted_field_decrypts)
 	 * key, so use the server key). */
 	struct srup_key *wrong = NULL;
 	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/server_private.pem"), SRUP_KEY_PRIVATE,
-					 &wrong, NULL),
-			SRUP_OK);
+	                                    &wrong, NULL),
+	                 SRUP_OK);
 	uint8_t *pt2 = NULL;
 	size_t pt2_len = 0;
-	ck_assert_int_ne(srup_envelope_open(wrong, v.m.encrypted.p, v.m.encrypted.len, &pt2, &pt2_len,
-					 NULL),
-			SRUP_OK);
+	ck_assert_int_ne(
+	        srup_envelope_open(wrong, v.m.encrypted.p, v.m.encrypted.len, &pt2, &pt2_len, NULL),
+	        SRUP_OK);
 	ck_assert_ptr_null(pt2);
 	srup_key_free(wrong);
 	free(want);

@@ -16,15 +16,15 @@ static struct srup_key *other;
 
 static void setup(void)
 {
-	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/server_private.pem"),
-					 SRUP_KEY_PRIVATE, &priv, NULL),
-			SRUP_OK);
-	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/server_public.pem"),
-					 SRUP_KEY_PUBLIC, &pub, NULL),
-			SRUP_OK);
-	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/device_public.pem"),
-					 SRUP_KEY_PUBLIC, &other, NULL),
-			SRUP_OK);
+	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/server_private.pem"), SRUP_KEY_PRIVATE,
+	                                    &priv, NULL),
+	                 SRUP_OK);
+	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/server_public.pem"), SRUP_KEY_PUBLIC,
+	                                    &pub, NULL),
+	                 SRUP_OK);
+	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/device_public.pem"), SRUP_KEY_PUBLIC,
+	                                    &other, NULL),
+	                 SRUP_OK);
 }
 
 static void teardown(void)
@@ -109,9 +109,9 @@ START_TEST(test_verifier_refuses_wrong_key_and_length)
 
 	/* The verifier keeps its own reference: the key may go first. */
 	struct srup_key *k = NULL;
-	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/server_public.pem"), SRUP_KEY_PUBLIC,
-					 &k, NULL),
-			SRUP_OK);
+	ck_assert_int_eq(
+	        srup_key_load_file(tu_vector_path("keys/server_public.pem"), SRUP_KEY_PUBLIC, &k, NULL),
+	        SRUP_OK);
 	ck_assert_int_eq(srup_verifier_new(k, &v, NULL), SRUP_OK);
 	srup_key_free(k);
 	ck_assert_int_eq(srup_verifier_msg(v, &m, NULL), SRUP_OK);

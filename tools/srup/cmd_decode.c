@@ -42,7 +42,7 @@ static void decode_help(void)
 
 /* Load a key for option opt, reporting failures. */
 static int load_key(const char *path, enum srup_key_kind kind, const char *opt,
-		struct srup_key **key)
+                    struct srup_key **key)
 {
 	struct srup_diag diag;
 
@@ -50,7 +50,7 @@ static int load_key(const char *path, enum srup_key_kind kind, const char *opt,
 	enum srup_err e = srup_key_load_file(path, kind, key, &diag);
 	if (e != SRUP_OK) {
 		tool_err("decode", "%s %s: %s%s%s", opt, path, srup_strerror(e),
-				diag.detail[0] != '\0' ? ": " : "", diag.detail);
+		         diag.detail[0] != '\0' ? ": " : "", diag.detail);
 		return -1;
 	}
 	return 0;
@@ -65,7 +65,7 @@ static void print_id(struct json_out *w, const char *key, uint64_t v, int with_p
 }
 
 static int print_message(const struct srup_msg *m, const char *sig_state, const uint8_t *pt,
-		size_t pt_len, int have_pt)
+                         size_t pt_len, int have_pt)
 {
 	struct json_out w;
 	char msg_type[8];
@@ -86,18 +86,18 @@ static int print_message(const struct srup_msg *m, const char *sig_state, const 
 			continue;
 		}
 		switch (f->kind) {
-		case TOOL_F_BYTES: {
-			struct srup_bytes b = tool_field_bytes(m, f);
-			json_out_hex(&w, f->json, b.p, b.len);
-			break;
-		}
-		case TOOL_F_U8:
-		case TOOL_F_U32:
-			json_out_uint(&w, f->json, tool_field_uint(m, f));
-			break;
-		case TOOL_F_ID:
-			print_id(&w, f->json, tool_field_uint(m, f), 0);
-			break;
+			case TOOL_F_BYTES: {
+				struct srup_bytes b = tool_field_bytes(m, f);
+				json_out_hex(&w, f->json, b.p, b.len);
+				break;
+			}
+			case TOOL_F_U8:
+			case TOOL_F_U32:
+				json_out_uint(&w, f->json, tool_field_uint(m, f));
+				break;
+			case TOOL_F_ID:
+				print_id(&w, f->json, tool_field_uint(m, f), 0);
+				break;
 		}
 		if (f->bit == SRUP_F_ENCRYPTED && have_pt) {
 			json_out_hex(&w, "plaintext_hex", pt, pt_len);
@@ -114,11 +114,11 @@ int srup_cmd_decode(int argc, char **argv)
 	const char *dec_path = NULL;
 	int hex = 0;
 	const struct tool_opt opts[] = {
-		{ "key", &key_path, NULL },
-		{ "decrypt-key", &dec_path, NULL },
-		{ "hex", NULL, &hex },
+	        {"key", &key_path, NULL},
+	        {"decrypt-key", &dec_path, NULL},
+	        {"hex", NULL, &hex},
 	};
-	const char *pos[1] = { NULL };
+	const char *pos[1] = {NULL};
 	size_t n_pos = 0;
 	struct srup_key *key = NULL;
 	struct srup_key *dec_key = NULL;
@@ -135,8 +135,8 @@ int srup_cmd_decode(int argc, char **argv)
 	struct srup_diag diag;
 	const char *sig_state = "unchecked";
 
-	enum tool_parse pr = tool_parse_args(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos,
-			1, &n_pos);
+	enum tool_parse pr =
+	        tool_parse_args(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 1, &n_pos);
 	if (pr == TOOL_PARSE_HELP) {
 		decode_help();
 		return SRUP_EXIT_OK;
@@ -147,8 +147,7 @@ int srup_cmd_decode(int argc, char **argv)
 	if (key_path != NULL && load_key(key_path, SRUP_KEY_PUBLIC, "--key", &key) != 0) {
 		goto out;
 	}
-	if (dec_path != NULL
-			&& load_key(dec_path, SRUP_KEY_PRIVATE, "--decrypt-key", &dec_key) != 0) {
+	if (dec_path != NULL && load_key(dec_path, SRUP_KEY_PRIVATE, "--decrypt-key", &dec_key) != 0) {
 		goto out;
 	}
 
@@ -166,8 +165,7 @@ int srup_cmd_decode(int argc, char **argv)
 	}
 	if (hex) {
 		size_t bad = 0;
-		if (tool_hex_decode_loose((const char *)input, input_len, &msg_buf, &msg_len, &bad)
-				!= 0) {
+		if (tool_hex_decode_loose((const char *)input, input_len, &msg_buf, &msg_len, &bad) != 0) {
 			if (bad >= input_len) {
 				tool_err("decode", "malformed hex input: odd number of hex digits");
 			} else {
@@ -187,10 +185,10 @@ int srup_cmd_decode(int argc, char **argv)
 	if (e != SRUP_OK) {
 		if (diag.field != NULL) {
 			tool_err("decode", "malformed message (%s): %s, at offset %zu in field %s",
-					srup_err_name(e), srup_strerror(e), diag.offset, diag.field);
+			         srup_err_name(e), srup_strerror(e), diag.offset, diag.field);
 		} else {
 			tool_err("decode", "malformed message (%s): %s, at offset %zu", srup_err_name(e),
-					srup_strerror(e), diag.offset);
+			         srup_strerror(e), diag.offset);
 		}
 		rc = SRUP_EXIT_MALFORM;
 		goto out;
@@ -207,7 +205,7 @@ int srup_cmd_decode(int argc, char **argv)
 				/* Not a clean "does not verify" (e.g. a signature longer than the key):
 				 * still not valid, but say what OpenSSL reported. */
 				tool_err("decode", "signature check failed: %s%s%s", srup_strerror(e),
-						diag.detail[0] != '\0' ? ": " : "", diag.detail);
+				         diag.detail[0] != '\0' ? ": " : "", diag.detail);
 			}
 		}
 	}
@@ -217,7 +215,7 @@ int srup_cmd_decode(int argc, char **argv)
 		e = srup_envelope_open(dec_key, m.encrypted.p, m.encrypted.len, &pt, &pt_len, &diag);
 		if (e != SRUP_OK) {
 			tool_err("decode", "cannot decrypt the encrypted field: %s%s%s", srup_strerror(e),
-					diag.detail[0] != '\0' ? ": " : "", diag.detail);
+			         diag.detail[0] != '\0' ? ": " : "", diag.detail);
 			rc = SRUP_EXIT_MALFORM;
 			goto out;
 		}

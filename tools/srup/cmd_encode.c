@@ -20,7 +20,7 @@
 #define JSON_INPUT_MAX (4u * (size_t)SRUP_MSG_MAX)
 /* The plaintext an envelope of SRUP_ENCRYPTED_MAX bytes can hold with any allowed key. */
 #define PLAINTEXT_MAX SRUP_ENCRYPTED_MAX
-#define OWNED_MAX 16
+#define OWNED_MAX     16
 
 static void encode_help(void)
 {
@@ -56,7 +56,7 @@ static void encode_help(void)
 	       "\n"
 	       "Exit codes: 0 ok, 2 the JSON is malformed or does not describe a valid message,\n"
 	       "3 usage, I/O, key or signing errors.\n",
-			SRUP_TOKEN_MAX);
+	       SRUP_TOKEN_MAX);
 }
 
 struct enc {
@@ -70,7 +70,7 @@ struct enc {
 
 /* Report a problem with one JSON member: "srup encode: <name> (line L, column C): ...". */
 static int member_err(const struct json_value *v, const char *name, const char *fmt, ...)
-		__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static int member_err(const struct json_value *v, const char *name, const char *fmt, ...)
 {
@@ -91,7 +91,7 @@ static int member_err(const struct json_value *v, const char *name, const char *
 /* A hex string member into a new buffer of at most max bytes (kept in e->owned unless out_own
  * is given, in which case the caller owns it). */
 static int get_hex(struct enc *e, const struct json_value *v, const char *name, size_t max,
-		struct srup_bytes *out, uint8_t **out_own)
+                   struct srup_bytes *out, uint8_t **out_own)
 {
 	uint8_t *buf;
 	size_t n = 0;
@@ -143,25 +143,24 @@ static int get_id(const struct json_value *v, const char *name, uint64_t *out)
 		return 0;
 	}
 	return member_err(v, name, "must be a hex string or an integer, not a %s",
-			json_kind_name(v->kind));
+	                  json_kind_name(v->kind));
 }
 
 /* A small unsigned field: JSON integer, or "0x.." string; status also takes its name. */
 static int get_small(const struct json_value *v, const char *name, uint64_t max, int is_status,
-		uint64_t *out)
+                     uint64_t *out)
 {
 	if (v->kind == JSON_NUMBER) {
 		if (tool_parse_uint(v->str, v->str_len, max, out) != 0) {
 			return member_err(v, name, "must be an integer from 0 to %llu",
-					(unsigned long long)max);
+			                  (unsigned long long)max);
 		}
 		return 0;
 	}
 	if (v->kind == JSON_STRING) {
 		if (v->str_len > 2 && v->str[0] == '0' && (v->str[1] == 'x' || v->str[1] == 'X')) {
 			if (srup_id_parse(v->str, v->str_len, out) != SRUP_OK || *out > max) {
-				return member_err(v, name, "must be from 0x0 to 0x%llx",
-						(unsigned long long)max);
+				return member_err(v, name, "must be from 0x0 to 0x%llx", (unsigned long long)max);
 			}
 			return 0;
 		}
@@ -205,11 +204,11 @@ static int get_type(const struct json_value *obj, unsigned *type)
 		}
 		if (!srup_msg_type_is_valid((unsigned)from_byte)) {
 			return member_err(mv, "msg_type", "0x%02x is not a SRUP v5 message type",
-					(unsigned)from_byte);
+			                  (unsigned)from_byte);
 		}
 		if (from_name >= 0 && (unsigned)from_name != from_byte) {
-			return member_err(mv, "msg_type", "0x%02x does not match type %s",
-					(unsigned)from_byte, tv->str);
+			return member_err(mv, "msg_type", "0x%02x does not match type %s", (unsigned)from_byte,
+			                  tv->str);
 		}
 		*type = (unsigned)from_byte;
 	}
@@ -220,9 +219,9 @@ static int get_type(const struct json_value *obj, unsigned *type)
  * beside the wire fields: accepted and ignored, so a vector's fields encode as they are. */
 static int is_descriptive(const char *k)
 {
-	static const char *const names[] = { "name", "type_name", "direction", "data_kind",
-		"data_value" };
-	static const char *const suffixes[] = { "_ascii", "_includes_nul" };
+	static const char *const names[] = {"name", "type_name", "direction", "data_kind",
+	                                    "data_value"};
+	static const char *const suffixes[] = {"_ascii", "_includes_nul"};
 	size_t kl = strlen(k);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcmp(k, names[i]) == 0) {
@@ -252,15 +251,16 @@ static const struct tool_field *field_by_name(const char *name)
  * -1 if the JSON does not describe a valid message, -2 if --encrypt-to does not apply. */
 static int build(struct enc *e, const struct json_value *obj, int encrypt)
 {
-	static const char *const header_names[] = { "version", "type", "msg_type", "sequence_id",
-		"sender_id", "token_hex", "signature_hex", "signature", "plaintext_hex" };
+	static const char *const header_names[] = {"version",       "type",      "msg_type",
+	                                           "sequence_id",   "sender_id", "token_hex",
+	                                           "signature_hex", "signature", "plaintext_hex"};
 	unsigned type = 0;
 	uint64_t v = 0;
 	const struct json_value *jv;
 
 	if (obj->kind != JSON_OBJECT) {
 		return member_err(obj, "input", "must be a JSON object, not a %s",
-				json_kind_name(obj->kind));
+		                  json_kind_name(obj->kind));
 	}
 	if (get_type(obj, &type) != 0) {
 		return -1;
@@ -343,38 +343,38 @@ static int build(struct enc *e, const struct json_value *obj, int encrypt)
 		if (jv == NULL) {
 			if (f->bit == SRUP_F_ENCRYPTED && json_get(obj, "plaintext_hex") != NULL) {
 				return member_err(NULL, f->json,
-						"missing (plaintext_hex is only used with --encrypt-to)");
+				                  "missing (plaintext_hex is only used with --encrypt-to)");
 			}
 			return member_err(NULL, f->json, "missing: %s carries it", tname);
 		}
 		switch (f->kind) {
-		case TOOL_F_BYTES: {
-			struct srup_bytes b = { NULL, 0 };
-			if (get_hex(e, jv, f->json, f->max, &b, NULL) != 0) {
-				return -1;
+			case TOOL_F_BYTES: {
+				struct srup_bytes b = {NULL, 0};
+				if (get_hex(e, jv, f->json, f->max, &b, NULL) != 0) {
+					return -1;
+				}
+				tool_field_set_bytes(&e->m, f, b);
+				break;
 			}
-			tool_field_set_bytes(&e->m, f, b);
-			break;
-		}
-		case TOOL_F_U8:
-		case TOOL_F_U32:
-			if (get_small(jv, f->json, f->kind == TOOL_F_U8 ? 0xFFu : 0xFFFFFFFFu,
-						f->bit == SRUP_F_STATUS, &v) != 0) {
-				return -1;
-			}
-			tool_field_set_uint(&e->m, f, v);
-			break;
-		case TOOL_F_ID:
-			if (get_id(jv, f->json, &v) != 0) {
-				return -1;
-			}
-			tool_field_set_uint(&e->m, f, v);
-			break;
+			case TOOL_F_U8:
+			case TOOL_F_U32:
+				if (get_small(jv, f->json, f->kind == TOOL_F_U8 ? 0xFFu : 0xFFFFFFFFu,
+				              f->bit == SRUP_F_STATUS, &v) != 0) {
+					return -1;
+				}
+				tool_field_set_uint(&e->m, f, v);
+				break;
+			case TOOL_F_ID:
+				if (get_id(jv, f->json, &v) != 0) {
+					return -1;
+				}
+				tool_field_set_uint(&e->m, f, v);
+				break;
 		}
 	}
 
 	if (encrypt) {
-		struct srup_bytes b = { NULL, 0 };
+		struct srup_bytes b = {NULL, 0};
 		jv = json_get(obj, "plaintext_hex");
 		if (jv == NULL) {
 			return member_err(NULL, "plaintext_hex", "missing (needed with --encrypt-to)");
@@ -389,7 +389,7 @@ static int build(struct enc *e, const struct json_value *obj, int encrypt)
 }
 
 static int load_key(const char *path, enum srup_key_kind kind, const char *opt,
-		struct srup_key **key)
+                    struct srup_key **key)
 {
 	struct srup_diag diag;
 
@@ -397,7 +397,7 @@ static int load_key(const char *path, enum srup_key_kind kind, const char *opt,
 	enum srup_err e = srup_key_load_file(path, kind, key, &diag);
 	if (e != SRUP_OK) {
 		tool_err("encode", "%s %s: %s%s%s", opt, path, srup_strerror(e),
-				diag.detail[0] != '\0' ? ": " : "", diag.detail);
+		         diag.detail[0] != '\0' ? ": " : "", diag.detail);
 		return -1;
 	}
 	return 0;
@@ -409,11 +409,11 @@ int srup_cmd_encode(int argc, char **argv)
 	const char *enc_path = NULL;
 	int hex = 0;
 	const struct tool_opt opts[] = {
-		{ "key", &key_path, NULL },
-		{ "encrypt-to", &enc_path, NULL },
-		{ "hex", NULL, &hex },
+	        {"key", &key_path, NULL},
+	        {"encrypt-to", &enc_path, NULL},
+	        {"hex", NULL, &hex},
 	};
-	const char *pos[1] = { NULL };
+	const char *pos[1] = {NULL};
 	size_t n_pos = 0;
 	struct srup_key *key = NULL;
 	struct srup_key *enc_key = NULL;
@@ -431,8 +431,8 @@ int srup_cmd_encode(int argc, char **argv)
 	int rc = SRUP_EXIT_USAGE;
 
 	memset(&e, 0, sizeof(e));
-	enum tool_parse pr = tool_parse_args(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos,
-			1, &n_pos);
+	enum tool_parse pr =
+	        tool_parse_args(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 1, &n_pos);
 	if (pr == TOOL_PARSE_HELP) {
 		encode_help();
 		return SRUP_EXIT_OK;
@@ -455,8 +455,8 @@ int srup_cmd_encode(int argc, char **argv)
 		goto out;
 	}
 
-	enum tool_read rr = tool_read_all(pos[0], JSON_INPUT_MAX, &text, &text_len, errbuf,
-			sizeof(errbuf));
+	enum tool_read rr =
+	        tool_read_all(pos[0], JSON_INPUT_MAX, &text, &text_len, errbuf, sizeof(errbuf));
 	if (rr == TOOL_READ_TOO_BIG) {
 		tool_err("encode", "malformed JSON: %s", errbuf);
 		rc = SRUP_EXIT_MALFORM;
@@ -468,7 +468,7 @@ int srup_cmd_encode(int argc, char **argv)
 	}
 	if (json_parse((const char *)text, text_len, &root, &jerr) != 0) {
 		tool_err("encode", "malformed JSON at line %zu, column %zu: %s", jerr.line, jerr.col,
-				jerr.msg);
+		         jerr.msg);
 		rc = SRUP_EXIT_MALFORM;
 		goto out;
 	}
@@ -479,16 +479,16 @@ int srup_cmd_encode(int argc, char **argv)
 	}
 	if (enc_key != NULL) {
 		memset(&diag, 0, sizeof(diag));
-		enum srup_err se = srup_envelope_seal(enc_key, e.plaintext, e.plaintext_len, &blob,
-				&blob_len, &diag);
+		enum srup_err se =
+		        srup_envelope_seal(enc_key, e.plaintext, e.plaintext_len, &blob, &blob_len, &diag);
 		if (se != SRUP_OK) {
 			tool_err("encode", "cannot encrypt plaintext_hex: %s%s%s", srup_strerror(se),
-					diag.detail[0] != '\0' ? ": " : "", diag.detail);
+			         diag.detail[0] != '\0' ? ": " : "", diag.detail);
 			goto out;
 		}
 		if (blob_len > SRUP_ENCRYPTED_MAX) {
 			tool_err("encode", "the encrypted field would be %zu bytes, over the limit of %u",
-					blob_len, SRUP_ENCRYPTED_MAX);
+			         blob_len, SRUP_ENCRYPTED_MAX);
 			rc = SRUP_EXIT_MALFORM;
 			goto out;
 		}
@@ -511,7 +511,7 @@ int srup_cmd_encode(int argc, char **argv)
 	enum srup_err ee = srup_msg_sign_encode(&e.m, key, out, cap, &out_len, &diag);
 	if (ee != SRUP_OK) {
 		tool_err("encode", "cannot sign the message: %s%s%s", srup_strerror(ee),
-				diag.detail[0] != '\0' ? ": " : "", diag.detail);
+		         diag.detail[0] != '\0' ? ": " : "", diag.detail);
 		rc = ee == SRUP_ERR_FIELD_LEN ? SRUP_EXIT_MALFORM : SRUP_EXIT_USAGE;
 		goto out;
 	}

@@ -21,14 +21,14 @@ static void id_help(void)
 	       "  --count N   print N identities, one per line (1..%u, default 1)\n"
 	       "\n"
 	       "Exit codes: 0 ok, 3 usage or output error.\n",
-			ID_COUNT_MAX);
+	       ID_COUNT_MAX);
 }
 
 int srup_cmd_id(int argc, char **argv)
 {
 	const char *count_arg = NULL;
 	const struct tool_opt opts[] = {
-		{ "count", &count_arg, NULL },
+	        {"count", &count_arg, NULL},
 	};
 	const char *pos[1];
 	size_t n_pos = 0;
@@ -42,9 +42,8 @@ int srup_cmd_id(int argc, char **argv)
 	if (pr != TOOL_PARSE_OK) {
 		return SRUP_EXIT_USAGE;
 	}
-	if (count_arg != NULL
-			&& (tool_parse_uint(count_arg, strlen(count_arg), ID_COUNT_MAX, &count) != 0
-					|| count == 0)) {
+	if (count_arg != NULL &&
+	    (tool_parse_uint(count_arg, strlen(count_arg), ID_COUNT_MAX, &count) != 0 || count == 0)) {
 		tool_err("id", "--count must be a number from 1 to %u", ID_COUNT_MAX);
 		return SRUP_EXIT_USAGE;
 	}

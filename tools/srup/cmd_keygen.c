@@ -32,14 +32,14 @@ static void keygen_help(void)
 	       "  --force       overwrite existing files (refused otherwise)\n"
 	       "\n"
 	       "Exit codes: 0 ok, 3 usage, I/O or key generation error.\n",
-			SRUP_KEY_BITS_MIN, SRUP_KEY_BITS_MAX);
+	       SRUP_KEY_BITS_MIN, SRUP_KEY_BITS_MAX);
 }
 
 /* Write data to path with the given mode. Returns 0, or -1 after reporting on stderr. With
  * exclusive set, an existing file is an error. *created says whether the file now exists
  * because of this call (so the caller can remove it after a later failure). */
 static int write_file(const char *path, const char *data, size_t len, mode_t mode, int exclusive,
-		int *created)
+                      int *created)
 {
 	int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
 	int fd;
@@ -91,9 +91,9 @@ int srup_cmd_keygen(int argc, char **argv)
 	const char *bits_arg = NULL;
 	int force = 0;
 	const struct tool_opt opts[] = {
-		{ "out", &out_arg, NULL },
-		{ "bits", &bits_arg, NULL },
-		{ "force", NULL, &force },
+	        {"out", &out_arg, NULL},
+	        {"bits", &bits_arg, NULL},
+	        {"force", NULL, &force},
 	};
 	const char *pos[1];
 	size_t n_pos = 0;
@@ -110,8 +110,8 @@ int srup_cmd_keygen(int argc, char **argv)
 	int rc = SRUP_EXIT_USAGE;
 	struct srup_diag diag;
 
-	enum tool_parse pr = tool_parse_args(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos,
-			0, &n_pos);
+	enum tool_parse pr =
+	        tool_parse_args(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 0, &n_pos);
 	if (pr == TOOL_PARSE_HELP) {
 		keygen_help();
 		return SRUP_EXIT_OK;
@@ -123,11 +123,11 @@ int srup_cmd_keygen(int argc, char **argv)
 		tool_err("keygen", "--out PREFIX is required (see srup keygen --help)");
 		return SRUP_EXIT_USAGE;
 	}
-	if (bits_arg != NULL
-			&& (tool_parse_uint(bits_arg, strlen(bits_arg), SRUP_KEY_BITS_MAX, &bits) != 0
-					|| bits < SRUP_KEY_BITS_MIN)) {
+	if (bits_arg != NULL &&
+	    (tool_parse_uint(bits_arg, strlen(bits_arg), SRUP_KEY_BITS_MAX, &bits) != 0 ||
+	     bits < SRUP_KEY_BITS_MIN)) {
 		tool_err("keygen", "--bits must be a number from %u to %u", SRUP_KEY_BITS_MIN,
-				SRUP_KEY_BITS_MAX);
+		         SRUP_KEY_BITS_MAX);
 		return SRUP_EXIT_USAGE;
 	}
 	int n1 = snprintf(priv_path, sizeof(priv_path), "%s.pem", out_arg);
@@ -140,8 +140,8 @@ int srup_cmd_keygen(int argc, char **argv)
 	memset(&diag, 0, sizeof(diag));
 	enum srup_err e = srup_key_generate((unsigned)bits, &key, &diag);
 	if (e != SRUP_OK) {
-		tool_err("keygen", "cannot generate a %u-bit key: %s%s%s", (unsigned)bits,
-				srup_strerror(e), diag.detail[0] != '\0' ? ": " : "", diag.detail);
+		tool_err("keygen", "cannot generate a %u-bit key: %s%s%s", (unsigned)bits, srup_strerror(e),
+		         diag.detail[0] != '\0' ? ": " : "", diag.detail);
 		goto out;
 	}
 	e = srup_key_private_pem(key, &priv_pem, &priv_len);

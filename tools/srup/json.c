@@ -198,7 +198,7 @@ static size_t utf8_seq_len(const unsigned char *s, size_t left)
 /* p->pos is at the opening quote. On success *out is malloc'd and NUL-terminated. */
 static int parse_string(struct parser *p, char **out, size_t *out_len)
 {
-	struct sbuf b = { NULL, 0, 0 };
+	struct sbuf b = {NULL, 0, 0};
 
 	*out = NULL;
 	*out_len = 0;
@@ -252,35 +252,35 @@ static int parse_string(struct parser *p, char **out, size_t *out_len)
 		p->pos++;
 		const char *lit = NULL;
 		switch (e) {
-		case '"':
-			lit = "\"";
-			break;
-		case '\\':
-			lit = "\\";
-			break;
-		case '/':
-			lit = "/";
-			break;
-		case 'b':
-			lit = "\b";
-			break;
-		case 'f':
-			lit = "\f";
-			break;
-		case 'n':
-			lit = "\n";
-			break;
-		case 'r':
-			lit = "\r";
-			break;
-		case 't':
-			lit = "\t";
-			break;
-		case 'u':
-			break;
-		default:
-			free(b.p);
-			return fail_at(p, esc_pos, "unknown escape in string");
+			case '"':
+				lit = "\"";
+				break;
+			case '\\':
+				lit = "\\";
+				break;
+			case '/':
+				lit = "/";
+				break;
+			case 'b':
+				lit = "\b";
+				break;
+			case 'f':
+				lit = "\f";
+				break;
+			case 'n':
+				lit = "\n";
+				break;
+			case 'r':
+				lit = "\r";
+				break;
+			case 't':
+				lit = "\t";
+				break;
+			case 'u':
+				break;
+			default:
+				free(b.p);
+				return fail_at(p, esc_pos, "unknown escape in string");
 		}
 		int rc;
 		if (lit != NULL) {
@@ -393,9 +393,9 @@ static int parse_literal(struct parser *p, struct json_value *v)
 		enum json_kind kind;
 		int boolean;
 	} lits[] = {
-		{ "true", JSON_BOOL, 1 },
-		{ "false", JSON_BOOL, 0 },
-		{ "null", JSON_NULL, 0 },
+	        {"true", JSON_BOOL, 1},
+	        {"false", JSON_BOOL, 0},
+	        {"null", JSON_NULL, 0},
 	};
 
 	for (size_t i = 0; i < sizeof(lits) / sizeof(lits[0]); i++) {
@@ -533,33 +533,33 @@ static int parse_value(struct parser *p, struct json_value *v)
 	v->col = p->pos - p->line_start + 1;
 	char c = p->s[p->pos];
 	switch (c) {
-	case '{':
-	case '[':
-		if (p->depth >= JSON_DEPTH_MAX) {
-			return fail(p, "nested too deeply");
-		}
-		p->depth++;
-		rc = c == '{' ? parse_object(p, v) : parse_array(p, v);
-		p->depth--;
-		return rc;
-	case '"':
-		v->kind = JSON_STRING;
-		return parse_string(p, &v->str, &v->str_len);
-	case 't':
-	case 'f':
-	case 'n':
-		return parse_literal(p, v);
-	default:
-		if (c == '-' || is_digit(c)) {
-			return parse_number(p, v);
-		}
-		return fail(p, "unexpected character");
+		case '{':
+		case '[':
+			if (p->depth >= JSON_DEPTH_MAX) {
+				return fail(p, "nested too deeply");
+			}
+			p->depth++;
+			rc = c == '{' ? parse_object(p, v) : parse_array(p, v);
+			p->depth--;
+			return rc;
+		case '"':
+			v->kind = JSON_STRING;
+			return parse_string(p, &v->str, &v->str_len);
+		case 't':
+		case 'f':
+		case 'n':
+			return parse_literal(p, v);
+		default:
+			if (c == '-' || is_digit(c)) {
+				return parse_number(p, v);
+			}
+			return fail(p, "unexpected character");
 	}
 }
 
 int json_parse(const char *text, size_t len, struct json_value **out, struct json_error *err)
 {
-	struct parser p = { text, len, 0, 1, 0, 0, err };
+	struct parser p = {text, len, 0, 1, 0, 0, err};
 	struct json_value *v = NULL;
 
 	*out = NULL;
@@ -600,18 +600,18 @@ const struct json_value *json_get(const struct json_value *obj, const char *key)
 const char *json_kind_name(enum json_kind k)
 {
 	switch (k) {
-	case JSON_NULL:
-		return "null";
-	case JSON_BOOL:
-		return "boolean";
-	case JSON_NUMBER:
-		return "number";
-	case JSON_STRING:
-		return "string";
-	case JSON_ARRAY:
-		return "array";
-	case JSON_OBJECT:
-		return "object";
+		case JSON_NULL:
+			return "null";
+		case JSON_BOOL:
+			return "boolean";
+		case JSON_NUMBER:
+			return "number";
+		case JSON_STRING:
+			return "string";
+		case JSON_ARRAY:
+			return "array";
+		case JSON_OBJECT:
+			return "object";
 	}
 	return "value";
 }
@@ -629,7 +629,7 @@ int json_write_string(FILE *f, const char *s, size_t len)
 		if (c == '"' || c == '\\') {
 			rc = fputc('\\', f) == EOF || fputc(c, f) == EOF;
 		} else if (c < 0x20 || c == 0x7F) {
-			char esc[7] = { '\\', 'u', '0', '0', digits[c >> 4], digits[c & 0x0F], '\0' };
+			char esc[7] = {'\\', 'u', '0', '0', digits[c >> 4], digits[c & 0x0F], '\0'};
 			rc = fputs(esc, f) == EOF;
 		} else {
 			rc = fputc(c, f) == EOF;

@@ -22,14 +22,14 @@ enum json_kind {
 
 struct json_value {
 	enum json_kind kind;
-	int boolean;       /* JSON_BOOL */
-	char *str;         /* JSON_STRING: decoded UTF-8, NUL-terminated, never contains NUL;
+	int boolean; /* JSON_BOOL */
+	char *str;   /* JSON_STRING: decoded UTF-8, NUL-terminated, never contains NUL;
 	                    * JSON_NUMBER: the number's text exactly as written */
 	size_t str_len;
-	size_t n;          /* JSON_ARRAY / JSON_OBJECT: element count */
+	size_t n;                 /* JSON_ARRAY / JSON_OBJECT: element count */
 	struct json_value *items; /* elements, or member values */
-	char **keys;       /* JSON_OBJECT: member names (decoded, NUL-terminated) */
-	size_t line;       /* where the value starts (1-based), for error messages */
+	char **keys;              /* JSON_OBJECT: member names (decoded, NUL-terminated) */
+	size_t line;              /* where the value starts (1-based), for error messages */
 	size_t col;
 };
 

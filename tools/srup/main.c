@@ -17,13 +17,13 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "keygen", srup_cmd_keygen, "generate an RSA key pair (PREFIX.pem, PREFIX.pub.pem)" },
-	{ "id", srup_cmd_id, "print a new random 64-bit SRUP identity" },
-	{ "decode", srup_cmd_decode, "decode (and verify, decrypt) a SRUP message as JSON" },
-	{ "encode", srup_cmd_encode, "build and sign a SRUP message from JSON" },
-	{ "phrase", srup_cmd_phrase, "show a 128-bit value as words, or words as the value" },
-	{ "pictograph", srup_cmd_pictograph, "draw a 128-bit value as a pictograph" },
-	{ "keys", srup_cmd_keys, "administer a broker key store (add, revoke, list, show)" },
+        {"keygen", srup_cmd_keygen, "generate an RSA key pair (PREFIX.pem, PREFIX.pub.pem)"},
+        {"id", srup_cmd_id, "print a new random 64-bit SRUP identity"},
+        {"decode", srup_cmd_decode, "decode (and verify, decrypt) a SRUP message as JSON"},
+        {"encode", srup_cmd_encode, "build and sign a SRUP message from JSON"},
+        {"phrase", srup_cmd_phrase, "show a 128-bit value as words, or words as the value"},
+        {"pictograph", srup_cmd_pictograph, "draw a 128-bit value as a pictograph"},
+        {"keys", srup_cmd_keys, "administer a broker key store (add, revoke, list, show)"},
 };
 
 static void usage(FILE *f)
@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 			for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 				if (strcmp(argv[2], commands[i].name) == 0) {
 					char help[] = "--help";
-					char *sub_argv[] = { argv[2], help, NULL };
+					char *sub_argv[] = {argv[2], help, NULL};
 					return commands[i].run(2, sub_argv);
 				}
 			}

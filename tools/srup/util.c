@@ -22,8 +22,8 @@ void tool_err(const char *cmd, const char *fmt, ...)
 }
 
 /* Find the option called name[0, name_len) in opts; NULL if there is none. */
-static const struct tool_opt *find_opt(const struct tool_opt *opts, size_t n_opts,
-		const char *name, size_t name_len)
+static const struct tool_opt *find_opt(const struct tool_opt *opts, size_t n_opts, const char *name,
+                                       size_t name_len)
 {
 	for (size_t i = 0; i < n_opts; i++) {
 		if (strlen(opts[i].name) == name_len && memcmp(opts[i].name, name, name_len) == 0) {
@@ -34,7 +34,7 @@ static const struct tool_opt *find_opt(const struct tool_opt *opts, size_t n_opt
 }
 
 enum tool_parse tool_parse_args(int argc, char **argv, const struct tool_opt *opts, size_t n_opts,
-		const char **pos, size_t pos_cap, size_t *n_pos)
+                                const char **pos, size_t pos_cap, size_t *n_pos)
 {
 	const char *cmd = argv[0];
 	int only_pos = 0;
@@ -76,8 +76,7 @@ enum tool_parse tool_parse_args(int argc, char **argv, const struct tool_opt *op
 		size_t name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
 		const struct tool_opt *o = find_opt(opts, n_opts, name, name_len);
 		if (o == NULL) {
-			tool_err(cmd, "unknown option '--%.*s' (see srup %s --help)", (int)name_len, name,
-					cmd);
+			tool_err(cmd, "unknown option '--%.*s' (see srup %s --help)", (int)name_len, name, cmd);
 			return TOOL_PARSE_ERROR;
 		}
 		if (o->flag != NULL) {
@@ -114,8 +113,8 @@ enum tool_parse tool_parse_args(int argc, char **argv, const struct tool_opt *op
 	return TOOL_PARSE_OK;
 }
 
-enum tool_read tool_read_all(const char *path, size_t max, uint8_t **buf, size_t *len,
-		char *errbuf, size_t errbuf_cap)
+enum tool_read tool_read_all(const char *path, size_t max, uint8_t **buf, size_t *len, char *errbuf,
+                             size_t errbuf_cap)
 {
 	int use_stdin = path == NULL || strcmp(path, "-") == 0;
 	FILE *f = NULL;
@@ -179,7 +178,7 @@ enum tool_read tool_read_all(const char *path, size_t max, uint8_t **buf, size_t
 			if (ferror(f)) {
 				if (errbuf != NULL) {
 					snprintf(errbuf, errbuf_cap, "cannot read %s: %s",
-							use_stdin ? "standard input" : path, strerror(errno));
+					         use_stdin ? "standard input" : path, strerror(errno));
 				}
 				goto out;
 			}
@@ -219,7 +218,7 @@ static int is_space(unsigned char c)
 }
 
 int tool_hex_decode_loose(const char *text, size_t len, uint8_t **out, size_t *out_len,
-		size_t *bad_off)
+                          size_t *bad_off)
 {
 	uint8_t *b = NULL;
 	size_t n = 0;
@@ -267,7 +266,7 @@ int tool_hex_decode_loose(const char *text, size_t len, uint8_t **out, size_t *o
 }
 
 int tool_hex_decode_strict(const char *hex, size_t hex_len, uint8_t *out, size_t cap,
-		size_t *out_len)
+                           size_t *out_len)
 {
 	*out_len = 0;
 	if (hex_len % 2 != 0) {
@@ -347,27 +346,27 @@ int tool_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
 #define VAR_FIELD_MAX 65535u /* data_id and data: the whole range of their length prefix */
 
 const struct tool_field tool_fields[] = {
-	{ SRUP_F_URL, "url_hex", TOOL_F_BYTES, SRUP_URL_MAX, offsetof(struct srup_msg, url) },
-	{ SRUP_F_DIGEST, "digest_hex", TOOL_F_BYTES, SRUP_DIGEST_MAX,
-			offsetof(struct srup_msg, digest) },
-	{ SRUP_F_STATUS, "status", TOOL_F_U8, 0, offsetof(struct srup_msg, status) },
-	{ SRUP_F_ACTION_ID, "action_id", TOOL_F_U8, 0, offsetof(struct srup_msg, action_id) },
-	{ SRUP_F_DATA_ID, "data_id_hex", TOOL_F_BYTES, VAR_FIELD_MAX,
-			offsetof(struct srup_msg, data_id) },
-	{ SRUP_F_DATA, "data_hex", TOOL_F_BYTES, VAR_FIELD_MAX, offsetof(struct srup_msg, data) },
-	/* SYNDICATED_DEV_LIST carries device_sequence before device_id (spec §2.1). */
-	{ SRUP_F_DEVICE_SEQUENCE, "device_sequence", TOOL_F_U32, 0,
-			offsetof(struct srup_msg, device_sequence) },
-	{ SRUP_F_DEVICE_ID, "device_id", TOOL_F_ID, 0, offsetof(struct srup_msg, device_id) },
-	{ SRUP_F_OBSERVER_ID, "observer_id", TOOL_F_ID, 0, offsetof(struct srup_msg, observer_id) },
-	{ SRUP_F_JOINING_DEVICE_ID, "joining_device_id", TOOL_F_ID, 0,
-			offsetof(struct srup_msg, joining_device_id) },
-	{ SRUP_F_ENCRYPTED, "encrypted_hex", TOOL_F_BYTES, SRUP_ENCRYPTED_MAX,
-			offsetof(struct srup_msg, encrypted) },
-	{ SRUP_F_TARGET_ID, "target_id", TOOL_F_ID, 0, offsetof(struct srup_msg, target_id) },
-	{ SRUP_F_SOURCE_ID, "source_id", TOOL_F_ID, 0, offsetof(struct srup_msg, source_id) },
-	{ SRUP_F_COUNT, "count", TOOL_F_U32, 0, offsetof(struct srup_msg, count) },
-	{ SRUP_F_REQ_ID, "req_id", TOOL_F_U8, 0, offsetof(struct srup_msg, req_id) },
+        {SRUP_F_URL, "url_hex", TOOL_F_BYTES, SRUP_URL_MAX, offsetof(struct srup_msg, url)},
+        {SRUP_F_DIGEST, "digest_hex", TOOL_F_BYTES, SRUP_DIGEST_MAX,
+         offsetof(struct srup_msg, digest)},
+        {SRUP_F_STATUS, "status", TOOL_F_U8, 0, offsetof(struct srup_msg, status)},
+        {SRUP_F_ACTION_ID, "action_id", TOOL_F_U8, 0, offsetof(struct srup_msg, action_id)},
+        {SRUP_F_DATA_ID, "data_id_hex", TOOL_F_BYTES, VAR_FIELD_MAX,
+         offsetof(struct srup_msg, data_id)},
+        {SRUP_F_DATA, "data_hex", TOOL_F_BYTES, VAR_FIELD_MAX, offsetof(struct srup_msg, data)},
+        /* SYNDICATED_DEV_LIST carries device_sequence before device_id (spec §2.1). */
+        {SRUP_F_DEVICE_SEQUENCE, "device_sequence", TOOL_F_U32, 0,
+         offsetof(struct srup_msg, device_sequence)},
+        {SRUP_F_DEVICE_ID, "device_id", TOOL_F_ID, 0, offsetof(struct srup_msg, device_id)},
+        {SRUP_F_OBSERVER_ID, "observer_id", TOOL_F_ID, 0, offsetof(struct srup_msg, observer_id)},
+        {SRUP_F_JOINING_DEVICE_ID, "joining_device_id", TOOL_F_ID, 0,
+         offsetof(struct srup_msg, joining_device_id)},
+        {SRUP_F_ENCRYPTED, "encrypted_hex", TOOL_F_BYTES, SRUP_ENCRYPTED_MAX,
+         offsetof(struct srup_msg, encrypted)},
+        {SRUP_F_TARGET_ID, "target_id", TOOL_F_ID, 0, offsetof(struct srup_msg, target_id)},
+        {SRUP_F_SOURCE_ID, "source_id", TOOL_F_ID, 0, offsetof(struct srup_msg, source_id)},
+        {SRUP_F_COUNT, "count", TOOL_F_U32, 0, offsetof(struct srup_msg, count)},
+        {SRUP_F_REQ_ID, "req_id", TOOL_F_U8, 0, offsetof(struct srup_msg, req_id)},
 };
 const size_t tool_fields_count = sizeof(tool_fields) / sizeof(tool_fields[0]);
 
@@ -389,20 +388,20 @@ uint64_t tool_field_uint(const struct srup_msg *m, const struct tool_field *f)
 	const unsigned char *p = (const unsigned char *)m + f->offset;
 
 	switch (f->kind) {
-	case TOOL_F_U8:
-		return *p;
-	case TOOL_F_U32: {
-		uint32_t v;
-		memcpy(&v, p, sizeof(v));
-		return v;
-	}
-	case TOOL_F_ID: {
-		uint64_t v;
-		memcpy(&v, p, sizeof(v));
-		return v;
-	}
-	case TOOL_F_BYTES:
-		break;
+		case TOOL_F_U8:
+			return *p;
+		case TOOL_F_U32: {
+			uint32_t v;
+			memcpy(&v, p, sizeof(v));
+			return v;
+		}
+		case TOOL_F_ID: {
+			uint64_t v;
+			memcpy(&v, p, sizeof(v));
+			return v;
+		}
+		case TOOL_F_BYTES:
+			break;
 	}
 	return 0;
 }
@@ -412,18 +411,18 @@ void tool_field_set_uint(struct srup_msg *m, const struct tool_field *f, uint64_
 	unsigned char *p = (unsigned char *)m + f->offset;
 
 	switch (f->kind) {
-	case TOOL_F_U8:
-		*p = (uint8_t)v;
-		break;
-	case TOOL_F_U32: {
-		uint32_t u = (uint32_t)v;
-		memcpy(p, &u, sizeof(u));
-		break;
-	}
-	case TOOL_F_ID:
-		memcpy(p, &v, sizeof(v));
-		break;
-	case TOOL_F_BYTES:
-		break;
+		case TOOL_F_U8:
+			*p = (uint8_t)v;
+			break;
+		case TOOL_F_U32: {
+			uint32_t u = (uint32_t)v;
+			memcpy(p, &u, sizeof(u));
+			break;
+		}
+		case TOOL_F_ID:
+			memcpy(p, &v, sizeof(v));
+			break;
+		case TOOL_F_BYTES:
+			break;
 	}
 }

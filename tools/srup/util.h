@@ -31,7 +31,7 @@ enum tool_parse {
  * missing value or more than pos_cap positionals is an error reported as
  * "srup <cmd>: ..." on stderr. */
 enum tool_parse tool_parse_args(int argc, char **argv, const struct tool_opt *opts, size_t n_opts,
-		const char **pos, size_t pos_cap, size_t *n_pos);
+                                const char **pos, size_t pos_cap, size_t *n_pos);
 
 /* Print "srup <cmd>: <message>\n" on stderr. */
 void tool_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -46,19 +46,19 @@ enum tool_read {
 /* Read a whole file (path "-" or NULL: standard input) into a malloc'd buffer with one extra
  * NUL byte after the data (not counted in *len). At most max bytes are accepted. On failure
  * *buf is NULL and errbuf (if given) holds a short reason. */
-enum tool_read tool_read_all(const char *path, size_t max, uint8_t **buf, size_t *len,
-		char *errbuf, size_t errbuf_cap);
+enum tool_read tool_read_all(const char *path, size_t max, uint8_t **buf, size_t *len, char *errbuf,
+                             size_t errbuf_cap);
 
 /* Decode hex text that may contain ASCII whitespace anywhere (between digit pairs or inside
  * one). Either case. Returns 0 and a malloc'd *out (may be NULL when *out_len is 0), or -1 with
  * *bad_off set to the offending text offset (text length for an odd digit count). */
 int tool_hex_decode_loose(const char *text, size_t len, uint8_t **out, size_t *out_len,
-		size_t *bad_off);
+                          size_t *bad_off);
 
 /* Strict hex: 0..2*cap digits, either case, no whitespace, even length. Returns 0 and the byte
  * count in *out_len, -1 for a non-hex character or odd length, -2 if more than cap bytes. */
 int tool_hex_decode_strict(const char *hex, size_t hex_len, uint8_t *out, size_t cap,
-		size_t *out_len);
+                           size_t *out_len);
 
 /* Write len bytes as lowercase hex to f. Returns 0, or -1 if a write failed. */
 int tool_hex_write(FILE *f, const uint8_t *p, size_t len);
@@ -79,11 +79,11 @@ enum tool_fkind {
 };
 
 struct tool_field {
-	unsigned bit;         /* enum srup_field */
-	const char *json;     /* member name in the JSON object */
+	unsigned bit;     /* enum srup_field */
+	const char *json; /* member name in the JSON object */
 	enum tool_fkind kind;
-	size_t max;           /* TOOL_F_BYTES: largest length the codec accepts */
-	size_t offset;        /* offsetof(struct srup_msg, <member>) */
+	size_t max;    /* TOOL_F_BYTES: largest length the codec accepts */
+	size_t offset; /* offsetof(struct srup_msg, <member>) */
 };
 
 /* Every body field except the pad, in the order fields appear on the wire (no type carries

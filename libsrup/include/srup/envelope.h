@@ -16,7 +16,7 @@ extern "C" {
 
 /* Encrypt pt[0, pt_len) to the public half of key. *blob is malloc'd (caller frees). */
 enum srup_err srup_envelope_seal(const struct srup_key *key, const uint8_t *pt, size_t pt_len,
-		uint8_t **blob, size_t *blob_len, struct srup_diag *diag);
+                                 uint8_t **blob, size_t *blob_len, struct srup_diag *diag);
 
 /* Decrypt a blob with a private key. Every embedded length is checked against blob_len and
  * against the others (K = key size, C a positive multiple of 16, C - 16 <= P < C as PKCS#7
@@ -24,7 +24,7 @@ enum srup_err srup_envelope_seal(const struct srup_key *key, const uint8_t *pt, 
  * a lie, a wrong key or bad padding gives DECRYPT, never an overrun. *pt is malloc'd (at most
  * blob_len bytes) and freed by the caller; on failure *pt is NULL. */
 enum srup_err srup_envelope_open(const struct srup_key *key, const uint8_t *blob, size_t blob_len,
-		uint8_t **pt, size_t *pt_len, struct srup_diag *diag);
+                                 uint8_t **pt, size_t *pt_len, struct srup_diag *diag);
 
 #ifdef __cplusplus
 }

@@ -40,9 +40,9 @@ enum srup_err {
 
 /* Extra context for a failure. Filled only when a function fails and diag is not NULL. */
 struct srup_diag {
-	size_t offset;      /* byte offset in the input where the problem was found */
-	const char *field;  /* static name of the field concerned, or NULL */
-	char detail[160];   /* NUL-terminated free text (e.g. OpenSSL's reason), may be empty */
+	size_t offset;     /* byte offset in the input where the problem was found */
+	const char *field; /* static name of the field concerned, or NULL */
+	char detail[160];  /* NUL-terminated free text (e.g. OpenSSL's reason), may be empty */
 };
 
 /* Static, human-readable text for e; never NULL (unknown values give "unknown error"). */

@@ -33,7 +33,7 @@ void srup_token_new(char out[SRUP_TOKEN_LEN + 1]);
 enum srup_err srup_hex_encode(const uint8_t *in, size_t len, char *out, size_t cap);
 /* Decode hex (either case, even length, no separators) into out[0, cap). */
 enum srup_err srup_hex_decode(const char *hex, size_t hex_len, uint8_t *out, size_t cap,
-		size_t *out_len);
+                              size_t *out_len);
 
 #ifdef __cplusplus
 }

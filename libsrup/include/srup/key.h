@@ -29,11 +29,11 @@ enum srup_key_kind {
  * Only RSA keys of SRUP_KEY_BITS_MIN..MAX bits. Returns OK and an owned *out, or KEY/NOMEM/INVAL
  * with *out NULL. Thread-safe. */
 enum srup_err srup_key_load_pem(const char *pem, size_t pem_len, enum srup_key_kind kind,
-		struct srup_key **out, struct srup_diag *diag);
+                                struct srup_key **out, struct srup_diag *diag);
 
 /* As srup_key_load_pem, reading the file at path (IO if it cannot be read). */
 enum srup_err srup_key_load_file(const char *path, enum srup_key_kind kind, struct srup_key **out,
-		struct srup_diag *diag);
+                                 struct srup_diag *diag);
 
 /* Generate a new RSA key of bits bits (2048..8192, e = 65537). */
 enum srup_err srup_key_generate(unsigned bits, struct srup_key **out, struct srup_diag *diag);

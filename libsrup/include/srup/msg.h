@@ -157,7 +157,7 @@ const char *srup_status_name(unsigned status);
  * (PAD), bytes after the last field (TRAILING). Allocates nothing; on failure *out is zeroed
  * and diag (if given) says where. Thread-safe. */
 enum srup_err srup_msg_parse(const uint8_t *buf, size_t len, struct srup_msg *out,
-		struct srup_diag *diag);
+                             struct srup_diag *diag);
 
 /* Length srup_msg_serialize would write for m with a signature of sig_len bytes, or 0 if m
  * has an unknown type or a field over its limit. */
@@ -167,11 +167,11 @@ size_t srup_msg_encoded_len(const struct srup_msg *m, size_t sig_len);
  * out[0, cap). SPACE if cap is short, TYPE for an unknown type, FIELD_LEN if a field is over
  * its limit. */
 enum srup_err srup_msg_unsigned(const struct srup_msg *m, uint8_t *out, size_t cap,
-		size_t *out_len);
+                                size_t *out_len);
 
 /* Write the full message of m with m->signature as the signature field. */
 enum srup_err srup_msg_serialize(const struct srup_msg *m, uint8_t *out, size_t cap,
-		size_t *out_len);
+                                 size_t *out_len);
 
 #ifdef __cplusplus
 }
