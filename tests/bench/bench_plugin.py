@@ -286,7 +286,7 @@ class Bench:
                         ("plugin durability fsync, non-SRUP topic", lfo)):
             say("%-44s %8.0f %8.0f %8.0f %8d" % (name, x["median_us"], x["p99_us"],
                                                  x["mean_us"], x.get("over_1ms", -1)))
-        say("%-44s %8.0f %8.0f" % ("added by the plugin (durability os)",
+        say("%-44s %8.0f %8.0f" % ("added by the plugin (default policy)",
                                    lq["median_us"] - lp["median_us"],
                                    lq["p99_us"] - lp["p99_us"]))
         if a.devices > 0:
