@@ -185,31 +185,45 @@ static int keys_add(int argc, char **argv)
 	return rc;
 }
 
-static int keys_revoke(int argc, char **argv)
+/* The prologue of the subcommands that take --store DIR --id ID: parse both, open the store.
+ * Returns SRUP_EXIT_OK with *st open, or the exit code to return (with *done set after --help). */
+static int id_command_open(const char *cmd, int argc, char **argv, bool readonly,
+                           struct srupb_store **st, uint64_t *id, const char **id_arg, bool *done)
 {
 	const char *store = NULL;
-	const char *id_arg = NULL;
-	const struct tool_opt opts[] = {{"store", &store, NULL}, {"id", &id_arg, NULL}};
+	const struct tool_opt opts[] = {{"store", &store, NULL}, {"id", id_arg, NULL}};
 	const char *pos[1];
 	size_t n_pos = 0;
-	struct srupb_store *st = NULL;
-	uint64_t id = 0;
-	bool found = false;
 	int rc;
 
+	*st = NULL;
+	*done = false;
 	enum tool_parse pr = tool_parse_args(argc, argv, opts, 2, pos, 0, &n_pos);
 	if (pr == TOOL_PARSE_HELP) {
 		keys_help();
+		*done = true;
 		return SRUP_EXIT_OK;
 	}
 	if (pr != TOOL_PARSE_OK) {
 		return SRUP_EXIT_USAGE;
 	}
-	rc = parse_id("keys revoke", id_arg, &id);
+	rc = parse_id(cmd, *id_arg, id);
 	if (rc == SRUP_EXIT_OK) {
-		rc = open_store("keys revoke", store, false, &st);
+		rc = open_store(cmd, store, readonly, st);
 	}
-	if (rc != SRUP_EXIT_OK) {
+	return rc;
+}
+
+static int keys_revoke(int argc, char **argv)
+{
+	const char *id_arg = NULL;
+	struct srupb_store *st = NULL;
+	uint64_t id = 0;
+	bool found = false;
+	bool done = false;
+	int rc = id_command_open("keys revoke", argc, argv, false, &st, &id, &id_arg, &done);
+
+	if (rc != SRUP_EXIT_OK || done) {
 		return rc;
 	}
 	if (srupb_store_key_revoke(st, id, &found) != SRUP_OK) {
@@ -271,32 +285,17 @@ static int keys_list(int argc, char **argv)
 
 static int keys_show(int argc, char **argv)
 {
-	const char *store = NULL;
 	const char *id_arg = NULL;
-	const struct tool_opt opts[] = {{"store", &store, NULL}, {"id", &id_arg, NULL}};
-	const char *pos[1];
-	size_t n_pos = 0;
 	struct srupb_store *st = NULL;
 	struct srupb_keyrec rec;
 	struct srup_key *key = NULL;
 	char *pem = NULL;
 	uint64_t id = 0;
 	bool found = false;
-	int rc;
+	bool done = false;
+	int rc = id_command_open("keys show", argc, argv, true, &st, &id, &id_arg, &done);
 
-	enum tool_parse pr = tool_parse_args(argc, argv, opts, 2, pos, 0, &n_pos);
-	if (pr == TOOL_PARSE_HELP) {
-		keys_help();
-		return SRUP_EXIT_OK;
-	}
-	if (pr != TOOL_PARSE_OK) {
-		return SRUP_EXIT_USAGE;
-	}
-	rc = parse_id("keys show", id_arg, &id);
-	if (rc == SRUP_EXIT_OK) {
-		rc = open_store("keys show", store, true, &st);
-	}
-	if (rc != SRUP_EXIT_OK) {
+	if (rc != SRUP_EXIT_OK || done) {
 		return rc;
 	}
 	if (srupb_store_key_get(st, id, &rec, &pem, &found) != SRUP_OK) {
