@@ -16,6 +16,8 @@
 
 #include <srup/srup.h>
 
+#include "bench_util.h"
+
 #ifndef SRUP_VECTORS_DIR
 #error "SRUP_VECTORS_DIR must name tests/vectors"
 #endif
@@ -29,27 +31,6 @@
 #define VERIFY_TARGET    0.95      /* libsrup verify rate / raw OpenSSL verify rate */
 
 static volatile uint64_t sink;
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
 
 /* Read the first "serialized_hex" of vectors.json (the INITIATE vector, 421 bytes: a typical
  * message with a URL and a digest). *out is malloc'd. Returns 0 on success. */
@@ -91,16 +72,8 @@ static int load_vector(uint8_t **out, size_t *out_len)
 	}
 	size_t n = (size_t)(end - p) / 2;
 	buf = malloc(n);
-	if (buf == NULL) {
+	if (buf == NULL || srup_hex_decode(p, (size_t)(end - p), buf, n, &n) != SRUP_OK) {
 		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(p[2 * i]);
-		int lo = hexval(p[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			goto out;
-		}
-		buf[i] = (uint8_t)(hi << 4 | lo);
 	}
 	*out = buf;
 	*out_len = n;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #ifdef SRUP_BENCH_HAVE_STORE
 #include "srupb_store.h"
 #endif
@@ -21,25 +23,6 @@ static void usage(void)
 }
 
 #ifdef SRUP_BENCH_HAVE_STORE
-static int parse_u64(const char *s, int base, uint64_t *out)
-{
-	char *end = NULL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, base);
-	if (errno != 0 || end == s || *end != '\0') {
-		return -1;
-	}
-	*out = (uint64_t)v;
-	return 0;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static char *read_text(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");

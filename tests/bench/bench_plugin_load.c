@@ -22,6 +22,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "bench_util.h"
+
 struct rec {
 	const uint8_t *topic;
 	size_t topic_len;
@@ -46,13 +48,6 @@ struct opts {
 	long window;
 	double drain;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {

@@ -17,6 +17,8 @@
 
 #include <srup/srup.h>
 
+#include "bench_util.h"
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_plugin_sign --key PRIV.pem --sender HEX --type ACTION|DATA\n"
@@ -24,25 +26,6 @@ static void usage(void)
 	                "Message i has sequence id seq-start + i and sender id sender + (i %% M).\n"
 	                "(a helper of bench_plugin; see tests/bench/bench_plugin.py)\n");
 	exit(3);
-}
-
-static int parse_u64(const char *s, int base, uint64_t *out)
-{
-	char *end = NULL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, base);
-	if (errno != 0 || end == s || *end != '\0') {
-		return -1;
-	}
-	*out = (uint64_t)v;
-	return 0;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int main(int argc, char **argv)
