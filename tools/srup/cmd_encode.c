@@ -109,7 +109,7 @@ static int get_hex(struct enc *e, const struct json_value *v, const char *name, 
 	if (buf == NULL) {
 		return member_err(v, name, "out of memory");
 	}
-	if (tool_hex_decode_strict(v->str, v->str_len, buf, v->str_len / 2, &n) != 0) {
+	if (srup_hex_decode(v->str, v->str_len, buf, v->str_len / 2, &n) != SRUP_OK) {
 		free(buf);
 		return member_err(v, name, "not a hex string (digits 0-9, a-f only)");
 	}

@@ -265,30 +265,6 @@ int tool_hex_decode_loose(const char *text, size_t len, uint8_t **out, size_t *o
 	return 0;
 }
 
-int tool_hex_decode_strict(const char *hex, size_t hex_len, uint8_t *out, size_t cap,
-                           size_t *out_len)
-{
-	*out_len = 0;
-	if (hex_len % 2 != 0) {
-		return -1;
-	}
-	for (size_t i = 0; i < hex_len; i++) {
-		if (hex_val((unsigned char)hex[i]) < 0) {
-			return -1;
-		}
-	}
-	if (hex_len / 2 > cap) {
-		return -2;
-	}
-	for (size_t i = 0; i < hex_len / 2; i++) {
-		int hi = hex_val((unsigned char)hex[2 * i]);
-		int lo = hex_val((unsigned char)hex[2 * i + 1]);
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*out_len = hex_len / 2;
-	return 0;
-}
-
 int tool_hex_write(FILE *f, const uint8_t *p, size_t len)
 {
 	static const char digits[] = "0123456789abcdef";

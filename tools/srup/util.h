@@ -55,11 +55,6 @@ enum tool_read tool_read_all(const char *path, size_t max, uint8_t **buf, size_t
 int tool_hex_decode_loose(const char *text, size_t len, uint8_t **out, size_t *out_len,
                           size_t *bad_off);
 
-/* Strict hex: 0..2*cap digits, either case, no whitespace, even length. Returns 0 and the byte
- * count in *out_len, -1 for a non-hex character or odd length, -2 if more than cap bytes. */
-int tool_hex_decode_strict(const char *hex, size_t hex_len, uint8_t *out, size_t cap,
-                           size_t *out_len);
-
 /* Write len bytes as lowercase hex to f. Returns 0, or -1 if a write failed. */
 int tool_hex_write(FILE *f, const uint8_t *p, size_t len);
 
