@@ -27,56 +27,34 @@ static struct srup_key *load_key(const char *rel, enum srup_key_kind kind)
 	return key;
 }
 
-/* Value of "field" inside the vector named VECTOR in vectors.json (malloc'd string or the
- * digits of a number). */
-static char *vector_field(const char *field)
+/* Index of the vector named VECTOR in vectors.json. */
+static int vector_index(const char *json)
 {
-	char *json = tu_read_file(tu_vector_path("vectors.json"), NULL);
-	const char *v = strstr(json, "\"name\": \"" VECTOR "\"");
-	ck_assert_ptr_nonnull(v);
-	const char *next = strstr(v + 1, "\"name\": \"");
-	char pat[64];
-	snprintf(pat, sizeof pat, "\"%s\": ", field);
-	const char *p = strstr(v, pat);
-	ck_assert_msg(p != NULL && (next == NULL || p < next), "no %s in the vector", field);
-	p += strlen(pat);
-	size_t n;
-	if (*p == '"') {
-		p++;
-		n = strcspn(p, "\"");
-	} else {
-		n = strspn(p, "0123456789");
+	for (int i = 0; i < tu_vec_count(json); i++) {
+		char *name = tu_vec_need(json, i, "name");
+		int match = strcmp(name, VECTOR) == 0;
+		free(name);
+		if (match) {
+			return i;
+		}
 	}
-	char *s = malloc(n + 1);
-	ck_assert_ptr_nonnull(s);
-	memcpy(s, p, n);
-	s[n] = '\0';
-	free(json);
-	return s;
+	ck_abort_msg("no vector named %s", VECTOR);
+	return -1;
 }
 
 static size_t vector_num(const char *field)
 {
-	char *s = vector_field(field);
-	size_t v = (size_t)strtoul(s, NULL, 10);
-	free(s);
+	char *json = tu_read_file(tu_vector_path("vectors.json"), NULL);
+	size_t v = tu_vec_num(json, vector_index(json), field);
+	free(json);
 	return v;
 }
 
 static uint8_t *vector_hex(const char *field, size_t *len)
 {
-	char *hex = vector_field(field);
-	size_t n = strlen(hex);
-	ck_assert_uint_eq(n % 2, 0);
-	uint8_t *out = malloc(n / 2 + 1);
-	ck_assert_ptr_nonnull(out);
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned b = 0;
-		ck_assert_int_eq(sscanf(hex + 2 * i, "%2x", &b), 1);
-		out[i] = (uint8_t)b;
-	}
-	free(hex);
-	*len = n / 2;
+	char *json = tu_read_file(tu_vector_path("vectors.json"), NULL);
+	uint8_t *out = tu_vec_hex(json, vector_index(json), field, len);
+	free(json);
 	return out;
 }
 

@@ -41,75 +41,24 @@ static char *vectors_json(void)
 	return json;
 }
 
-/* Start of the i-th vector object's "name" member, or NULL past the last. */
-static const char *vec_at(int i)
-{
-	const char *p = vectors_json();
-	for (int n = 0;; n++) {
-		p = strstr(p, "\"name\": \"");
-		if (p == NULL || n == i) {
-			return p;
-		}
-		p++;
-	}
-}
-
 static int vec_count(void)
 {
-	int n = 0;
-	while (vec_at(n) != NULL) {
-		n++;
-	}
-	return n;
-}
-
-/* Value text of "field" inside the i-th vector (before the next vector starts). */
-static const char *vec_raw(int i, const char *field)
-{
-	const char *begin = vec_at(i);
-	const char *end = vec_at(i + 1);
-	char pat[64];
-	snprintf(pat, sizeof pat, "\"%s\": ", field);
-	ck_assert_ptr_nonnull(begin);
-	const char *p = strstr(begin, pat);
-	ck_assert_msg(p != NULL && (end == NULL || p < end), "vector %d has no %s", i, field);
-	return p + strlen(pat);
+	return tu_vec_count(vectors_json());
 }
 
 static char *vec_str(int i, const char *field)
 {
-	const char *p = vec_raw(i, field);
-	ck_assert_int_eq(*p, '"');
-	const char *q = strchr(p + 1, '"');
-	ck_assert_ptr_nonnull(q);
-	size_t n = (size_t)(q - p - 1);
-	char *s = malloc(n + 1);
-	ck_assert_ptr_nonnull(s);
-	memcpy(s, p + 1, n);
-	s[n] = '\0';
-	return s;
+	return tu_vec_need(vectors_json(), i, field);
 }
 
 static size_t vec_num(int i, const char *field)
 {
-	return (size_t)strtoul(vec_raw(i, field), NULL, 10);
+	return tu_vec_num(vectors_json(), i, field);
 }
 
 static uint8_t *vec_hex(int i, const char *field, size_t *len)
 {
-	char *hex = vec_str(i, field);
-	size_t n = strlen(hex);
-	ck_assert_uint_eq(n % 2, 0);
-	uint8_t *out = malloc(n / 2 + 1);
-	ck_assert_ptr_nonnull(out);
-	for (size_t k = 0; k < n / 2; k++) {
-		unsigned v = 0;
-		ck_assert_int_eq(sscanf(hex + 2 * k, "%2x", &v), 1);
-		out[k] = (uint8_t)v;
-	}
-	free(hex);
-	*len = n / 2;
-	return out;
+	return tu_vec_hex(vectors_json(), i, field, len);
 }
 
 static struct srup_key *vec_key(int i, const char *field, enum srup_key_kind kind)

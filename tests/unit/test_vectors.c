@@ -13,50 +13,6 @@
 
 #define N_VECTORS 6
 
-/* vectors.json is a flat array of objects whose keys we know; this finds the string value of
- * key inside vector number idx (0-based) without a general JSON parser: vectors start at each
- * top-level "name" key, and keys inside one vector are unique. Returns a malloc'd string or NULL. */
-static char *vec_get(const char *json, int idx, const char *key)
-{
-	const char *start = json;
-	for (int i = 0; i <= idx; i++) {
-		start = strstr(i == 0 ? start : start + 1, "\n  \"name\":");
-		ck_assert_ptr_nonnull(start);
-	}
-	const char *end = strstr(start + 1, "\n  \"name\":");
-	char pat[128];
-	snprintf(pat, sizeof pat, "\"%s\":", key);
-	const char *k = strstr(start, pat);
-	if (k == NULL || (end != NULL && k > end)) {
-		return NULL;
-	}
-	const char *v = k + strlen(pat);
-	while (*v == ' ') {
-		v++;
-	}
-	size_t n;
-	if (*v == '"') {
-		v++;
-		n = (size_t)(strchr(v, '"') - v);
-	} else {
-		n = strcspn(v, ",\n}");
-	}
-	char *out = malloc(n + 1);
-	ck_assert_ptr_nonnull(out);
-	memcpy(out, v, n);
-	out[n] = '\0';
-	return out;
-}
-
-static uint8_t *unhex(const char *hex, size_t *len)
-{
-	size_t hl = strlen(hex);
-	uint8_t *out = malloc(hl / 2 + 1);
-	ck_assert_ptr_nonnull(out);
-	ck_assert_int_eq(srup_hex_decode(hex, hl, out, hl / 2 + 1, len), SRUP_OK);
-	return out;
-}
-
 static uint64_t hex_u64(const char *s)
 {
 	uint64_t v = 0;
@@ -66,12 +22,12 @@ static uint64_t hex_u64(const char *s)
 
 static void check_bytes_field(const char *json, int idx, const char *key, struct srup_bytes got)
 {
-	char *hex = vec_get(json, idx, key);
+	char *hex = tu_vec_get(json, idx, key);
 	if (hex == NULL) {
 		return;
 	}
 	size_t n = 0;
-	uint8_t *want = unhex(hex, &n);
+	uint8_t *want = tu_unhex(hex, &n);
 	ck_assert_msg(got.len == n, "%s: length %zu, want %zu", key, got.len, n);
 	if (n > 0) {
 		ck_assert_mem_eq(got.p, want, n);
@@ -82,7 +38,7 @@ static void check_bytes_field(const char *json, int idx, const char *key, struct
 
 static void check_int_field(const char *json, int idx, const char *key, uint64_t got)
 {
-	char *s = vec_get(json, idx, key);
+	char *s = tu_vec_get(json, idx, key);
 	if (s == NULL) {
 		return;
 	}
@@ -102,13 +58,10 @@ struct vec {
 static void vec_load(struct vec *v, int idx)
 {
 	v->json = tu_read_file(tu_vector_path("vectors.json"), NULL);
-	char *hex = vec_get(v->json, idx, "serialized_hex");
-	ck_assert_ptr_nonnull(hex);
-	v->ser = unhex(hex, &v->ser_len);
-	free(hex);
+	v->ser = tu_vec_hex(v->json, idx, "serialized_hex", &v->ser_len);
 	ck_assert_int_eq(srup_msg_parse(v->ser, v->ser_len, &v->m, NULL), SRUP_OK);
-	char *vk = vec_get(v->json, idx, "verify_key");
-	char *sk = vec_get(v->json, idx, "signing_key");
+	char *vk = tu_vec_need(v->json, idx, "verify_key");
+	char *sk = tu_vec_need(v->json, idx, "signing_key");
 	ck_assert_int_eq(srup_key_load_file(tu_vector_path(vk), SRUP_KEY_PUBLIC, &v->pub, NULL),
 	                 SRUP_OK);
 	ck_assert_int_eq(srup_key_load_file(tu_vector_path(sk), SRUP_KEY_PRIVATE, &v->priv, NULL),
@@ -129,13 +82,11 @@ START_TEST(test_vector_decodes_to_recorded_fields)
 {
 	struct vec v;
 	vec_load(&v, _i);
-	char *len = vec_get(v.json, _i, "serialized_len");
-	ck_assert_uint_eq(v.ser_len, strtoull(len, NULL, 10));
-	free(len);
-	char *type = vec_get(v.json, _i, "msg_type");
+	ck_assert_uint_eq(v.ser_len, tu_vec_num(v.json, _i, "serialized_len"));
+	char *type = tu_vec_need(v.json, _i, "msg_type");
 	ck_assert_uint_eq(v.m.type, hex_u64(type));
 	free(type);
-	char *tname = vec_get(v.json, _i, "type_name");
+	char *tname = tu_vec_need(v.json, _i, "type_name");
 	ck_assert_str_eq(srup_msg_type_name(v.m.type), tname);
 	free(tname);
 	check_int_field(v.json, _i, "sequence_id", v.m.sequence_id);
@@ -149,21 +100,17 @@ START_TEST(test_vector_decodes_to_recorded_fields)
 	check_int_field(v.json, _i, "status", v.m.status);
 	check_int_field(v.json, _i, "action_id", v.m.action_id);
 	check_int_field(v.json, _i, "req_id", v.m.req_id);
-	char *sig_off = vec_get(v.json, _i, "signature_offset");
-	ck_assert_uint_eq(v.m.sig_off, strtoull(sig_off, NULL, 10));
-	free(sig_off);
+	ck_assert_uint_eq(v.m.sig_off, tu_vec_num(v.json, _i, "signature_offset"));
 
 	/* The unsigned bytes we would sign are exactly the recorded ones. */
-	char *uhex = vec_get(v.json, _i, "unsigned_hex");
 	size_t ulen = 0;
-	uint8_t *want = unhex(uhex, &ulen);
+	uint8_t *want = tu_vec_hex(v.json, _i, "unsigned_hex", &ulen);
 	uint8_t got[4096];
 	size_t glen = 0;
 	ck_assert_int_eq(srup_msg_unsigned(&v.m, got, sizeof got, &glen), SRUP_OK);
 	ck_assert_uint_eq(glen, ulen);
 	ck_assert_mem_eq(got, want, ulen);
 	free(want);
-	free(uhex);
 	vec_free(&v);
 }
 END_TEST
@@ -224,8 +171,8 @@ START_TEST(test_vector_encrypted_field_decrypts)
 	struct vec v;
 	int idx = -1;
 	char *json = tu_read_file(tu_vector_path("vectors.json"), NULL);
-	for (int i = 0; i < N_VECTORS; i++) {
-		char *k = vec_get(json, i, "recipient_private_key");
+	for (int i = 0; i < tu_vec_count(json); i++) {
+		char *k = tu_vec_get(json, i, "recipient_private_key");
 		if (k != NULL) {
 			idx = i;
 			free(k);
@@ -234,18 +181,16 @@ START_TEST(test_vector_encrypted_field_decrypts)
 	free(json);
 	ck_assert_int_ge(idx, 0);
 	vec_load(&v, idx);
-	char *kp = vec_get(v.json, idx, "recipient_private_key");
-	char *pt_hex = vec_get(v.json, idx, "plaintext_hex");
-	char *blob_len = vec_get(v.json, idx, "blob_len");
+	char *kp = tu_vec_need(v.json, idx, "recipient_private_key");
 	struct srup_key *rk = NULL;
 	ck_assert_int_eq(srup_key_load_file(tu_vector_path(kp), SRUP_KEY_PRIVATE, &rk, NULL), SRUP_OK);
-	ck_assert_uint_eq(v.m.encrypted.len, strtoull(blob_len, NULL, 10));
+	ck_assert_uint_eq(v.m.encrypted.len, tu_vec_num(v.json, idx, "blob_len"));
 	uint8_t *pt = NULL;
 	size_t pt_len = 0;
 	ck_assert_int_eq(srup_envelope_open(rk, v.m.encrypted.p, v.m.encrypted.len, &pt, &pt_len, NULL),
 	                 SRUP_OK);
 	size_t want_len = 0;
-	uint8_t *want = unhex(pt_hex, &want_len);
+	uint8_t *want = tu_vec_hex(v.json, idx, "plaintext_hex", &want_len);
 	ck_assert_uint_eq(pt_len, want_len);
 	ck_assert_mem_eq(pt, want, want_len);
 	/* Another private key cannot open the blob (the vector is signed with the recipient's own
@@ -264,8 +209,6 @@ START_TEST(test_vector_encrypted_field_decrypts)
 	free(want);
 	free(pt);
 	free(kp);
-	free(pt_hex);
-	free(blob_len);
 	srup_key_free(rk);
 	vec_free(&v);
 }
