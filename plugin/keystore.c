@@ -113,7 +113,8 @@ static struct ks_entry *entry_find(const struct srupb_keystore *ks, uint64_t id)
 }
 
 enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_t generation,
-                                 const char *pem, size_t pem_len, const struct srup_key **out)
+                                 const char *pem, size_t pem_len, const struct srup_key **out,
+                                 struct srup_verifier **ver)
 {
 	struct ks_entry *e;
 	struct srup_key *key = NULL;
@@ -121,6 +122,9 @@ enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_
 	size_t b;
 
 	*out = NULL;
+	if (ver != NULL) {
+		*ver = NULL;
+	}
 	e = entry_find(ks, id);
 	if (e != NULL && e->generation == generation) {
 		ks->hits++;
@@ -129,6 +133,9 @@ enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_
 			lru_push(ks, e);
 		}
 		*out = e->key;
+		if (ver != NULL) {
+			*ver = e->ver;
+		}
 		return SRUP_OK;
 	}
 	ks->misses++;
@@ -163,17 +170,10 @@ enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_
 	lru_push(ks, e);
 	ks->size++;
 	*out = key;
-	return SRUP_OK;
-}
-
-enum srup_err srupb_keystore_verify(struct srupb_keystore *ks, uint64_t id,
-                                    const struct srup_msg *m)
-{
-	const struct ks_entry *e = entry_find(ks, id);
-	if (e == NULL) {
-		return SRUP_ERR_INVAL;
+	if (ver != NULL) {
+		*ver = e->ver;
 	}
-	return srup_verifier_msg(e->ver, m, NULL);
+	return SRUP_OK;
 }
 
 void srupb_keystore_drop(struct srupb_keystore *ks, uint64_t id)

@@ -159,14 +159,12 @@ struct srupb_keystore;
 struct srupb_keystore *srupb_keystore_new(size_t capacity);
 void srupb_keystore_free(struct srupb_keystore *ks);
 /* Borrowed key for (id, generation), parsing pem on a miss (and evicting the least recently
- * used entry when full). KEY if the PEM is not an acceptable key, NOMEM. */
+ * used entry when full), and, if ver is not NULL, the key's prepared libsrup verifier (borrowed
+ * too; valid until the entry is evicted or dropped). KEY if the PEM is not an acceptable key,
+ * NOMEM. */
 enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_t generation,
-                                 const char *pem, size_t pem_len, const struct srup_key **out);
-/* Verify the parsed message m with the cached key of id (call right after srupb_keystore_get
- * for that id), through libsrup's prepared verifier for that key. OK only if valid; SIG if
- * not; CRYPTO for another OpenSSL failure; INVAL if id is not cached. */
-enum srup_err srupb_keystore_verify(struct srupb_keystore *ks, uint64_t id,
-                                    const struct srup_msg *m);
+                                 const char *pem, size_t pem_len, const struct srup_key **out,
+                                 struct srup_verifier **ver);
 void srupb_keystore_drop(struct srupb_keystore *ks, uint64_t id);
 void srupb_keystore_clear(struct srupb_keystore *ks);
 size_t srupb_keystore_size(const struct srupb_keystore *ks);

@@ -249,6 +249,7 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	bool found = false;
 	bool stale = false;
 	const struct srup_key *key = NULL;
+	struct srup_verifier *ver = NULL;
 	char sender_text[SRUP_ID_TEXT_MAX];
 
 	/* 1. topic */
@@ -389,7 +390,7 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		}
 	}
 	/* 7. signature, with a cached parsed key */
-	e = srupb_keystore_get(ctx->keys, rec.id, rec.generation, rec.pem, rec.pem_len, &key);
+	e = srupb_keystore_get(ctx->keys, rec.id, rec.generation, rec.pem, rec.pem_len, &key, &ver);
 	srupb_store_read_end(ctx->store);
 	if (e != SRUP_OK) {
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "stored key of %s is unusable: %s", sender_text,
@@ -399,7 +400,7 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		return drop(d, SRUPB_R_BAD_SIGNATURE, "signature is %zu bytes, key needs %zu",
 		            m->signature.len, srup_key_size(key));
 	}
-	e = srupb_keystore_verify(ctx->keys, rec.id, m);
+	e = srup_verifier_msg(ver, m, NULL);
 	if (e == SRUP_ERR_SIG) {
 		return drop(d, SRUPB_R_BAD_SIGNATURE, "signature does not verify with the key of %s",
 		            sender_text);

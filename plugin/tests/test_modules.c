@@ -175,29 +175,29 @@ START_TEST(test_keystore_lru_bound_and_generations)
 	uint64_t misses = 0;
 
 	ck_assert_ptr_nonnull(ks);
-	ck_assert_int_eq(srupb_keystore_get(ks, 1, 10, a, la, &k1), SRUP_OK);
-	ck_assert_int_eq(srupb_keystore_get(ks, 1, 10, a, la, &k), SRUP_OK);
+	ck_assert_int_eq(srupb_keystore_get(ks, 1, 10, a, la, &k1, NULL), SRUP_OK);
+	ck_assert_int_eq(srupb_keystore_get(ks, 1, 10, a, la, &k, NULL), SRUP_OK);
 	ck_assert_ptr_eq(k, k1);
-	ck_assert_int_eq(srupb_keystore_get(ks, 2, 10, b, lb, &k), SRUP_OK);
-	ck_assert_int_eq(srupb_keystore_get(ks, 1, 10, a, la, &k), SRUP_OK); /* 1 most recent */
-	ck_assert_int_eq(srupb_keystore_get(ks, 3, 10, b, lb, &k), SRUP_OK); /* evicts 2 */
+	ck_assert_int_eq(srupb_keystore_get(ks, 2, 10, b, lb, &k, NULL), SRUP_OK);
+	ck_assert_int_eq(srupb_keystore_get(ks, 1, 10, a, la, &k, NULL), SRUP_OK); /* 1 most recent */
+	ck_assert_int_eq(srupb_keystore_get(ks, 3, 10, b, lb, &k, NULL), SRUP_OK); /* evicts 2 */
 	ck_assert_uint_eq(srupb_keystore_size(ks), 2);
 	srupb_keystore_stats(ks, &hits, &misses);
 	ck_assert_uint_eq(hits, 2);
 	ck_assert_uint_eq(misses, 3);
-	ck_assert_int_eq(srupb_keystore_get(ks, 1, 10, a, la, &k), SRUP_OK);
+	ck_assert_int_eq(srupb_keystore_get(ks, 1, 10, a, la, &k, NULL), SRUP_OK);
 	srupb_keystore_stats(ks, &hits, &misses);
 	ck_assert_uint_eq(hits, 3); /* 1 survived */
-	ck_assert_int_eq(srupb_keystore_get(ks, 2, 10, b, lb, &k), SRUP_OK);
+	ck_assert_int_eq(srupb_keystore_get(ks, 2, 10, b, lb, &k, NULL), SRUP_OK);
 	srupb_keystore_stats(ks, &hits, &misses);
 	ck_assert_uint_eq(misses, 4); /* 2 had been evicted */
 	/* a new generation re-parses, even from the same id */
-	ck_assert_int_eq(srupb_keystore_get(ks, 2, 11, a, la, &k), SRUP_OK);
+	ck_assert_int_eq(srupb_keystore_get(ks, 2, 11, a, la, &k, NULL), SRUP_OK);
 	srupb_keystore_stats(ks, &hits, &misses);
 	ck_assert_uint_eq(misses, 5);
 	ck_assert_uint_eq(srup_key_bits(k), 2048);
 	/* an unusable PEM is refused and not cached */
-	ck_assert_int_eq(srupb_keystore_get(ks, 9, 1, "garbage", 7, &k), SRUP_ERR_KEY);
+	ck_assert_int_eq(srupb_keystore_get(ks, 9, 1, "garbage", 7, &k, NULL), SRUP_ERR_KEY);
 	ck_assert_ptr_null(k);
 	srupb_keystore_drop(ks, 2);
 	ck_assert_uint_eq(srupb_keystore_size(ks), 1);
@@ -238,14 +238,21 @@ START_TEST(test_keystore_verify_matches_libsrup)
 	ck_assert_int_eq(srup_msg_sign_encode(&m, priv, buf, sizeof buf, &n, NULL), SRUP_OK);
 	ck_assert_int_eq(srup_msg_parse(buf, n, &p, NULL), SRUP_OK);
 	struct srupb_keystore *ks = srupb_keystore_new(4);
-	ck_assert_int_eq(srupb_keystore_verify(ks, 1, &p), SRUP_ERR_INVAL);
-	ck_assert_int_eq(srupb_keystore_get(ks, 1, 1, dev_pem, la, &k), SRUP_OK);
-	ck_assert_int_eq(srupb_keystore_get(ks, 2, 1, srv_pem, lb, &k), SRUP_OK);
-	ck_assert_int_eq(srupb_keystore_verify(ks, 1, &p), SRUP_OK);
-	ck_assert_int_eq(srupb_keystore_verify(ks, 2, &p), SRUP_ERR_SIG);
+	struct srup_verifier *v1 = NULL;
+	struct srup_verifier *v2 = NULL;
+	ck_assert_int_eq(srupb_keystore_get(ks, 1, 1, dev_pem, la, &k, &v1), SRUP_OK);
+	ck_assert_int_eq(srupb_keystore_get(ks, 2, 1, srv_pem, lb, &k, &v2), SRUP_OK);
+	ck_assert_ptr_nonnull(v1);
+	ck_assert_ptr_ne(v1, v2);
+	ck_assert_int_eq(srup_verifier_msg(v1, &p, NULL), SRUP_OK);
+	ck_assert_int_eq(srup_verifier_msg(v2, &p, NULL), SRUP_ERR_SIG);
+	/* a hit hands back the same prepared verifier */
+	struct srup_verifier *again = NULL;
+	ck_assert_int_eq(srupb_keystore_get(ks, 1, 1, dev_pem, la, &k, &again), SRUP_OK);
+	ck_assert_ptr_eq(again, v1);
 	buf[20] ^= 1; /* first byte of the token: still parses, no longer verifies */
 	ck_assert_int_eq(srup_msg_parse(buf, n, &p, NULL), SRUP_OK);
-	ck_assert_int_eq(srupb_keystore_verify(ks, 1, &p), SRUP_ERR_SIG);
+	ck_assert_int_eq(srup_verifier_msg(v1, &p, NULL), SRUP_ERR_SIG);
 	srupb_keystore_free(ks);
 	srup_key_free(priv);
 	free(dev_pem);
