@@ -150,6 +150,8 @@ static void ctx_free(struct srupb_ctx *ctx)
 	}
 	srupb_clients_free(ctx->clients);
 	EVP_MD_free(ctx->sha256);
+	EVP_MD_CTX_free(ctx->md_ctx);
+	free(ctx->last_client);
 	srupb_audit_close(ctx->audit);
 	srupb_keystore_free(ctx->keys);
 	srupb_store_close(ctx->store);
@@ -189,14 +191,17 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 	}
 	ctx->pid = identifier;
 	ctx->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	if (ctx->sha256 == NULL) {
+	ctx->md_ctx = EVP_MD_CTX_new();
+	if (ctx->sha256 == NULL || ctx->md_ctx == NULL) {
 		srupb_log(MOSQ_LOG_ERR, "init | OpenSSL has no SHA256");
 		EVP_MD_free(ctx->sha256);
+		EVP_MD_CTX_free(ctx->md_ctx);
 		free(ctx);
 		return MOSQ_ERR_UNKNOWN;
 	}
 	if (srupb_config_parse(&ctx->cfg, opts, opt_count) != SRUP_OK) {
 		EVP_MD_free(ctx->sha256);
+		EVP_MD_CTX_free(ctx->md_ctx);
 		free(ctx);
 		return MOSQ_ERR_INVAL;
 	}
@@ -209,6 +214,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 	if (srupb_store_open(ctx->cfg.store_dir, false, ctx->policy->durability, &ctx->store, err,
 	                     sizeof err) != SRUP_OK) {
 		srupb_log(MOSQ_LOG_ERR, "store | %s (plugin_opt_store)", err);
+		ctx_free(ctx);
+		return MOSQ_ERR_INVAL;
+	}
+	if (srupb_store_seen_open(ctx->store, ctx->policy->seen_index) != SRUP_OK) {
+		srupb_log(MOSQ_LOG_ERR, "store | %s (plugin_opt_store)", srupb_store_strerror(ctx->store));
 		ctx_free(ctx);
 		return MOSQ_ERR_INVAL;
 	}

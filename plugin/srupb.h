@@ -281,7 +281,10 @@ struct srupb_ctx {
 	struct srupb_grace grace[SRUPB_GRACE_SLOTS];
 	size_t grace_next;
 	struct srupb_clients *clients;
-	void *sha256; /* EVP_MD *, fetched once (an implicit fetch per digest costs ~1 us) */
+	void *sha256;      /* EVP_MD *, fetched once (an implicit fetch per digest costs ~1 us) */
+	void *md_ctx;      /* EVP_MD_CTX * reused by srupb_sha256 (no allocation per digest) */
+	char *last_client; /* client id whose mark digest is in last_client_dg (one-entry cache) */
+	uint8_t last_client_dg[32];
 	bool have_tick;
 	uint64_t decisions;
 	double last_second;

@@ -80,7 +80,8 @@ struct srupb_mark {
 	uint8_t client[16]; /* first 16 bytes of SHA-256 of the accepting client's id */
 };
 
-/* What the verifier commits for one accepted message (one LMDB write transaction). */
+/* What the verifier commits for one accepted message: one LMDB write transaction, then the
+ * seen-index entry. */
 enum srupb_member_op {
 	SRUPB_MEMBER_NONE = 0,
 	SRUPB_MEMBER_JOIN = 1,      /* device joined server */
@@ -94,7 +95,7 @@ struct srupb_commit {
 	uint64_t sender;
 	struct srupb_chan chan;
 	struct srupb_mark mark;
-	size_t seen_max;   /* bound of the seen index (oldest entries are evicted) */
+	size_t seen_max;   /* 0: not indexed in the seen index (its bound is set at open) */
 	uint8_t member_op; /* enum srupb_member_op */
 	uint64_t member_device;
 	uint64_t member_server;
@@ -156,9 +157,9 @@ enum srup_err srupb_store_key_find(struct srupb_store *st, uint64_t id, struct s
 enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
                                     const struct srupb_chan *chan, struct srupb_mark *mark,
                                     bool *found);
-/* Was a payload with this digest accepted (and still indexed)? chan and sender say where. */
-enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest[32],
-                                    struct srupb_chan *chan, uint64_t *sender, bool *found);
+/* Was a payload with this digest accepted among the last seen-window messages indexed?
+ * Never found without srupb_store_seen_open. Does not need the read transaction. */
+enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest[32], bool *found);
 enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, uint64_t server,
                                       bool *found);
 
@@ -167,6 +168,17 @@ enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, u
  * seen-index entry and the membership/revocation effect, and commits. A read transaction must
  * not be open. */
 enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c, bool *stale);
+
+/* --- the seen index (the broker only; `srup keys` never opens it) --- */
+
+/* Open <dir>/seen.idx (seen.c), sized for the last window accepted messages, and lock it: a
+ * second broker on this store fails here (INVAL). Commits with seen_max > 0 then add their
+ * digest to it, and the syncer thread flushes it with the store. Call before
+ * srupb_store_syncer_start. Errors are in srupb_store_strerror. */
+enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t window);
+/* Set the window srupb_store_seen_find looks back over (reload); returns the window in effect,
+ * which the file's size caps (a larger one takes a restart). */
+size_t srupb_store_seen_window(struct srupb_store *st, size_t window);
 
 #ifdef __cplusplus
 }

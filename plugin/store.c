@@ -5,9 +5,10 @@
  * Databases (all integers in keys are big-endian so cursors walk them in numeric order):
  *   keys    id(8)                         -> fmt(1)=1 role(1) status(1) 0(1) gen(8le) created(8le) pem
  *   marks   sender(8) kind(1) a(8) b(8)   -> seq(8le) payload sha256(32) client-id digest(16)
- *   seen    payload sha256(32)            -> kind(1) a(8) b(8) sender(8) qpos(8)
- *   seenq   qpos(8)                       -> payload sha256(32)   (FIFO that bounds "seen")
  *   members device(8) server(8)           -> joined unix seconds(8le)
+ * and, for the broker only, the seen index in <dir>/seen.idx (seen.c), not in LMDB: a B-tree
+ * insert of a random digest per accepted message cost more than everything else here.
+ * (Stores written before that may hold unused "seen" and "seenq" databases.)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +21,7 @@
 
 #include <lmdb.h>
 
+#include "seen.h"
 #include "srupb_store.h"
 
 #define STORE_MAPSIZE  ((size_t)8 << 30) /* address space only; the file grows as needed */
@@ -27,21 +29,21 @@
 #define KEYREC_HDR     20
 #define MARK_KEY_LEN   25
 #define MARK_VAL_LEN   56
-#define SEEN_VAL_LEN   33
 #define MEMBER_KEY_LEN 16
 
 struct srupb_store {
 	MDB_env *env;
 	MDB_dbi keys;
 	MDB_dbi marks;
-	MDB_dbi seen;
-	MDB_dbi seenq;
 	MDB_dbi members;
 	MDB_txn *rtxn;  /* cached read-only transaction, reset between uses */
 	bool rtxn_live; /* rtxn is renewed (between read_begin and read_end) */
 	bool readonly;
 	bool writemap;
-	char err[200];
+	char *dir;
+	struct srupb_seen *seen; /* NULL unless srupb_store_seen_open */
+	size_t seen_window;
+	char err[400];
 	/* background syncer: mdb_env_sync off the broker's event loop (touches only LMDB) */
 	pthread_t syncer;
 	pthread_mutex_t mu;
@@ -161,6 +163,11 @@ enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync s
 		return SRUP_ERR_NOMEM;
 	}
 	st->readonly = readonly;
+	st->dir = strdup(dir);
+	if (st->dir == NULL) {
+		free(st);
+		return SRUP_ERR_NOMEM;
+	}
 	if (!readonly && mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(st->err, sizeof st->err, "cannot create directory %s: %s", dir, strerror(errno));
 		goto out;
@@ -202,12 +209,6 @@ enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync s
 			mrc = open_dbi(txn, "marks", cf, &st->marks);
 		}
 		if (mrc == 0) {
-			mrc = open_dbi(txn, "seen", cf, &st->seen);
-		}
-		if (mrc == 0) {
-			mrc = open_dbi(txn, "seenq", cf, &st->seenq);
-		}
-		if (mrc == 0) {
 			mrc = open_dbi(txn, "members", cf, &st->members);
 		}
 	}
@@ -242,6 +243,7 @@ out:
 	if (st->env != NULL) {
 		mdb_env_close(st->env);
 	}
+	free(st->dir);
 	free(st);
 	return rc;
 }
@@ -259,6 +261,9 @@ void srupb_store_close(struct srupb_store *st)
 		mdb_env_sync(st->env, 1);
 		mdb_env_close(st->env);
 	}
+	srupb_seen_sync(st->seen);
+	srupb_seen_close(st->seen);
+	free(st->dir);
 	free(st);
 }
 
@@ -306,6 +311,7 @@ static void *syncer_main(void *arg)
 		pthread_mutex_unlock(&st->mu);
 		/* mdb_env_sync may run concurrently with write transactions of another thread */
 		(void)mdb_env_sync(st->env, 1);
+		srupb_seen_sync(st->seen);
 		pthread_mutex_lock(&st->mu);
 	}
 	pthread_mutex_unlock(&st->mu);
@@ -760,35 +766,35 @@ enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
 	return SRUP_OK;
 }
 
-enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest[32],
-                                    struct srupb_chan *chan, uint64_t *sender, bool *found)
+enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest[32], bool *found)
 {
-	MDB_val k = {32, (void *)digest};
-	MDB_val v;
-	int mrc;
+	*found = st->seen != NULL && srupb_seen_find(st->seen, st->seen_window, digest);
+	return SRUP_OK;
+}
 
-	*found = false;
-	if (!st->rtxn_live) {
+enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t window)
+{
+	char path[4096];
+
+	if (st == NULL || st->readonly || st->seen != NULL || st->syncer_on) {
 		return SRUP_ERR_INVAL;
 	}
-	mrc = mdb_get(st->rtxn, st->seen, &k, &v);
-	if (mrc == MDB_NOTFOUND) {
-		return SRUP_OK;
+	if ((size_t)snprintf(path, sizeof path, "%s/seen.idx", st->dir) >= sizeof path) {
+		snprintf(st->err, sizeof st->err, "store path too long for the seen index");
+		return SRUP_ERR_INVAL;
 	}
-	if (mrc != 0) {
-		return fail(st, "mdb_get(seen)", mrc);
+	enum srup_err rc = srupb_seen_open(path, window, &st->seen, st->err, sizeof st->err);
+	if (rc == SRUP_OK) {
+		st->seen_window = window;
 	}
-	if (v.mv_size != SEEN_VAL_LEN) {
-		snprintf(st->err, sizeof st->err, "corrupt seen record");
-		return SRUP_ERR_IO;
-	}
-	const uint8_t *p = v.mv_data;
-	chan->kind = p[0];
-	chan->a = get_be64(p + 1);
-	chan->b = get_be64(p + 9);
-	*sender = get_be64(p + 17);
-	*found = true;
-	return SRUP_OK;
+	return rc;
+}
+
+size_t srupb_store_seen_window(struct srupb_store *st, size_t window)
+{
+	size_t max = st->seen != NULL ? srupb_seen_capacity(st->seen) : 0;
+	st->seen_window = window < max ? window : max;
+	return st->seen_window;
 }
 
 enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, uint64_t server,
@@ -817,86 +823,6 @@ enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, u
 }
 
 /* --- commit --- */
-
-/* Index digest; evict the oldest entries beyond seen_max. */
-static int seen_add(struct srupb_store *st, MDB_txn *txn, const struct srupb_commit *c)
-{
-	MDB_cursor *cur = NULL;
-	MDB_val k;
-	MDB_val v;
-	MDB_stat ms;
-	uint8_t qb[8];
-	uint8_t sv[SEEN_VAL_LEN];
-	uint64_t qpos = 1;
-	int mrc;
-
-	mrc = mdb_cursor_open(txn, st->seenq, &cur);
-	if (mrc != 0) {
-		return mrc;
-	}
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	if (mrc == 0 && k.mv_size == 8) {
-		qpos = get_be64(k.mv_data) + 1;
-	} else if (mrc != 0 && mrc != MDB_NOTFOUND) {
-		goto out;
-	}
-	put_be64(qb, qpos);
-	k.mv_size = 8;
-	k.mv_data = qb;
-	v.mv_size = 32;
-	v.mv_data = (void *)c->mark.digest;
-	mrc = mdb_put(txn, st->seenq, &k, &v, MDB_APPEND);
-	if (mrc != 0) {
-		goto out;
-	}
-	sv[0] = c->chan.kind;
-	put_be64(sv + 1, c->chan.a);
-	put_be64(sv + 9, c->chan.b);
-	put_be64(sv + 17, c->sender);
-	put_be64(sv + 25, qpos);
-	k.mv_size = 32;
-	k.mv_data = (void *)c->mark.digest;
-	v.mv_size = sizeof sv;
-	v.mv_data = sv;
-	mrc = mdb_put(txn, st->seen, &k, &v, 0);
-	if (mrc != 0) {
-		goto out;
-	}
-	mrc = mdb_stat(txn, st->seenq, &ms);
-	if (mrc != 0) {
-		goto out;
-	}
-	for (size_t n = ms.ms_entries; n > c->seen_max; n--) {
-		MDB_val sk;
-		MDB_val svv;
-		mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-		if (mrc != 0) {
-			goto out;
-		}
-		if (v.mv_size == 32) {
-			uint8_t dg[32];
-			memcpy(dg, v.mv_data, 32);
-			sk.mv_size = 32;
-			sk.mv_data = dg;
-			/* Drop the index entry only if it still belongs to this queue slot. */
-			if (mdb_get(txn, st->seen, &sk, &svv) == 0 && svv.mv_size == SEEN_VAL_LEN &&
-			    get_be64((const uint8_t *)svv.mv_data + 25) == get_be64(k.mv_data)) {
-				mrc = mdb_del(txn, st->seen, &sk, NULL);
-				if (mrc != 0) {
-					goto out;
-				}
-			}
-		}
-		mrc = mdb_cursor_del(cur, 0);
-		if (mrc != 0) {
-			goto out;
-		}
-	}
-	mrc = 0;
-out:
-	mdb_cursor_close(cur);
-	return mrc == MDB_NOTFOUND ? 0 : mrc;
-}
 
 enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c, bool *stale)
 {
@@ -939,13 +865,6 @@ enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c,
 	if (mrc != 0) {
 		goto abort;
 	}
-	if (c->seen_max > 0) {
-		what = "seen index";
-		mrc = seen_add(st, txn, c);
-		if (mrc != 0) {
-			goto abort;
-		}
-	}
 	what = "membership";
 	if (c->member_op == SRUPB_MEMBER_JOIN || c->member_op == SRUPB_MEMBER_LEAVE) {
 		uint8_t mk[MEMBER_KEY_LEN];
@@ -982,6 +901,11 @@ enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c,
 	mrc = mdb_txn_commit(txn);
 	if (mrc != 0) {
 		return fail(st, "mdb_txn_commit", mrc);
+	}
+	/* Only once the mark is committed: a failed commit drops the message, and its bytes must not
+	 * then look like a replay when the client sends them again. */
+	if (st->seen != NULL && c->seen_max > 0) {
+		srupb_seen_add(st->seen, c->mark.digest);
 	}
 	return SRUP_OK;
 abort:

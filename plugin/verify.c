@@ -192,7 +192,30 @@ bool srupb_sha256(const struct srupb_ctx *ctx, const void *p, size_t len, uint8_
 {
 	unsigned int n = 0;
 	const EVP_MD *md = ctx->sha256 != NULL ? (const EVP_MD *)ctx->sha256 : EVP_sha256();
-	return EVP_Digest(p, len, out, &n, md, NULL) == 1 && n == 32;
+	EVP_MD_CTX *mc = ctx->md_ctx;
+	if (mc == NULL) {
+		return EVP_Digest(p, len, out, &n, md, NULL) == 1 && n == 32;
+	}
+	return EVP_DigestInit_ex2(mc, md, NULL) == 1 && EVP_DigestUpdate(mc, p, len) == 1 &&
+	       EVP_DigestFinal_ex(mc, out, &n) == 1 && n == 32;
+}
+
+/* The digest of a client id for replay marks; the last one is cached (a connection usually
+ * publishes many messages in a row). */
+static bool client_digest(struct srupb_ctx *ctx, const char *client_id, uint8_t out[32])
+{
+	const char *id = client_id != NULL ? client_id : "";
+	if (ctx->last_client != NULL && strcmp(ctx->last_client, id) == 0) {
+		memcpy(out, ctx->last_client_dg, 32);
+		return true;
+	}
+	if (!srupb_sha256(ctx, id, strlen(id), out)) {
+		return false;
+	}
+	free(ctx->last_client);
+	ctx->last_client = strdup(id);
+	memcpy(ctx->last_client_dg, out, 32);
+	return true;
 }
 
 static bool any_role_allows(const struct srupb_policy *p, enum srupb_rule_kind rk, unsigned type)
@@ -349,8 +372,7 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		c.seen_max = p->seen_index;
 	}
 	if (!srupb_sha256(ctx, payload, len, c.mark.digest) ||
-	    !srupb_sha256(ctx, client_id != NULL ? client_id : "",
-	                  client_id != NULL ? strlen(client_id) : 0, mark.digest)) {
+	    !client_digest(ctx, client_id, mark.digest)) {
 		srupb_store_read_end(ctx->store);
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "SHA-256 failed");
 	}
@@ -375,9 +397,7 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		            mark.seq);
 	}
 	{
-		struct srupb_chan sc;
-		uint64_t ss = 0;
-		e = srupb_store_seen_find(ctx->store, c.mark.digest, &sc, &ss, &found);
+		e = srupb_store_seen_find(ctx->store, c.mark.digest, &found);
 		if (e != SRUP_OK) {
 			srupb_store_read_end(ctx->store);
 			return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));

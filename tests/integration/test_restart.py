@@ -81,6 +81,29 @@ def test_second_crash(lab, check):
     h.expect_drop(lab, check, srv, ch, m, "replay", "replay after the second crash")
 
 
+def test_cross_channel_replay_after_crash(lab, check):
+    """The seen index survives kill -9 too: the server's message to dev1, taken just before the
+    crash, replayed on dev2's channel (where its sequence id is above the mark) is dropped."""
+    check(lab.join(lab.server, lab.dev2), "join of dev2 to server failed")
+    ch1 = S["ch"]
+    ch2 = "SRUP/%s" % lab.dev2.hex
+    srv = lab.connect(lab.server)
+    m2 = lab.msg(lab.server, "ACTION", action_id=200)
+    h.expect_accept(lab, check, srv, ch2, m2, "to dev2, low seq")
+    m1 = lab.msg(lab.server, "ACTION", seq=lab.server.seq + 1000, action_id=201)
+    rc = srv.publish(ch1, m1)
+    check(h.delivered(rc), "to dev1, high seq: PUBACK %s" % h.rc_name(rc))
+    lab.broker.kill9()
+    lab.close_clients()
+    lab.broker.start()
+    d2 = lab.connect(lab.dev2)
+    d2.subscribe(ch2)
+    srv = lab.connect(lab.server)
+    h.expect_drop(lab, check, srv, ch2, m1, "replay",
+                  "dev1's message on dev2's channel after the crash", watchers=[d2])
+
+
 if __name__ == "__main__":
     h.main([test_accept_then_crash, test_replays_after_restart_dropped,
-            test_fresh_messages_and_membership_after_restart, test_second_crash])
+            test_fresh_messages_and_membership_after_restart, test_second_crash,
+            test_cross_channel_replay_after_crash])
