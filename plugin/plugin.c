@@ -217,7 +217,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 		ctx_free(ctx);
 		return MOSQ_ERR_INVAL;
 	}
-	if (srupb_store_seen_open(ctx->store, ctx->policy->seen_index) != SRUP_OK) {
+	if (srupb_store_journal_open(ctx->store, SRUPB_JOURNAL_RECORDS) != SRUP_OK ||
+	    srupb_store_seen_open(ctx->store, ctx->policy->seen_index) != SRUP_OK) {
 		srupb_log(MOSQ_LOG_ERR, "store | %s (plugin_opt_store)", srupb_store_strerror(ctx->store));
 		ctx_free(ctx);
 		return MOSQ_ERR_INVAL;

@@ -264,6 +264,10 @@ struct srupb_grace {
 	double until;
 };
 
+/* Records in the marks journal (<store>/marks.journal, 128 bytes each): marks accepted between
+ * two folds into LMDB. A fold of a full journal takes about a millisecond. */
+#define SRUPB_JOURNAL_RECORDS 4096
+
 struct srupb_clients;
 
 struct srupb_ctx {

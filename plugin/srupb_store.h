@@ -169,6 +169,22 @@ enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, u
  * not be open. */
 enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c, bool *stale);
 
+/* --- the marks journal (the broker only; `srup keys` never opens it) --- */
+
+/* Open <dir>/marks.journal with room for capacity records, lock it (a second broker on this
+ * store fails here: INVAL), and fold into LMDB what a killed broker left in it. From then on,
+ * while the sync mode is OS or MAP, srupb_store_commit appends a mark without a membership
+ * change to the journal instead of an LMDB write transaction: it is in the shared mapping, so
+ * it survives kill -9, and the syncer thread flushes it with the store. Call before
+ * srupb_store_syncer_start. Errors are in srupb_store_strerror. */
+enum srup_err srupb_store_journal_open(struct srupb_store *st, size_t capacity);
+/* Fold the journal into LMDB in one transaction and empty it (also done when it is full,
+ * before a membership commit, on a switch to FSYNC or META, and by srupb_store_close). No read
+ * transaction may be open. OK without a journal. */
+enum srup_err srupb_store_checkpoint(struct srupb_store *st);
+/* Records the journal holds now (0 without one). */
+size_t srupb_store_journal_count(const struct srupb_store *st);
+
 /* --- the seen index (the broker only; `srup keys` never opens it) --- */
 
 /* Open <dir>/seen.idx (seen.c), sized for the last window accepted messages, and lock it: a

@@ -9,6 +9,10 @@
  * and, for the broker only, the seen index in <dir>/seen.idx (seen.c), not in LMDB: a B-tree
  * insert of a random digest per accepted message cost more than everything else here.
  * (Stores written before that may hold unused "seen" and "seenq" databases.)
+ *
+ * With durability os or map the broker also journals marks (journal.c, <dir>/marks.journal)
+ * instead of one LMDB write transaction per message, and folds the journal into "marks" in one
+ * transaction when it fills, before a commit that changes membership, and at open and close.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,6 +25,7 @@
 
 #include <lmdb.h>
 
+#include "journal.h"
 #include "seen.h"
 #include "srupb_store.h"
 
@@ -40,6 +45,8 @@ struct srupb_store {
 	bool rtxn_live; /* rtxn is renewed (between read_begin and read_end) */
 	bool readonly;
 	bool writemap;
+	enum srupb_sync sync;
+	struct srupb_journal *jr; /* NULL unless srupb_store_journal_open */
 	char *dir;
 	struct srupb_seen *seen; /* NULL unless srupb_store_seen_open */
 	size_t seen_window;
@@ -163,6 +170,7 @@ enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync s
 		return SRUP_ERR_NOMEM;
 	}
 	st->readonly = readonly;
+	st->sync = sync;
 	st->dir = strdup(dir);
 	if (st->dir == NULL) {
 		free(st);
@@ -256,6 +264,14 @@ void srupb_store_close(struct srupb_store *st)
 	srupb_store_syncer_stop(st);
 	if (st->rtxn != NULL) {
 		mdb_txn_abort(st->rtxn);
+		st->rtxn = NULL;
+		st->rtxn_live = false;
+	}
+	if (st->jr != NULL) {
+		/* Fold what the journal holds; if that fails the records stay for the next open. */
+		(void)srupb_store_checkpoint(st);
+		srupb_journal_sync(st->jr);
+		srupb_journal_close(st->jr);
 	}
 	if (st->env != NULL) {
 		mdb_env_sync(st->env, 1);
@@ -265,6 +281,11 @@ void srupb_store_close(struct srupb_store *st)
 	srupb_seen_close(st->seen);
 	free(st->dir);
 	free(st);
+}
+
+static bool journal_active(const struct srupb_store *st)
+{
+	return st->jr != NULL && (st->sync == SRUPB_SYNC_OS || st->sync == SRUPB_SYNC_MAP);
 }
 
 enum srup_err srupb_store_set_sync(struct srupb_store *st, enum srupb_sync sync)
@@ -280,6 +301,15 @@ enum srup_err srupb_store_set_sync(struct srupb_store *st, enum srupb_sync sync)
 	}
 	if (mrc != 0) {
 		return fail(st, "mdb_env_set_flags", mrc);
+	}
+	st->sync = sync;
+	if (st->jr != NULL && !journal_active(st)) {
+		/* fsync and metasync commit every mark in LMDB: fold the journal there and sync now */
+		enum srup_err rc = srupb_store_checkpoint(st);
+		if (rc != SRUP_OK) {
+			return rc;
+		}
+		(void)mdb_env_sync(st->env, 1);
 	}
 	return SRUP_OK;
 }
@@ -312,6 +342,7 @@ static void *syncer_main(void *arg)
 		/* mdb_env_sync may run concurrently with write transactions of another thread */
 		(void)mdb_env_sync(st->env, 1);
 		srupb_seen_sync(st->seen);
+		srupb_journal_sync(st->jr);
 		pthread_mutex_lock(&st->mu);
 	}
 	pthread_mutex_unlock(&st->mu);
@@ -749,6 +780,11 @@ enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
 	if (!st->rtxn_live) {
 		return SRUP_ERR_INVAL;
 	}
+	/* A journalled mark is newer than the one in LMDB (it is folded there only if higher). */
+	if (st->jr != NULL && srupb_journal_mark_find(st->jr, sender, chan, mark)) {
+		*found = true;
+		return SRUP_OK;
+	}
 	mark_key(kb, sender, chan);
 	mrc = mdb_get(st->rtxn, st->marks, &k, &v);
 	if (mrc == MDB_NOTFOUND) {
@@ -824,6 +860,137 @@ enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, u
 
 /* --- commit --- */
 
+/* --- the marks journal --- */
+
+/* Fold one journalled mark into LMDB if it is newer (a record folded before a crash may come
+ * round again). */
+static int fold_entry(struct srupb_store *st, MDB_txn *txn, const struct srupb_jentry *e)
+{
+	uint8_t kb[MARK_KEY_LEN];
+	uint8_t vb[MARK_VAL_LEN];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	int mrc;
+
+	mark_key(kb, e->sender, &e->chan);
+	mrc = mdb_get(txn, st->marks, &k, &v);
+	if (mrc == 0 && v.mv_size == MARK_VAL_LEN && get_le64(v.mv_data) >= e->mark.seq) {
+		return 0;
+	}
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		return mrc;
+	}
+	put_le64(vb, e->mark.seq);
+	memcpy(vb + 8, e->mark.digest, 32);
+	memcpy(vb + 40, e->mark.client, 16);
+	v.mv_size = sizeof vb;
+	v.mv_data = vb;
+	return mdb_put(txn, st->marks, &k, &v, 0);
+}
+
+enum srup_err srupb_store_checkpoint(struct srupb_store *st)
+{
+	MDB_txn *txn = NULL;
+	size_t n;
+	int mrc;
+
+	if (st == NULL || st->jr == NULL) {
+		return SRUP_OK;
+	}
+	if (st->rtxn_live) {
+		return SRUP_ERR_INVAL;
+	}
+	n = srupb_journal_count(st->jr);
+	if (n > 0) {
+		mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+		if (mrc != 0) {
+			return fail(st, "checkpoint: mdb_txn_begin", mrc);
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct srupb_jentry e;
+			srupb_journal_get(st->jr, i, &e);
+			mrc = fold_entry(st, txn, &e);
+			if (mrc != 0) {
+				mdb_txn_abort(txn);
+				return fail(st, "checkpoint", mrc);
+			}
+		}
+		/* In LMDB (in the page cache at least, as the journal was) before the journal forgets
+		 * the records. */
+		mrc = mdb_txn_commit(txn);
+		if (mrc != 0) {
+			return fail(st, "checkpoint: mdb_txn_commit", mrc);
+		}
+	}
+	return srupb_journal_reset(st->jr, st->err, sizeof st->err);
+}
+
+enum srup_err srupb_store_journal_open(struct srupb_store *st, size_t capacity)
+{
+	char path[4096];
+	enum srup_err rc;
+
+	if (st == NULL || st->readonly || st->jr != NULL || st->syncer_on) {
+		return SRUP_ERR_INVAL;
+	}
+	if ((size_t)snprintf(path, sizeof path, "%s/marks.journal", st->dir) >= sizeof path) {
+		snprintf(st->err, sizeof st->err, "store path too long for the marks journal");
+		return SRUP_ERR_INVAL;
+	}
+	rc = srupb_journal_open(path, capacity, &st->jr, st->err, sizeof st->err);
+	if (rc != SRUP_OK) {
+		return rc;
+	}
+	/* What a killed broker left in it goes into LMDB before the first message. */
+	rc = srupb_store_checkpoint(st);
+	if (rc != SRUP_OK) {
+		srupb_journal_close(st->jr);
+		st->jr = NULL;
+	}
+	return rc;
+}
+
+size_t srupb_store_journal_count(const struct srupb_store *st)
+{
+	return st->jr != NULL ? srupb_journal_count(st->jr) : 0;
+}
+
+/* The journal path of srupb_store_commit: a mark and no membership change. */
+static enum srup_err journal_commit(struct srupb_store *st, struct srupb_commit *c, bool *stale)
+{
+	struct srupb_mark cur;
+	struct srupb_jentry e;
+	bool found = false;
+	enum srup_err rc;
+
+	if (srupb_journal_full(st->jr)) {
+		rc = srupb_store_checkpoint(st);
+		if (rc != SRUP_OK) {
+			return rc;
+		}
+	}
+	rc = srupb_store_read_begin(st);
+	if (rc == SRUP_OK) {
+		rc = srupb_store_mark_find(st, c->sender, &c->chan, &cur, &found);
+		srupb_store_read_end(st);
+	}
+	if (rc != SRUP_OK) {
+		return rc;
+	}
+	if (found && cur.seq >= c->mark.seq) {
+		*stale = true;
+		return SRUP_OK;
+	}
+	e.sender = c->sender;
+	e.chan = c->chan;
+	e.mark = c->mark;
+	srupb_journal_append(st->jr, &e);
+	if (st->seen != NULL && c->seen_max > 0) {
+		srupb_seen_add(st->seen, c->mark.digest);
+	}
+	return SRUP_OK;
+}
+
 enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c, bool *stale)
 {
 	MDB_txn *txn = NULL;
@@ -839,6 +1006,17 @@ enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c,
 		return SRUP_ERR_INVAL;
 	}
 	c->n_removed = 0;
+	if (journal_active(st) && c->member_op == SRUPB_MEMBER_NONE && !c->revoke) {
+		return journal_commit(st, c, stale);
+	}
+	if (st->jr != NULL && srupb_journal_count(st->jr) > 0) {
+		/* A membership change commits in LMDB with its mark: the journal goes there first, so
+		 * LMDB's marks stay at least as new as the journal's. */
+		enum srup_err rc = srupb_store_checkpoint(st);
+		if (rc != SRUP_OK) {
+			return rc;
+		}
+	}
 	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (mrc != 0) {
 		return fail(st, what, mrc);
