@@ -18,9 +18,11 @@ static int other_result(const struct srupb_ctx *ctx)
 	return ctx->policy->other_defer ? MOSQ_ERR_PLUGIN_DEFER : MOSQ_ERR_SUCCESS;
 }
 
-/* The caller's identity as an id, with an active key of some role. */
-static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, uint64_t *id, unsigned *role,
-                      bool *parsed)
+/* The caller's identity as an id in canonical text form (*parsed), and whether that id has an
+ * active key (its role in *role). The key record is read from the store, or taken from rc when
+ * rc vouches for this id at store version sv; a record read without error is cached in rc. */
+static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, struct srupb_reader *rc,
+                      uint64_t sv, uint64_t *id, unsigned *role, bool *parsed)
 {
 	const char *ident = srupb_identity(ctx, client);
 	struct srupb_keyrec rec;
@@ -36,12 +38,22 @@ static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, uint64_t 
 		return false;
 	}
 	*parsed = true;
-	if (srupb_store_key_find(ctx->store, *id, &rec, &found) != SRUP_OK || !found ||
-	    rec.status != SRUPB_KEY_ACTIVE) {
+	if (rc != NULL && sv != 0 && rc->version == sv && rc->id == *id) {
+		*role = rc->role;
+		return rc->active;
+	}
+	if (srupb_store_key_find(ctx->store, *id, &rec, &found) != SRUP_OK) {
 		return false;
 	}
-	*role = rec.role;
-	return true;
+	bool active = found && rec.status == SRUPB_KEY_ACTIVE;
+	*role = active ? rec.role : 0;
+	if (rc != NULL) {
+		rc->version = sv;
+		rc->id = *id;
+		rc->role = *role;
+		rc->active = active;
+	}
+	return active;
 }
 
 static bool is_admin(struct srupb_ctx *ctx, struct mosquitto *client)
@@ -112,12 +124,10 @@ static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char 
 			break;
 	}
 	/* Remember who reads SRUP topics (not on WRITE: a Will is checked after its client's
-	 * DISCONNECT event). */
-	srupb_clients_seen(ctx, client);
-	if (srupb_store_read_begin(ctx->store) != SRUP_OK) {
-		return MOSQ_ERR_ACL_DENIED;
-	}
-	if (reader_id(ctx, client, &rid, &role, &parsed)) {
+	 * DISCONNECT event), and what the store said of them while it is unchanged. */
+	struct srupb_reader *rc = srupb_clients_seen(ctx, client);
+	bool active = reader_id(ctx, client, rc, srupb_store_version(ctx->store), &rid, &role, &parsed);
+	if (active) {
 		if (t.kind == SRUPB_T_JOIN) {
 			/* Only the named server receives join requests. */
 			ok = rid == t.a && role == SRUPB_ROLE_SERVER;
@@ -185,14 +195,11 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	if (!level(filter, 0, l0, sizeof l0) || strcmp(l0, p->prefix) != 0) {
 		return other_result(ctx);
 	}
-	srupb_clients_seen(ctx, client);
+	struct srupb_reader *rc = srupb_clients_seen(ctx, client);
 	if (!level(filter, 1, l1, sizeof l1) || strcmp(l1, "+") == 0 || strcmp(l1, "#") == 0) {
 		return MOSQ_ERR_SUCCESS;
 	}
-	if (srupb_store_read_begin(ctx->store) != SRUP_OK) {
-		return MOSQ_ERR_ACL_DENIED;
-	}
-	if (reader_id(ctx, client, &rid, &role, &parsed)) {
+	if (reader_id(ctx, client, rc, srupb_store_version(ctx->store), &rid, &role, &parsed)) {
 		if (strcmp(l1, "servers") == 0) {
 			ok = role == SRUPB_ROLE_SERVER && level(filter, 2, l2, sizeof l2) &&
 			     srup_id_parse(l2, strlen(l2), &named) == SRUP_OK && named == rid;

@@ -17,6 +17,7 @@ struct cl_ent {
 	const void *client;
 	uint64_t id;
 	char *client_id;
+	struct srupb_reader reader;
 	struct cl_ent *next;
 };
 
@@ -94,7 +95,7 @@ static void grow(struct srupb_clients *cl)
 	cl->nb = nb;
 }
 
-void srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client)
+struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client)
 {
 	struct srupb_clients *cl = ctx->clients;
 	const char *ident;
@@ -104,11 +105,11 @@ void srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client)
 	size_t s;
 
 	if (cl == NULL || client == NULL) {
-		return;
+		return NULL;
 	}
 	cid = mosquitto_client_id(client);
 	if (cid == NULL) {
-		return;
+		return NULL;
 	}
 	s = slot(cl, client);
 	for (e = cl->b[s]; e != NULL; e = e->next) {
@@ -120,33 +121,34 @@ void srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client)
 	 * id means the broker freed that context without a DISCONNECT event (session takeover)
 	 * and reused the memory: refresh the entry. */
 	if (e != NULL && strcmp(e->client_id, cid) == 0) {
-		return;
+		return &e->reader;
 	}
 	ident = srupb_identity(ctx, client);
 	if (ident == NULL || srup_id_parse(ident, strlen(ident), &id) != SRUP_OK) {
 		if (e != NULL) {
 			srupb_clients_gone(ctx, client);
 		}
-		return;
+		return NULL;
 	}
 	char *copy = strdup(cid);
 	if (copy == NULL) {
-		return;
+		return NULL;
 	}
 	if (e != NULL) {
 		free(e->client_id);
 		e->client_id = copy;
 		e->id = id;
-		return;
+		memset(&e->reader, 0, sizeof e->reader);
+		return &e->reader;
 	}
 	if (cl->size >= SRUPB_CLIENTS_MAX) {
 		free(copy);
-		return;
+		return NULL;
 	}
 	e = calloc(1, sizeof *e);
 	if (e == NULL) {
 		free(copy);
-		return;
+		return NULL;
 	}
 	e->client_id = copy;
 	e->client = client;
@@ -157,6 +159,7 @@ void srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client)
 	if (cl->size > cl->nb * 2) {
 		grow(cl);
 	}
+	return &e->reader;
 }
 
 void srupb_clients_gone(struct srupb_ctx *ctx, struct mosquitto *client)

@@ -412,6 +412,11 @@ enum srup_err srupb_journal_reset(struct srupb_journal *j, char *err, size_t err
 	return SRUP_OK;
 }
 
+int srupb_journal_fd(const struct srupb_journal *j)
+{
+	return j->fd;
+}
+
 void srupb_journal_sync(struct srupb_journal *j)
 {
 	if (j != NULL && j->map != NULL) {

@@ -61,8 +61,9 @@ bool srupb_journal_mark_find(const struct srupb_journal *j, uint64_t sender,
 /* Start a new epoch: every record becomes invalid and the index empty. Call only after the
  * records are safely elsewhere (the LMDB checkpoint committed). Returns OK or IO (resize). */
 enum srup_err srupb_journal_reset(struct srupb_journal *j, char *err, size_t err_cap);
-/* msync the mapping to disk (the periodic flush; safe to call from another thread while the
- * owner appends, not while it resets or closes). */
+/* msync the mapping to disk and wait (at close). */
 void srupb_journal_sync(struct srupb_journal *j);
+/* The file's descriptor (the store starts its writeback). */
+int srupb_journal_fd(const struct srupb_journal *j);
 
 #endif

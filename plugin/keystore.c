@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT
  * keystore.c - bounded LRU cache of parsed public keys (struct srup_key) by SRUP id.
  * Keys come from the store record given by the caller; this file never reads the store itself,
- * so a record rewritten by `srup keys` (new generation) is re-parsed on its next use. */
+ * so a record rewritten by `srup keys` (new generation) is re-parsed on its next use. An entry
+ * can also vouch for its record's role and active status at one store version (srupb_keystore_
+ * vouch): until the store changes, srupb_keystore_peek answers without reading LMDB. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +15,8 @@ struct ks_entry {
 	struct srup_key *key;
 	/* libsrup's prepared verifier: digest and RSA contexts set up once per key */
 	struct srup_verifier *ver;
+	uint64_t version; /* store version at which the record was read ACTIVE; 0: none */
+	unsigned role;
 	struct ks_entry *prev; /* LRU list: head = most recent */
 	struct ks_entry *next;
 	struct ks_entry *hnext; /* bucket chain */
@@ -174,6 +178,33 @@ enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_
 		*ver = e->ver;
 	}
 	return SRUP_OK;
+}
+
+bool srupb_keystore_peek(struct srupb_keystore *ks, uint64_t id, uint64_t version, unsigned *role,
+                         const struct srup_key **key, struct srup_verifier **ver)
+{
+	struct ks_entry *e = entry_find(ks, id);
+	if (e == NULL || version == 0 || e->version != version) {
+		return false;
+	}
+	ks->hits++;
+	if (ks->head != e) {
+		lru_unlink(ks, e);
+		lru_push(ks, e);
+	}
+	*role = e->role;
+	*key = e->key;
+	*ver = e->ver;
+	return true;
+}
+
+void srupb_keystore_vouch(struct srupb_keystore *ks, uint64_t id, uint64_t version, unsigned role)
+{
+	struct ks_entry *e = entry_find(ks, id);
+	if (e != NULL) {
+		e->version = version;
+		e->role = role;
+	}
 }
 
 void srupb_keystore_drop(struct srupb_keystore *ks, uint64_t id)

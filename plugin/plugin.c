@@ -105,6 +105,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 		ctx->last_second = now;
 		srupb_audit_flush_summaries(ctx->audit);
 		srupb_audit_check_rotation(ctx->audit);
+		srupb_store_writeback(ctx->store);
 	}
 	if (now - ctx->metrics.last_publish >= (double)ctx->policy->metrics_interval) {
 		srupb_metrics_publish(&ctx->metrics);
@@ -222,11 +223,6 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 		srupb_log(MOSQ_LOG_ERR, "store | %s (plugin_opt_store)", srupb_store_strerror(ctx->store));
 		ctx_free(ctx);
 		return MOSQ_ERR_INVAL;
-	}
-	if (srupb_store_syncer_start(ctx->store, 1000) != SRUP_OK) {
-		srupb_log(MOSQ_LOG_ERR, "store | %s", srupb_store_strerror(ctx->store));
-		ctx_free(ctx);
-		return MOSQ_ERR_NOMEM;
 	}
 	ctx->keys = srupb_keystore_new(ctx->policy->key_cache);
 	if (ctx->keys == NULL) {

@@ -417,6 +417,11 @@ void srupb_seen_add(struct srupb_seen *s, const uint8_t digest[32])
 	tab_insert(s, slot);
 }
 
+int srupb_seen_fd(const struct srupb_seen *s)
+{
+	return s->fd;
+}
+
 void srupb_seen_sync(struct srupb_seen *s)
 {
 	if (s != NULL && s->map != NULL) {

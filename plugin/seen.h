@@ -42,7 +42,9 @@ size_t srupb_seen_capacity(const struct srupb_seen *s);
 bool srupb_seen_find(const struct srupb_seen *s, size_t window, const uint8_t digest[32]);
 /* Add digest as the newest entry (the oldest falls out of the ring). Cannot fail. */
 void srupb_seen_add(struct srupb_seen *s, const uint8_t digest[32]);
-/* msync the mapping (the periodic flush; safe from another thread while the owner adds). */
+/* msync the mapping to disk and wait (at close). */
 void srupb_seen_sync(struct srupb_seen *s);
+/* The file's descriptor (the store starts its writeback). */
+int srupb_seen_fd(const struct srupb_seen *s);
 
 #endif

@@ -165,6 +165,13 @@ void srupb_keystore_free(struct srupb_keystore *ks);
 enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_t generation,
                                  const char *pem, size_t pem_len, const struct srup_key **out,
                                  struct srup_verifier **ver);
+/* The cached key, verifier and role of id if its entry vouches for store version (the record
+ * was read ACTIVE with that role while the store was at that version): true, all borrowed.
+ * False when not cached or the store changed since (read the record and srupb_keystore_get). */
+bool srupb_keystore_peek(struct srupb_keystore *ks, uint64_t id, uint64_t version, unsigned *role,
+                         const struct srup_key **key, struct srup_verifier **ver);
+/* After srupb_keystore_get of an ACTIVE record read at store version: vouch for it. */
+void srupb_keystore_vouch(struct srupb_keystore *ks, uint64_t id, uint64_t version, unsigned role);
 void srupb_keystore_drop(struct srupb_keystore *ks, uint64_t id);
 void srupb_keystore_clear(struct srupb_keystore *ks);
 size_t srupb_keystore_size(const struct srupb_keystore *ks);
@@ -326,8 +333,19 @@ void srupb_kick_identity(struct srupb_ctx *ctx, uint64_t id);
  * event a plugin can use without taking over authentication), forgotten at DISCONNECT. */
 struct srupb_clients *srupb_clients_new(void);
 void srupb_clients_free(struct srupb_clients *cl);
-/* Remember client (no-op if known or if its identity is not a SRUP id). */
-void srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client);
+/* What a READ check needs to know of a reader, cached per connection and valid while the store
+ * stays at version (see srupb_store_version). */
+struct srupb_reader {
+	uint64_t version; /* 0: nothing cached */
+	uint64_t id;      /* the id the record below belongs to */
+	unsigned role;
+	bool active; /* id's key is registered and ACTIVE (role is valid) */
+};
+
+/* Remember client (no-op if known or if its identity is not a SRUP id) and return its reader
+ * cache entry (owned by the table, valid until the client's DISCONNECT), or NULL if it is not
+ * tracked. */
+struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client);
 void srupb_clients_gone(struct srupb_ctx *ctx, struct mosquitto *client);
 /* Queue kicks for every known client whose identity's key is now revoked or gone. */
 void srupb_clients_kick_revoked(struct srupb_ctx *ctx);

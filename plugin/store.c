@@ -14,8 +14,9 @@
  * instead of one LMDB write transaction per message, and folds the journal into "marks" in one
  * transaction when it fills, before a commit that changes membership, and at open and close.
  */
+#define _GNU_SOURCE /* sync_file_range */
 #include <errno.h>
-#include <pthread.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,13 +52,6 @@ struct srupb_store {
 	struct srupb_seen *seen; /* NULL unless srupb_store_seen_open */
 	size_t seen_window;
 	char err[400];
-	/* background syncer: mdb_env_sync off the broker's event loop (touches only LMDB) */
-	pthread_t syncer;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool syncer_on;
-	bool syncer_stop;
-	unsigned sync_ms;
 };
 
 static const char *const role_names[SRUPB_ROLE__COUNT] = {"none", "server", "device", "observer"};
@@ -261,7 +255,6 @@ void srupb_store_close(struct srupb_store *st)
 	if (st == NULL) {
 		return;
 	}
-	srupb_store_syncer_stop(st);
 	if (st->rtxn != NULL) {
 		mdb_txn_abort(st->rtxn);
 		st->rtxn = NULL;
@@ -321,74 +314,29 @@ void srupb_store_flush(struct srupb_store *st)
 	}
 }
 
-static void *syncer_main(void *arg)
+/* Start writing dirty pages of fd back to disk without waiting for it. */
+static void start_writeback(int fd)
 {
-	struct srupb_store *st = arg;
-	pthread_mutex_lock(&st->mu);
-	while (!st->syncer_stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += st->sync_ms / 1000u;
-		ts.tv_nsec += (long)(st->sync_ms % 1000u) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		(void)pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-		if (st->syncer_stop) {
-			break;
-		}
-		pthread_mutex_unlock(&st->mu);
-		/* mdb_env_sync may run concurrently with write transactions of another thread */
-		(void)mdb_env_sync(st->env, 1);
-		srupb_seen_sync(st->seen);
-		srupb_journal_sync(st->jr);
-		pthread_mutex_lock(&st->mu);
+	if (fd >= 0) {
+		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	}
-	pthread_mutex_unlock(&st->mu);
-	return NULL;
 }
 
-enum srup_err srupb_store_syncer_start(struct srupb_store *st, unsigned interval_ms)
+void srupb_store_writeback(struct srupb_store *st)
 {
-	if (st == NULL || st->readonly || interval_ms == 0) {
-		return SRUP_ERR_INVAL;
-	}
-	if (st->syncer_on) {
-		return SRUP_OK;
-	}
-	if (pthread_mutex_init(&st->mu, NULL) != 0) {
-		return SRUP_ERR_NOMEM;
-	}
-	if (pthread_cond_init(&st->cv, NULL) != 0) {
-		pthread_mutex_destroy(&st->mu);
-		return SRUP_ERR_NOMEM;
-	}
-	st->sync_ms = interval_ms;
-	st->syncer_stop = false;
-	if (pthread_create(&st->syncer, NULL, syncer_main, st) != 0) {
-		pthread_cond_destroy(&st->cv);
-		pthread_mutex_destroy(&st->mu);
-		snprintf(st->err, sizeof st->err, "cannot start the store sync thread");
-		return SRUP_ERR_NOMEM;
-	}
-	st->syncer_on = true;
-	return SRUP_OK;
-}
-
-void srupb_store_syncer_stop(struct srupb_store *st)
-{
-	if (st == NULL || !st->syncer_on) {
+	mdb_filehandle_t fd;
+	if (st == NULL || st->readonly) {
 		return;
 	}
-	pthread_mutex_lock(&st->mu);
-	st->syncer_stop = true;
-	pthread_cond_signal(&st->cv);
-	pthread_mutex_unlock(&st->mu);
-	pthread_join(st->syncer, NULL);
-	pthread_cond_destroy(&st->cv);
-	pthread_mutex_destroy(&st->mu);
-	st->syncer_on = false;
+	if (mdb_env_get_fd(st->env, &fd) == 0) {
+		start_writeback(fd);
+	}
+	if (st->jr != NULL) {
+		start_writeback(srupb_journal_fd(st->jr));
+	}
+	if (st->seen != NULL) {
+		start_writeback(srupb_seen_fd(st->seen));
+	}
 }
 
 /* --- key records --- */
@@ -700,6 +648,15 @@ enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count)
 
 /* --- verifier reads --- */
 
+uint64_t srupb_store_version(const struct srupb_store *st)
+{
+	MDB_envinfo info;
+	if (mdb_env_info(st->env, &info) != 0) {
+		return 0;
+	}
+	return (uint64_t)info.me_last_txnid;
+}
+
 enum srup_err srupb_store_read_begin(struct srupb_store *st)
 {
 	int mrc;
@@ -732,8 +689,8 @@ enum srup_err srupb_store_key_find(struct srupb_store *st, uint64_t id, struct s
 	int mrc;
 
 	*found = false;
-	if (!st->rtxn_live) {
-		return SRUP_ERR_INVAL;
+	if (!st->rtxn_live && srupb_store_read_begin(st) != SRUP_OK) {
+		return SRUP_ERR_IO;
 	}
 	put_be64(kb, id);
 	mrc = mdb_get(st->rtxn, st->keys, &k, &v);
@@ -777,13 +734,13 @@ enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
 	int mrc;
 
 	*found = false;
-	if (!st->rtxn_live) {
-		return SRUP_ERR_INVAL;
-	}
 	/* A journalled mark is newer than the one in LMDB (it is folded there only if higher). */
 	if (st->jr != NULL && srupb_journal_mark_find(st->jr, sender, chan, mark)) {
 		*found = true;
 		return SRUP_OK;
+	}
+	if (!st->rtxn_live && srupb_store_read_begin(st) != SRUP_OK) {
+		return SRUP_ERR_IO;
 	}
 	mark_key(kb, sender, chan);
 	mrc = mdb_get(st->rtxn, st->marks, &k, &v);
@@ -812,7 +769,7 @@ enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t window)
 {
 	char path[4096];
 
-	if (st == NULL || st->readonly || st->seen != NULL || st->syncer_on) {
+	if (st == NULL || st->readonly || st->seen != NULL) {
 		return SRUP_ERR_INVAL;
 	}
 	if ((size_t)snprintf(path, sizeof path, "%s/seen.idx", st->dir) >= sizeof path) {
@@ -842,8 +799,8 @@ enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, u
 	int mrc;
 
 	*found = false;
-	if (!st->rtxn_live) {
-		return SRUP_ERR_INVAL;
+	if (!st->rtxn_live && srupb_store_read_begin(st) != SRUP_OK) {
+		return SRUP_ERR_IO;
 	}
 	put_be64(kb, device);
 	put_be64(kb + 8, server);
@@ -930,7 +887,7 @@ enum srup_err srupb_store_journal_open(struct srupb_store *st, size_t capacity)
 	char path[4096];
 	enum srup_err rc;
 
-	if (st == NULL || st->readonly || st->jr != NULL || st->syncer_on) {
+	if (st == NULL || st->readonly || st->jr != NULL) {
 		return SRUP_ERR_INVAL;
 	}
 	if ((size_t)snprintf(path, sizeof path, "%s/marks.journal", st->dir) >= sizeof path) {

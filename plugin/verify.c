@@ -271,6 +271,9 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	enum srup_err e;
 	bool found = false;
 	bool stale = false;
+	bool cached;
+	uint64_t sv;
+	unsigned role = 0;
 	const struct srup_key *key = NULL;
 	struct srup_verifier *ver = NULL;
 	char sender_text[SRUP_ID_TEXT_MAX];
@@ -324,32 +327,34 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		                              : (rk == SRUPB_RULE_OWN ? "sender's own channel"
 		                                                      : "device channel of another id"));
 	}
-	/* 4. key lookup (one read transaction for steps 4-7) */
-	e = srupb_store_read_begin(ctx->store);
-	if (e != SRUP_OK) {
-		return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
-	}
-	e = srupb_store_key_find(ctx->store, m->sender_id, &rec, &found);
-	if (e != SRUP_OK) {
-		srupb_store_read_end(ctx->store);
-		return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
-	}
-	if (!found) {
-		srupb_store_read_end(ctx->store);
-		return drop(d, SRUPB_R_UNKNOWN_SENDER, "no key for %s", sender_text);
-	}
-	if (rec.status != SRUPB_KEY_ACTIVE) {
-		srupb_store_read_end(ctx->store);
-		/* The revoked device's own connection goes too (after this callback). */
-		if (identity != NULL && strcmp(identity, sender_text) == 0) {
-			d->kick_publisher = true;
+	/* 4. key lookup: from the key cache while the store is unchanged since it vouched for the
+	 * record, else from LMDB (one read transaction for steps 4-7, begun when first needed) */
+	sv = srupb_store_version(ctx->store);
+	cached = srupb_keystore_peek(ctx->keys, m->sender_id, sv, &role, &key, &ver);
+	if (!cached) {
+		e = srupb_store_key_find(ctx->store, m->sender_id, &rec, &found);
+		if (e != SRUP_OK) {
+			srupb_store_read_end(ctx->store);
+			return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
 		}
-		return drop(d, SRUPB_R_REVOKED_SENDER, "key of %s is revoked", sender_text);
+		if (!found) {
+			srupb_store_read_end(ctx->store);
+			return drop(d, SRUPB_R_UNKNOWN_SENDER, "no key for %s", sender_text);
+		}
+		if (rec.status != SRUPB_KEY_ACTIVE) {
+			srupb_store_read_end(ctx->store);
+			/* The revoked device's own connection goes too (after this callback). */
+			if (identity != NULL && strcmp(identity, sender_text) == 0) {
+				d->kick_publisher = true;
+			}
+			return drop(d, SRUPB_R_REVOKED_SENDER, "key of %s is revoked", sender_text);
+		}
+		role = rec.role;
 	}
-	if (!srupb_policy_allows(p, rk, rec.role, m->type)) {
+	if (!srupb_policy_allows(p, rk, role, m->type)) {
 		srupb_store_read_end(ctx->store);
-		return drop(d, SRUPB_R_NOT_ALLOWED, "role %s may not send %s there",
-		            srupb_role_name(rec.role), srup_msg_type_name(m->type));
+		return drop(d, SRUPB_R_NOT_ALLOWED, "role %s may not send %s there", srupb_role_name(role),
+		            srup_msg_type_name(m->type));
 	}
 	/* 5. identity binding */
 	if (p->bind_identity && (identity == NULL || strcmp(identity, sender_text) != 0)) {
@@ -367,8 +372,8 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	/* Index only what could be accepted on another channel too: a message on the sender's
 	 * own channel whose (role, type) the policy allows nowhere else cannot be replayed
 	 * elsewhere (that would be not_allowed), so it costs no index write. */
-	if (rk != SRUPB_RULE_OWN || srupb_policy_allows(p, SRUPB_RULE_PEER, rec.role, m->type) ||
-	    srupb_policy_allows(p, SRUPB_RULE_JOIN, rec.role, m->type)) {
+	if (rk != SRUPB_RULE_OWN || srupb_policy_allows(p, SRUPB_RULE_PEER, role, m->type) ||
+	    srupb_policy_allows(p, SRUPB_RULE_JOIN, role, m->type)) {
 		c.seen_max = p->seen_index;
 	}
 	if (!srupb_sha256(ctx, payload, len, c.mark.digest) ||
@@ -396,21 +401,22 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		return drop(d, SRUPB_R_REPLAY, "sequence %" PRIu64 " not above %" PRIu64, m->sequence_id,
 		            mark.seq);
 	}
-	{
-		e = srupb_store_seen_find(ctx->store, c.mark.digest, &found);
+	e = srupb_store_seen_find(ctx->store, c.mark.digest, &found);
+	if (e != SRUP_OK || found) {
+		srupb_store_read_end(ctx->store);
 		if (e != SRUP_OK) {
-			srupb_store_read_end(ctx->store);
 			return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
 		}
-		if (found) {
-			srupb_store_read_end(ctx->store);
-			return drop(d, SRUPB_R_REPLAY,
-			            "the same signed message was already accepted on "
-			            "another channel");
-		}
+		return drop(d, SRUPB_R_REPLAY,
+		            "the same signed message was already accepted on another channel");
 	}
 	/* 7. signature, with a cached parsed key */
-	e = srupb_keystore_get(ctx->keys, rec.id, rec.generation, rec.pem, rec.pem_len, &key, &ver);
+	if (!cached) {
+		e = srupb_keystore_get(ctx->keys, rec.id, rec.generation, rec.pem, rec.pem_len, &key, &ver);
+		if (e == SRUP_OK) {
+			srupb_keystore_vouch(ctx->keys, rec.id, sv, role);
+		}
+	}
 	srupb_store_read_end(ctx->store);
 	if (e != SRUP_OK) {
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "stored key of %s is unusable: %s", sender_text,
@@ -429,7 +435,7 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "verify: %s", srup_strerror(e));
 	}
 	/* 8. commit durably, then apply what the message means */
-	membership_effect(m, t, rk, rec.role, &c);
+	membership_effect(m, t, rk, role, &c);
 	e = srupb_store_commit(ctx->store, &c, &stale);
 	if (e != SRUP_OK) {
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "commit: %s", srupb_store_strerror(ctx->store));
@@ -501,7 +507,13 @@ static void record(struct srupb_ctx *ctx, const struct decision *d, struct srupb
 	}
 	ctx->decisions++;
 	if (!ctx->have_tick && ctx->decisions % 100 == 0) {
+		/* no TICK (per_listener_settings true): the once-a-second work rides on messages */
+		double now = srupb_now();
 		srupb_metrics_publish(&ctx->metrics);
+		if (now - ctx->last_second >= 1.0) {
+			ctx->last_second = now;
+			srupb_store_writeback(ctx->store);
+		}
 	}
 }
 

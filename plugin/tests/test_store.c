@@ -272,9 +272,10 @@ START_TEST(test_store_writemap_mode)
 	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
 	ck_assert_int_eq(srupb_store_set_sync(st, SRUPB_SYNC_OS), SRUP_ERR_INVAL);
 	ck_assert_int_eq(srupb_store_set_sync(st, SRUPB_SYNC_MAP), SRUP_OK);
-	ck_assert_int_eq(srupb_store_syncer_start(st, 10), SRUP_OK);
+	srupb_store_writeback(st);
 	ck_assert_int_eq(srupb_store_key_put(st, 9, SRUPB_ROLE_SERVER, "K", 1), SRUP_OK);
-	srupb_store_close(st); /* stops the syncer */
+	srupb_store_writeback(st);
+	srupb_store_close(st);
 	ck_assert_int_eq(srupb_store_open(dir, true, SRUPB_SYNC_OS, &ro, err, sizeof err), SRUP_OK);
 	ck_assert_int_eq(srupb_store_read_begin(ro), SRUP_OK);
 	struct srupb_chan ch = {SRUPB_CHAN_DEVICE, 2, 0};

@@ -473,8 +473,10 @@ def _read_varint(b, off):
 
 class Broker:
     def __init__(self, workdir, store, audit, policy=None, plugin=True, extra_opts=(),
-                 log_types=("all",), extra_conf=(), port=None, omit=(), listener_conf=()):
-        """listener_conf: extra lines for the listener (TLS settings)."""
+                 log_types=("all",), extra_conf=(), port=None, omit=(), listener_conf=(),
+                 cmd_prefix=()):
+        """listener_conf: extra lines for the listener (TLS settings); cmd_prefix: words run
+        before mosquitto (the benchmark pins it to a CPU with taskset)."""
         self.workdir = workdir
         self.store = store
         self.audit = audit
@@ -485,6 +487,7 @@ class Broker:
         self.extra_conf = list(extra_conf)
         self.listener_conf = list(listener_conf)
         self.omit = set(omit)
+        self.cmd_prefix = list(cmd_prefix)
         self.port = port
         self.proc = None
         self.valgrind_errors = None
@@ -526,7 +529,7 @@ class Broker:
             self.write_conf()
             self.starts += 1
             self.stderr_f = open(self.stderr_path, "ab")
-            cmd = [MOSQUITTO, "-c", self.conf]
+            cmd = self.cmd_prefix + [MOSQUITTO, "-c", self.conf]
             if VALGRIND:
                 cmd = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
                        "--errors-for-leak-kinds=definite,indirect",

@@ -136,6 +136,28 @@ def test_non_admin_control_has_no_effect(lab, check):
     check(not c.wait_closed(1.0), "dev1 was disconnected by a non-admin command")
 
 
+def test_store_revoke_in_force_without_reload(lab, check):
+    """The plugin caches key records only while the store is unchanged (LMDB's last transaction
+    id): a revocation written by `srup keys` holds for the very next delivery and message,
+    before any reload."""
+    ch = "SRUP/%s" % lab.dev1.hex
+    c = lab.connect(lab.dev1, client_id="dev1-cache")
+    c.subscribe(ch)
+    srv = lab.connect(lab.server, client_id="server-cache")
+    # warm both caches: dev1 as sender (WRITE) and as reader of its channel (READ)
+    h.expect_accept(lab, check, c, ch, lab.msg(lab.dev1, "DATA", data_id=b"x", data=b"warm"),
+                    "dev1 before the revocation", receivers=[c])
+    h.expect_accept(lab, check, srv, ch, lab.msg(lab.server, "ACTION", action_id=1),
+                    "server to dev1 before the revocation", receivers=[c])
+    lab.keys_revoke(lab.dev1)
+    m = lab.msg(lab.server, "ACTION", action_id=2)
+    rc = srv.publish(ch, m)
+    check(h.delivered(rc), "server to revoked dev1: PUBACK %s" % h.rc_name(rc))
+    h.not_delivered(check, [c], m, "server to dev1 after the store revocation, no reload")
+    h.expect_drop(lab, check, c, ch, lab.msg(lab.dev1, "DATA", data_id=b"x", data=b"late"),
+                  "revoked_sender", "dev1 after the store revocation, no reload")
+
+
 def test_admin_control_reload(lab, check):
     lab.keys_revoke(lab.dev1)
     control(lab, check, lab.server2, {"command": "reload"}, "admin reload")
@@ -148,4 +170,5 @@ def test_admin_control_reload(lab, check):
 if __name__ == "__main__":
     h.main([test_revoke_in_store_and_sighup, test_publish_racing_the_revocation,
             test_admin_control_revoke, test_non_admin_control_has_no_effect,
-            test_admin_control_reload], lab_factory=lab_factory)
+            test_store_revoke_in_force_without_reload, test_admin_control_reload],
+           lab_factory=lab_factory)
