@@ -51,7 +51,7 @@ struct srupb_seen {
 	uint64_t salt; /* the file's, for check words */
 	uint64_t head; /* qpos of the next entry */
 	uint64_t seed; /* this process's, for hash positions */
-	uint32_t *tab; /* ring slot + 1 per position, 0 = empty */
+	uint64_t *tab; /* per position: tag << 32 | (ring slot + 1); 0 = empty */
 	size_t tab_mask;
 };
 
@@ -97,13 +97,33 @@ static size_t home(const struct srupb_seen *s, const uint8_t *digest)
 	return (size_t)mix64(w ^ s->seed) & s->tab_mask;
 }
 
+/* 32 more bits of the digest beside each index entry, so a lookup reads the ring record only
+ * when they match (a miss touches one cache line of the index, not the ring). */
+static uint32_t tag_of(const uint8_t *digest)
+{
+	uint32_t t;
+	memcpy(&t, digest + 8, 4);
+	return t;
+}
+
+static size_t e_slot(uint64_t e)
+{
+	return (size_t)(uint32_t)e - 1;
+}
+
+static uint32_t e_tag(uint64_t e)
+{
+	return (uint32_t)(e >> 32);
+}
+
 static void tab_insert(struct srupb_seen *s, size_t slot)
 {
 	const uint8_t *dg = rec_at(s, slot)->digest;
+	uint32_t tag = tag_of(dg);
 	size_t i = home(s, dg);
 	while (s->tab[i] != 0) {
-		const struct srec *old = rec_at(s, s->tab[i] - 1);
-		if (memcmp(old->digest, dg, 16) == 0) {
+		const struct srec *old = rec_at(s, e_slot(s->tab[i]));
+		if (e_tag(s->tab[i]) == tag && memcmp(old->digest, dg, 16) == 0) {
 			/* the same payload again: the index keeps the newer entry */
 			if (old->qpos > rec_at(s, slot)->qpos) {
 				return;
@@ -112,21 +132,21 @@ static void tab_insert(struct srupb_seen *s, size_t slot)
 		}
 		i = (i + 1) & s->tab_mask;
 	}
-	s->tab[i] = (uint32_t)slot + 1;
+	s->tab[i] = (uint64_t)tag << 32 | (uint64_t)(slot + 1);
 }
 
 /* Remove the entry for ring slot (if indexed), closing the gap by backward shift. */
 static void tab_remove(struct srupb_seen *s, size_t slot)
 {
 	size_t i = home(s, rec_at(s, slot)->digest);
-	while (s->tab[i] != 0 && s->tab[i] != slot + 1) {
+	while (s->tab[i] != 0 && e_slot(s->tab[i]) != slot) {
 		i = (i + 1) & s->tab_mask;
 	}
 	if (s->tab[i] == 0) {
 		return;
 	}
 	for (size_t j = (i + 1) & s->tab_mask; s->tab[j] != 0; j = (j + 1) & s->tab_mask) {
-		size_t k = home(s, rec_at(s, s->tab[j] - 1)->digest);
+		size_t k = home(s, rec_at(s, e_slot(s->tab[j]))->digest);
 		/* the entry at j may fill the hole at i unless its home lies cyclically in (i, j] */
 		bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
 		if (!stays) {
@@ -386,8 +406,12 @@ size_t srupb_seen_capacity(const struct srupb_seen *s)
 
 bool srupb_seen_find(const struct srupb_seen *s, size_t window, const uint8_t digest[32])
 {
+	uint32_t tag = tag_of(digest);
 	for (size_t i = home(s, digest); s->tab[i] != 0; i = (i + 1) & s->tab_mask) {
-		const struct srec *r = rec_at(s, s->tab[i] - 1);
+		if (e_tag(s->tab[i]) != tag) {
+			continue;
+		}
+		const struct srec *r = rec_at(s, e_slot(s->tab[i]));
 		if (memcmp(r->digest, digest, sizeof r->digest) == 0) {
 			return r->qpos < s->head && s->head - r->qpos <= window;
 		}
