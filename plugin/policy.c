@@ -510,7 +510,7 @@ static void policy_defaults(struct srupb_policy *p)
 	p->audit_rate = 10.0;
 	p->key_cache = 10000;
 	p->seen_index = 100000;
-	p->durability = SRUPB_SYNC_MAP;
+	p->durability = SRUPB_SYNC_OS;
 	p->metrics_interval = 1;
 }
 
