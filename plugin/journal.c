@@ -3,18 +3,13 @@
  * records and two open-addressing indexes over the records of the current epoch.
  * It knows nothing of LMDB; store.c decides when to fold it into the store. */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "journal.h"
+#include "mapfile.h"
 
 #define J_MAGIC    0x314c4e4a50555253ULL /* "SRUPJNL1" read as a little-endian u64 */
 #define J_VERSION  1u
@@ -61,10 +56,7 @@ struct mslot {
 };
 
 struct srupb_journal {
-	char *path;
-	int fd;
-	uint8_t *map;
-	size_t map_len;
+	struct srupb_mapfile f;
 	size_t capacity;     /* records the mapped file holds */
 	size_t want_cap;     /* records asked for at open (the next reset resizes to it) */
 	size_t count;        /* valid records of this epoch: slots [0, count) */
@@ -74,16 +66,6 @@ struct srupb_journal {
 	size_t index_cap;    /* power of two, >= 2 x capacity */
 };
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
 static uint64_t rec_check(const struct jrec *r)
 {
 	const uint8_t *p = (const uint8_t *)r;
@@ -91,27 +73,27 @@ static uint64_t rec_check(const struct jrec *r)
 	for (size_t i = 0; i < offsetof(struct jrec, check); i += 8) {
 		uint64_t w;
 		memcpy(&w, p + i, 8);
-		h = mix64(h ^ w) + i;
+		h = srupb_mix64(h ^ w) + i;
 	}
 	return h == 0 ? 1 : h; /* a zeroed slot never checks */
 }
 
 static struct jhdr *hdr(const struct srupb_journal *j)
 {
-	return (struct jhdr *)(void *)j->map;
+	return (struct jhdr *)(void *)j->f.map;
 }
 
 static struct jrec *rec_at(const struct srupb_journal *j, size_t i)
 {
-	return (struct jrec *)(void *)(j->map + J_HDR_SIZE + i * J_REC_SIZE);
+	return (struct jrec *)(void *)(j->f.map + J_HDR_SIZE + i * J_REC_SIZE);
 }
 
 static size_t mark_pos(const struct srupb_journal *j, uint64_t sender, uint8_t kind, uint64_t a,
                        uint64_t b)
 {
-	uint64_t h = mix64(sender ^ j->seed);
-	h = mix64(h ^ a ^ ((uint64_t)kind << 56));
-	h = mix64(h ^ b);
+	uint64_t h = srupb_mix64(sender ^ j->seed);
+	h = srupb_mix64(h ^ a ^ ((uint64_t)kind << 56));
+	h = srupb_mix64(h ^ b);
 	return (size_t)h & (j->index_cap - 1);
 }
 
@@ -140,29 +122,11 @@ static void index_add(struct srupb_journal *j, const struct srupb_jentry *e)
 	}
 }
 
-static enum srup_err jfail(char *err, size_t cap, enum srup_err rc, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static enum srup_err jfail(char *err, size_t cap, enum srup_err rc, const char *fmt, ...)
-{
-	if (err != NULL && cap > 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, cap, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 static enum srup_err map_file(struct srupb_journal *j, size_t capacity)
 {
-	size_t len = J_HDR_SIZE + capacity * J_REC_SIZE;
-	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
-	if (m == MAP_FAILED) {
+	if (srupb_mapfile_map(&j->f, J_HDR_SIZE + capacity * J_REC_SIZE) != SRUP_OK) {
 		return SRUP_ERR_IO;
 	}
-	j->map = m;
-	j->map_len = len;
 	j->capacity = capacity;
 	return SRUP_OK;
 }
@@ -185,21 +149,15 @@ static enum srup_err alloc_index(struct srupb_journal *j)
 static enum srup_err create_layout(struct srupb_journal *j)
 {
 	struct jhdr h;
-	size_t len = J_HDR_SIZE + j->want_cap * J_REC_SIZE;
-	if (ftruncate(j->fd, (off_t)len) != 0) {
-		return SRUP_ERR_IO;
-	}
-	/* One pwrite: a process killed here leaves either no header or a whole one. */
 	memset(&h, 0, sizeof h);
 	h.magic = J_MAGIC;
 	h.version = J_VERSION;
 	h.rec_size = J_REC_SIZE;
 	h.capacity = j->want_cap;
 	h.epoch = 1;
-	if (pwrite(j->fd, &h, sizeof h, 0) != (ssize_t)sizeof h) {
-		return SRUP_ERR_IO;
-	}
-	if (map_file(j, j->want_cap) != SRUP_OK) {
+	if (srupb_mapfile_create(&j->f, J_HDR_SIZE + j->want_cap * J_REC_SIZE, &h, sizeof h) !=
+	            SRUP_OK ||
+	    map_file(j, j->want_cap) != SRUP_OK) {
 		return SRUP_ERR_IO;
 	}
 	j->epoch = 1;
@@ -210,8 +168,8 @@ enum srup_err srupb_journal_open(const char *path, size_t capacity, struct srupb
                                  char *err, size_t err_cap)
 {
 	struct srupb_journal *j;
-	struct stat sb;
 	struct jhdr h;
+	size_t size;
 	enum srup_err rc;
 
 	*out = NULL;
@@ -222,67 +180,38 @@ enum srup_err srupb_journal_open(const char *path, size_t capacity, struct srupb
 	if (j == NULL) {
 		return SRUP_ERR_NOMEM;
 	}
-	j->path = strdup(path);
-	if (j->path == NULL) {
+	rc = srupb_mapfile_open(&j->f, path, "marks journal", &h, sizeof h, &size, err, err_cap);
+	if (rc != SRUP_OK) {
 		free(j);
-		return SRUP_ERR_NOMEM;
-	}
-	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (j->fd < 0) {
-		rc = jfail(err, err_cap, SRUP_ERR_IO, "cannot open marks journal %s: %s", path,
-		           strerror(errno));
-		goto fail;
-	}
-	if (flock(j->fd, LOCK_EX | LOCK_NB) != 0) {
-		rc = jfail(err, err_cap, SRUP_ERR_INVAL, "marks journal %s: %s", path,
-		           errno == EWOULDBLOCK ? "in use by another broker on the same store"
-		                                : strerror(errno));
-		goto fail;
+		return rc;
 	}
 	if (getrandom(&j->seed, sizeof j->seed, 0) != (ssize_t)sizeof j->seed) {
 		j->seed = (uint64_t)(uintptr_t)j ^ (uint64_t)getpid();
 	}
 	j->want_cap = capacity;
-	if (fstat(j->fd, &sb) != 0) {
-		rc = jfail(err, err_cap, SRUP_ERR_IO, "marks journal %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	memset(&h, 0, sizeof h);
-	if (sb.st_size >= (off_t)sizeof h && pread(j->fd, &h, sizeof h, 0) != sizeof h) {
-		rc = jfail(err, err_cap, SRUP_ERR_IO, "cannot read marks journal %s: %s", path,
-		           strerror(errno));
-		goto fail;
-	}
 	/* Empty, or killed between sizing the file and writing its header: nothing was journalled
 	 * (records are written only under a header), so start afresh. */
-	if (sb.st_size == 0 || (h.magic == 0 && h.epoch == 0 && h.capacity == 0)) {
-		if (ftruncate(j->fd, 0) != 0 || create_layout(j) != SRUP_OK) {
-			rc = jfail(err, err_cap, SRUP_ERR_IO, "cannot create marks journal %s: %s", path,
-			           strerror(errno));
+	if (size == 0 || (h.magic == 0 && h.epoch == 0 && h.capacity == 0)) {
+		if (create_layout(j) != SRUP_OK) {
+			rc = srupb_errf(err, err_cap, SRUP_ERR_IO, "cannot create marks journal %s: %s", path,
+			                strerror(errno));
 			goto fail;
 		}
 	} else {
-		/* Read the header with its length checked before trusting its capacity. */
-		if ((size_t)sb.st_size < J_HDR_SIZE) {
-			rc = jfail(err, err_cap, SRUP_ERR_INVAL,
-			           "marks journal %s: too short for a header; move "
-			           "it away to start (the replay marks it holds are then lost)",
-			           path);
-			goto fail;
-		}
+		/* The header's capacity is trusted only if the file's size agrees with it. */
 		if (h.magic != J_MAGIC || h.version != J_VERSION || h.rec_size != J_REC_SIZE ||
 		    h.capacity == 0 || h.capacity > J_CAP_MAX || h.epoch == 0 ||
-		    (size_t)sb.st_size != J_HDR_SIZE + h.capacity * J_REC_SIZE) {
-			rc = jfail(err, err_cap, SRUP_ERR_INVAL,
-			           "marks journal %s: not a journal of this version, "
-			           "or its size does not match its header; move it away to start (the "
-			           "replay marks it holds are then lost)",
-			           path);
+		    size != J_HDR_SIZE + h.capacity * J_REC_SIZE) {
+			rc = srupb_errf(err, err_cap, SRUP_ERR_INVAL,
+			                "marks journal %s: not a journal of this version, or its size does "
+			                "not match its header; move it away to start (the replay marks it "
+			                "holds are then lost)",
+			                path);
 			goto fail;
 		}
 		if (map_file(j, (size_t)h.capacity) != SRUP_OK) {
-			rc = jfail(err, err_cap, SRUP_ERR_IO, "cannot map marks journal %s: %s", path,
-			           strerror(errno));
+			rc = srupb_errf(err, err_cap, SRUP_ERR_IO, "cannot map marks journal %s: %s", path,
+			                strerror(errno));
 			goto fail;
 		}
 		j->epoch = h.epoch;
@@ -314,14 +243,8 @@ void srupb_journal_close(struct srupb_journal *j)
 	if (j == NULL) {
 		return;
 	}
-	if (j->map != NULL) {
-		munmap(j->map, j->map_len);
-	}
-	if (j->fd >= 0) {
-		close(j->fd); /* drops the lock */
-	}
+	srupb_mapfile_close(&j->f);
 	free(j->marks);
-	free(j->path);
 	free(j);
 }
 
@@ -393,11 +316,9 @@ enum srup_err srupb_journal_reset(struct srupb_journal *j, char *err, size_t err
 
 	if (j->capacity != j->want_cap) {
 		/* Only at the first checkpoint after opening a file of another size. */
-		munmap(j->map, j->map_len);
-		j->map = NULL;
-		if (ftruncate(j->fd, 0) != 0 || create_layout(j) != SRUP_OK) {
-			return jfail(err, err_cap, SRUP_ERR_IO, "cannot resize marks journal %s: %s", j->path,
-			             strerror(errno));
+		if (create_layout(j) != SRUP_OK) {
+			return srupb_errf(err, err_cap, SRUP_ERR_IO, "cannot resize marks journal %s: %s",
+			                  j->f.path, strerror(errno));
 		}
 		next = 1;
 	} else {
@@ -414,12 +335,12 @@ enum srup_err srupb_journal_reset(struct srupb_journal *j, char *err, size_t err
 
 int srupb_journal_fd(const struct srupb_journal *j)
 {
-	return j->fd;
+	return j->f.fd;
 }
 
 void srupb_journal_sync(struct srupb_journal *j)
 {
-	if (j != NULL && j->map != NULL) {
-		(void)msync(j->map, j->map_len, MS_SYNC);
+	if (j != NULL) {
+		srupb_mapfile_sync(&j->f);
 	}
 }

@@ -3,17 +3,13 @@
  * mapping, and an open-addressing hash of ring slots by digest in memory.
  * It knows nothing of LMDB or of verdicts. */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "mapfile.h"
 #include "seen.h"
 
 #define S_MAGIC    0x4e45455350555253ULL /* "SRUPSEEN" read as a little-endian u64 */
@@ -43,10 +39,7 @@ _Static_assert(sizeof(struct srec) == S_REC_SIZE, "seen record is 32 bytes");
 _Static_assert(sizeof(struct shdr) <= S_HDR_SIZE, "seen header fits its page");
 
 struct srupb_seen {
-	char *path;
-	int fd;
-	uint8_t *map;
-	size_t map_len;
+	struct srupb_mapfile f;
 	size_t cap;    /* ring records */
 	uint64_t salt; /* the file's, for check words */
 	uint64_t head; /* qpos of the next entry */
@@ -55,31 +48,21 @@ struct srupb_seen {
 	size_t tab_mask;
 };
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
 static uint64_t rec_check(uint64_t salt, const uint8_t digest[16], uint64_t qpos)
 {
 	uint64_t w1;
 	uint64_t w2;
 	memcpy(&w1, digest, 8);
 	memcpy(&w2, digest + 8, 8);
-	uint64_t h = mix64(salt ^ w1);
-	h = mix64(h ^ w2);
-	h = mix64(h ^ qpos);
+	uint64_t h = srupb_mix64(salt ^ w1);
+	h = srupb_mix64(h ^ w2);
+	h = srupb_mix64(h ^ qpos);
 	return h == 0 ? 1 : h; /* a zeroed record never checks */
 }
 
 static struct srec *rec_at(const struct srupb_seen *s, size_t slot)
 {
-	return (struct srec *)(void *)(s->map + S_HDR_SIZE + slot * S_REC_SIZE);
+	return (struct srec *)(void *)(s->f.map + S_HDR_SIZE + slot * S_REC_SIZE);
 }
 
 static bool rec_valid(const struct srupb_seen *s, size_t slot)
@@ -94,7 +77,7 @@ static size_t home(const struct srupb_seen *s, const uint8_t *digest)
 {
 	uint64_t w;
 	memcpy(&w, digest, 8);
-	return (size_t)mix64(w ^ s->seed) & s->tab_mask;
+	return (size_t)srupb_mix64(w ^ s->seed) & s->tab_mask;
 }
 
 /* 32 more bits of the digest beside each index entry, so a lookup reads the ring record only
@@ -157,22 +140,8 @@ static void tab_remove(struct srupb_seen *s, size_t slot)
 	s->tab[i] = 0;
 }
 
-static enum srup_err sfail(char *err, size_t cap, enum srup_err rc, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-
-static enum srup_err sfail(char *err, size_t cap, enum srup_err rc, const char *fmt, ...)
-{
-	if (err != NULL && cap > 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, cap, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
-/* Size fd for cap records (all zero) and write a fresh header with one pwrite. */
-static enum srup_err create_layout(int fd, size_t cap)
+/* Give f a fresh header for cap records (all zero) and map it into s. */
+static enum srup_err create_layout(struct srupb_seen *s, size_t cap)
 {
 	struct shdr h;
 	memset(&h, 0, sizeof h);
@@ -183,24 +152,16 @@ static enum srup_err create_layout(int fd, size_t cap)
 	if (getrandom(&h.salt, sizeof h.salt, 0) != (ssize_t)sizeof h.salt) {
 		return SRUP_ERR_IO;
 	}
-	if (ftruncate(fd, 0) != 0 || ftruncate(fd, (off_t)(S_HDR_SIZE + cap * S_REC_SIZE)) != 0 ||
-	    pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h) {
-		return SRUP_ERR_IO;
-	}
-	return SRUP_OK;
+	return srupb_mapfile_create(&s->f, S_HDR_SIZE + cap * S_REC_SIZE, &h, sizeof h);
 }
 
 static enum srup_err map_file(struct srupb_seen *s, size_t cap)
 {
-	size_t len = S_HDR_SIZE + cap * S_REC_SIZE;
-	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
-	if (m == MAP_FAILED) {
+	if (srupb_mapfile_map(&s->f, S_HDR_SIZE + cap * S_REC_SIZE) != SRUP_OK) {
 		return SRUP_ERR_IO;
 	}
-	s->map = m;
-	s->map_len = len;
 	s->cap = cap;
-	s->salt = ((const struct shdr *)m)->salt;
+	s->salt = ((const struct shdr *)(void *)s->f.map)->salt;
 	return SRUP_OK;
 }
 
@@ -218,12 +179,13 @@ static enum srup_err resize(struct srupb_seen *s, size_t cap, char *err, size_t 
 	char tmp[4200];
 	struct srec *keep;
 	size_t n = 0;
-	int fd = -1;
-	enum srup_err rc = SRUP_ERR_IO;
+	size_t size;
+	struct shdr h;
 	struct srupb_seen t;
+	enum srup_err rc;
 
-	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", s->path) >= sizeof tmp) {
-		return sfail(err, err_cap, SRUP_ERR_INVAL, "seen index path too long: %s", s->path);
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", s->f.path) >= sizeof tmp) {
+		return srupb_errf(err, err_cap, SRUP_ERR_INVAL, "seen index path too long: %s", s->f.path);
 	}
 	keep = calloc(s->cap, sizeof *keep);
 	if (keep == NULL) {
@@ -236,11 +198,13 @@ static enum srup_err resize(struct srupb_seen *s, size_t cap, char *err, size_t 
 	}
 	qsort(keep, n, sizeof *keep, by_qpos);
 	memset(&t, 0, sizeof t);
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	t.fd = fd;
-	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 || create_layout(fd, cap) != SRUP_OK ||
-	    map_file(&t, cap) != SRUP_OK) {
-		goto out;
+	rc = srupb_mapfile_open(&t.f, tmp, "seen index", &h, sizeof h, &size, err, err_cap);
+	if (rc != SRUP_OK) {
+		free(keep);
+		return rc;
+	}
+	if (create_layout(&t, cap) != SRUP_OK || map_file(&t, cap) != SRUP_OK) {
+		goto fail;
 	}
 	for (size_t i = n > cap ? n - cap : 0; i < n; i++) {
 		struct srec *r = rec_at(&t, (keep[i].qpos - 1) % cap);
@@ -248,31 +212,26 @@ static enum srup_err resize(struct srupb_seen *s, size_t cap, char *err, size_t 
 		r->qpos = keep[i].qpos;
 		r->check = rec_check(t.salt, r->digest, r->qpos);
 	}
-	if (msync(t.map, t.map_len, MS_SYNC) != 0 || rename(tmp, s->path) != 0) {
-		goto out;
+	srupb_mapfile_sync(&t.f);
+	if (rename(tmp, s->f.path) != 0) {
+		goto fail;
 	}
-	munmap(s->map, s->map_len);
-	close(s->fd);
-	s->fd = fd;
-	s->map = t.map;
-	s->map_len = t.map_len;
+	/* t's file now has s's name: keep t's descriptor and mapping under s's path */
+	char *name = s->f.path;
+	s->f.path = NULL;
+	srupb_mapfile_close(&s->f);
+	free(t.f.path);
+	t.f.path = name;
+	s->f = t.f;
 	s->cap = t.cap;
 	s->salt = t.salt;
-	fd = -1;
-	t.map = NULL;
-	rc = SRUP_OK;
-out:
-	if (rc != SRUP_OK) {
-		sfail(err, err_cap, SRUP_ERR_IO, "cannot resize seen index %s: %s", s->path,
-		      strerror(errno));
-	}
-	if (t.map != NULL) {
-		munmap(t.map, t.map_len);
-	}
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
-	}
+	free(keep);
+	return SRUP_OK;
+fail:
+	rc = srupb_errf(err, err_cap, SRUP_ERR_IO, "cannot resize seen index %s: %s", s->f.path,
+	                strerror(errno));
+	srupb_mapfile_close(&t.f);
+	unlink(tmp);
 	free(keep);
 	return rc;
 }
@@ -306,8 +265,8 @@ enum srup_err srupb_seen_open(const char *path, size_t window, struct srupb_seen
                               size_t err_cap)
 {
 	struct srupb_seen *s;
-	struct stat sb;
 	struct shdr h;
+	size_t size;
 	enum srup_err rc;
 	size_t want = window < S_CAP_MIN ? S_CAP_MIN : (window > S_CAP_MAX ? S_CAP_MAX : window);
 
@@ -316,54 +275,36 @@ enum srup_err srupb_seen_open(const char *path, size_t window, struct srupb_seen
 	if (s == NULL) {
 		return SRUP_ERR_NOMEM;
 	}
-	s->fd = -1;
 	if (getrandom(&s->seed, sizeof s->seed, 0) != (ssize_t)sizeof s->seed) {
-		rc = sfail(err, err_cap, SRUP_ERR_IO, "seen index: getrandom: %s", strerror(errno));
-		goto fail;
+		free(s);
+		return srupb_errf(err, err_cap, SRUP_ERR_IO, "seen index: getrandom: %s", strerror(errno));
 	}
-	s->path = strdup(path);
-	if (s->path != NULL) {
-		s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	rc = srupb_mapfile_open(&s->f, path, "seen index", &h, sizeof h, &size, err, err_cap);
+	if (rc != SRUP_OK) {
+		free(s);
+		return rc;
 	}
-	if (s->fd < 0) {
-		rc = sfail(err, err_cap, SRUP_ERR_IO, "cannot open seen index %s: %s", path,
-		           strerror(errno));
-		goto fail;
-	}
-	if (flock(s->fd, LOCK_EX | LOCK_NB) != 0) {
-		rc = sfail(err, err_cap, SRUP_ERR_INVAL, "seen index %s: %s", path,
-		           errno == EWOULDBLOCK ? "in use by another broker on the same store"
-		                                : strerror(errno));
-		goto fail;
-	}
-	memset(&h, 0, sizeof h);
-	if (fstat(s->fd, &sb) != 0 ||
-	    (sb.st_size >= (off_t)sizeof h && pread(s->fd, &h, sizeof h, 0) != (ssize_t)sizeof h)) {
-		rc = sfail(err, err_cap, SRUP_ERR_IO, "cannot read seen index %s: %s", path,
-		           strerror(errno));
-		goto fail;
-	}
-	if (sb.st_size == 0 || (h.magic == 0 && h.capacity == 0 && h.salt == 0)) {
+	if (size == 0 || (h.magic == 0 && h.capacity == 0 && h.salt == 0)) {
 		/* new, or killed between sizing it and writing its header: nothing was indexed */
-		if (create_layout(s->fd, want) != SRUP_OK) {
-			rc = sfail(err, err_cap, SRUP_ERR_IO, "cannot create seen index %s: %s", path,
-			           strerror(errno));
+		if (create_layout(s, want) != SRUP_OK) {
+			rc = srupb_errf(err, err_cap, SRUP_ERR_IO, "cannot create seen index %s: %s", path,
+			                strerror(errno));
 			goto fail;
 		}
 		h.capacity = want;
 	} else if (h.magic != S_MAGIC || h.version != S_VERSION || h.rec_size != S_REC_SIZE ||
 	           h.capacity < S_CAP_MIN || h.capacity > S_CAP_MAX ||
-	           (size_t)sb.st_size != S_HDR_SIZE + h.capacity * S_REC_SIZE) {
-		rc = sfail(err, err_cap, SRUP_ERR_INVAL,
-		           "seen index %s is not an index of this version, or its size does not match "
-		           "its header; move it away to start (cross-channel replays of messages "
-		           "accepted before then are then caught only by sequence numbers)",
-		           path);
+	           size != S_HDR_SIZE + h.capacity * S_REC_SIZE) {
+		rc = srupb_errf(err, err_cap, SRUP_ERR_INVAL,
+		                "seen index %s is not an index of this version, or its size does not "
+		                "match its header; move it away to start (cross-channel replays of "
+		                "messages accepted before then are then caught only by sequence numbers)",
+		                path);
 		goto fail;
 	}
 	if (map_file(s, (size_t)h.capacity) != SRUP_OK) {
-		rc = sfail(err, err_cap, SRUP_ERR_IO, "cannot map seen index %s: %s", path,
-		           strerror(errno));
+		rc = srupb_errf(err, err_cap, SRUP_ERR_IO, "cannot map seen index %s: %s", path,
+		                strerror(errno));
 		goto fail;
 	}
 	if (s->cap != want) {
@@ -388,14 +329,8 @@ void srupb_seen_close(struct srupb_seen *s)
 	if (s == NULL) {
 		return;
 	}
-	if (s->map != NULL) {
-		munmap(s->map, s->map_len);
-	}
-	if (s->fd >= 0) {
-		close(s->fd);
-	}
+	srupb_mapfile_close(&s->f);
 	free(s->tab);
-	free(s->path);
 	free(s);
 }
 
@@ -443,12 +378,12 @@ void srupb_seen_add(struct srupb_seen *s, const uint8_t digest[32])
 
 int srupb_seen_fd(const struct srupb_seen *s)
 {
-	return s->fd;
+	return s->f.fd;
 }
 
 void srupb_seen_sync(struct srupb_seen *s)
 {
-	if (s != NULL && s->map != NULL) {
-		(void)msync(s->map, s->map_len, MS_SYNC);
+	if (s != NULL) {
+		srupb_mapfile_sync(&s->f);
 	}
 }

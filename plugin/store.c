@@ -716,6 +716,13 @@ static void mark_key(uint8_t kb[MARK_KEY_LEN], uint64_t sender, const struct sru
 	put_be64(kb + 17, chan->b);
 }
 
+static void mark_encode(uint8_t vb[MARK_VAL_LEN], const struct srupb_mark *mark)
+{
+	put_le64(vb, mark->seq);
+	memcpy(vb + 8, mark->digest, 32);
+	memcpy(vb + 40, mark->client, 16);
+}
+
 static void mark_decode(const MDB_val *v, struct srupb_mark *mark)
 {
 	const uint8_t *p = v->mv_data;
@@ -837,9 +844,7 @@ static int fold_entry(struct srupb_store *st, MDB_txn *txn, const struct srupb_j
 	if (mrc != 0 && mrc != MDB_NOTFOUND) {
 		return mrc;
 	}
-	put_le64(vb, e->mark.seq);
-	memcpy(vb + 8, e->mark.digest, 32);
-	memcpy(vb + 40, e->mark.client, 16);
+	mark_encode(vb, &e->mark);
 	v.mv_size = sizeof vb;
 	v.mv_data = vb;
 	return mdb_put(txn, st->marks, &k, &v, 0);
@@ -990,9 +995,7 @@ enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c,
 	} else if (mrc != MDB_NOTFOUND) {
 		goto abort;
 	}
-	put_le64(vb, c->mark.seq);
-	memcpy(vb + 8, c->mark.digest, 32);
-	memcpy(vb + 40, c->mark.client, 16);
+	mark_encode(vb, &c->mark);
 	v.mv_size = sizeof vb;
 	v.mv_data = vb;
 	what = "mdb_put(marks)";
