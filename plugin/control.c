@@ -45,12 +45,14 @@ enum srup_err srupb_reload(struct srupb_ctx *ctx)
 		          srupb_store_strerror(ctx->store));
 		np->durability = ctx->policy->durability;
 	}
-	if (np->seen_index != ctx->policy->seen_index &&
-	    srupb_store_seen_window(ctx->store, np->seen_index) != np->seen_index) {
-		srupb_log(MOSQ_LOG_WARNING,
-		          "reload | seen_index %zu is larger than the index file was sized for: %zu in "
-		          "effect until the broker restarts",
-		          np->seen_index, srupb_store_seen_window(ctx->store, np->seen_index));
+	if (np->seen_index != ctx->policy->seen_index) {
+		size_t in_effect = srupb_store_seen_window(ctx->store, np->seen_index);
+		if (in_effect != np->seen_index) {
+			srupb_log(MOSQ_LOG_WARNING,
+			          "reload | seen_index %zu is larger than the index file was sized for: %zu "
+			          "in effect until the broker restarts",
+			          np->seen_index, in_effect);
+		}
 	}
 	/* Swap in one step. */
 	free(ctx->policy);

@@ -785,7 +785,7 @@ enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t window)
 	}
 	enum srup_err rc = srupb_seen_open(path, window, &st->seen, st->err, sizeof st->err);
 	if (rc == SRUP_OK) {
-		st->seen_window = window;
+		(void)srupb_store_seen_window(st, window);
 	}
 	return rc;
 }
@@ -931,11 +931,8 @@ static enum srup_err journal_commit(struct srupb_store *st, struct srupb_commit 
 			return rc;
 		}
 	}
-	rc = srupb_store_read_begin(st);
-	if (rc == SRUP_OK) {
-		rc = srupb_store_mark_find(st, c->sender, &c->chan, &cur, &found);
-		srupb_store_read_end(st);
-	}
+	rc = srupb_store_mark_find(st, c->sender, &c->chan, &cur, &found);
+	srupb_store_read_end(st);
 	if (rc != SRUP_OK) {
 		return rc;
 	}
@@ -947,13 +944,11 @@ static enum srup_err journal_commit(struct srupb_store *st, struct srupb_commit 
 	e.chan = c->chan;
 	e.mark = c->mark;
 	srupb_journal_append(st->jr, &e);
-	if (st->seen != NULL && c->seen_max > 0) {
-		srupb_seen_add(st->seen, c->mark.digest);
-	}
 	return SRUP_OK;
 }
 
-enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c, bool *stale)
+/* The LMDB path of srupb_store_commit: mark, membership and revocation in one transaction. */
+static enum srup_err lmdb_commit(struct srupb_store *st, struct srupb_commit *c, bool *stale)
 {
 	MDB_txn *txn = NULL;
 	uint8_t kb[MARK_KEY_LEN];
@@ -963,14 +958,6 @@ enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c,
 	int mrc;
 	const char *what = "mdb_txn_begin";
 
-	*stale = false;
-	if (st->rtxn_live) {
-		return SRUP_ERR_INVAL;
-	}
-	c->n_removed = 0;
-	if (journal_active(st) && c->member_op == SRUPB_MEMBER_NONE && !c->revoke) {
-		return journal_commit(st, c, stale);
-	}
 	if (st->jr != NULL && srupb_journal_count(st->jr) > 0) {
 		/* A membership change commits in LMDB with its mark: the journal goes there first, so
 		 * LMDB's marks stay at least as new as the journal's. */
@@ -1040,13 +1027,30 @@ enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c,
 	if (mrc != 0) {
 		return fail(st, "mdb_txn_commit", mrc);
 	}
-	/* Only once the mark is committed: a failed commit drops the message, and its bytes must not
-	 * then look like a replay when the client sends them again. */
-	if (st->seen != NULL && c->seen_max > 0) {
-		srupb_seen_add(st->seen, c->mark.digest);
-	}
 	return SRUP_OK;
 abort:
 	mdb_txn_abort(txn);
 	return fail(st, what, mrc);
+}
+
+enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c, bool *stale)
+{
+	enum srup_err rc;
+
+	*stale = false;
+	if (st->rtxn_live) {
+		return SRUP_ERR_INVAL;
+	}
+	c->n_removed = 0;
+	if (journal_active(st) && c->member_op == SRUPB_MEMBER_NONE && !c->revoke) {
+		rc = journal_commit(st, c, stale);
+	} else {
+		rc = lmdb_commit(st, c, stale);
+	}
+	/* Only once the mark is committed: a failed commit drops the message, and its bytes must not
+	 * then look like a replay when the client sends them again. */
+	if (rc == SRUP_OK && !*stale && st->seen != NULL && c->seen_max > 0) {
+		srupb_seen_add(st->seen, c->mark.digest);
+	}
+	return rc;
 }
