@@ -24,7 +24,8 @@ static int other_result(const struct srupb_ctx *ctx)
 static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, struct srupb_reader *rc,
                       uint64_t sv, uint64_t *id, unsigned *role, bool *parsed)
 {
-	const char *ident = srupb_identity(ctx, client);
+	char idbuf[SRUPB_IDENTITY_MAX];
+	const char *ident = srupb_identity(ctx, client, idbuf, sizeof idbuf);
 	struct srupb_keyrec rec;
 	bool found = false;
 	char canon[SRUP_ID_TEXT_MAX];
@@ -58,7 +59,8 @@ static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, struct sr
 
 static bool is_admin(struct srupb_ctx *ctx, struct mosquitto *client)
 {
-	const char *ident = srupb_identity(ctx, client);
+	char idbuf[SRUPB_IDENTITY_MAX];
+	const char *ident = srupb_identity(ctx, client, idbuf, sizeof idbuf);
 	uint64_t id = 0;
 	return ident != NULL && srup_id_parse(ident, strlen(ident), &id) == SRUP_OK &&
 	       srupb_policy_is_admin(ctx->policy, id);

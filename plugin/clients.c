@@ -98,6 +98,7 @@ static void grow(struct srupb_clients *cl)
 struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client)
 {
 	struct srupb_clients *cl = ctx->clients;
+	char idbuf[SRUPB_IDENTITY_MAX];
 	const char *ident;
 	const char *cid;
 	uint64_t id = 0;
@@ -123,7 +124,7 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 	if (e != NULL && strcmp(e->client_id, cid) == 0) {
 		return &e->reader;
 	}
-	ident = srupb_identity(ctx, client);
+	ident = srupb_identity(ctx, client, idbuf, sizeof idbuf);
 	if (ident == NULL || srup_id_parse(ident, strlen(ident), &id) != SRUP_OK) {
 		if (e != NULL) {
 			srupb_clients_gone(ctx, client);

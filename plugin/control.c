@@ -147,7 +147,8 @@ int srupb_control_cb(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_control *ed = event_data;
 	struct srupb_ctx *ctx = userdata;
-	const char *ident = srupb_identity(ctx, ed->client);
+	char idbuf[SRUPB_IDENTITY_MAX];
+	const char *ident = srupb_identity(ctx, ed->client, idbuf, sizeof idbuf);
 	char text[CONTROL_MAX + 1];
 	char cmd[32];
 	char idtext[40];

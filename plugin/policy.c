@@ -329,7 +329,7 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 	if (strcmp(d, "identity") == 0) {
 		rc = once(ps, D_IDENTITY, d);
 		if (rc == SRUP_OK) {
-			rc = need_args(ps, n, 2, d, "username or client_id");
+			rc = need_args(ps, n, 2, d, "certificate, username or client_id");
 		}
 		if (rc != SRUP_OK) {
 			return rc;
@@ -338,8 +338,10 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 			p->identity = SRUPB_ID_USERNAME;
 		} else if (strcmp(w[1], "client_id") == 0) {
 			p->identity = SRUPB_ID_CLIENT_ID;
+		} else if (strcmp(w[1], "certificate") == 0) {
+			p->identity = SRUPB_ID_CERTIFICATE;
 		} else {
-			return perr(ps, "identity must be username or client_id, not '%s'", w[1]);
+			return perr(ps, "identity must be certificate, username or client_id, not '%s'", w[1]);
 		}
 		return SRUP_OK;
 	}

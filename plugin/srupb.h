@@ -90,8 +90,9 @@ enum srupb_rule_kind {
 };
 
 enum srupb_identity_src {
-	SRUPB_ID_USERNAME = 0,
-	SRUPB_ID_CLIENT_ID,
+	SRUPB_ID_USERNAME = 0, /* a username the broker authenticated (password file, plugin) */
+	SRUPB_ID_CLIENT_ID,    /* tests only: anyone can claim a client id */
+	SRUPB_ID_CERTIFICATE,  /* the CN of the TLS client certificate, read from the session */
 };
 
 #define SRUPB_ADMINS_MAX 16
@@ -307,6 +308,16 @@ double srupb_now(void);
 /* SHA-256 of p[0, len) into out with the context's fetched digest; false on failure. */
 bool srupb_sha256(const struct srupb_ctx *ctx, const void *p, size_t len, uint8_t out[32]);
 
+/* ---------------------------------------------------------------- identity.c */
+
+/* Room for an identity read from a certificate (longer CNs are no identity). */
+#define SRUPB_IDENTITY_MAX 256
+
+/* The client's proven identity per policy: the certificate CN (copied into buf, cap bytes),
+ * or a string borrowed from the broker (username or client id). NULL if it has none. */
+const char *srupb_identity(const struct srupb_ctx *ctx, struct mosquitto *client, char *buf,
+                           size_t cap);
+
 /* ---------------------------------------------------------------- verify.c */
 
 /* The verdict pipeline for one publish (DESIGN.md). from_message: MOSQ_EVT_MESSAGE (true) or
@@ -315,8 +326,6 @@ bool srupb_sha256(const struct srupb_ctx *ctx, const void *p, size_t len, uint8_
 int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic,
                          const void *payload, uint32_t payloadlen, bool retain, bool from_message);
 
-/* The client's MQTT identity per policy (borrowed from the broker, may be NULL). */
-const char *srupb_identity(const struct srupb_ctx *ctx, struct mosquitto *client);
 
 /* Queue a client to be disconnected from TICK (never inside its own callback). */
 void srupb_kick_queue(struct srupb_ctx *ctx, const char *name, bool by_username);

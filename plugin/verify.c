@@ -26,17 +26,6 @@ struct decision {
 	bool kick_publisher; /* queue a disconnect of the publishing client */
 };
 
-const char *srupb_identity(const struct srupb_ctx *ctx, struct mosquitto *client)
-{
-	if (client == NULL) {
-		return NULL;
-	}
-	if (ctx->policy->identity == SRUPB_ID_CLIENT_ID) {
-		return mosquitto_client_id(client);
-	}
-	return mosquitto_client_username(client);
-}
-
 /* --- deferred kicks (notes §0.8: never kick a client inside its own callback) --- */
 
 void srupb_kick_queue(struct srupb_ctx *ctx, const char *name, bool by_username)
@@ -526,6 +515,7 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	struct srup_msg m;
 	const char *client_id;
 	const char *identity;
+	char idbuf[SRUPB_IDENTITY_MAX];
 	int result;
 
 	srupb_policy_classify(ctx->policy, topic, &t);
@@ -536,7 +526,7 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 		case SRUPB_T_CONTROL: {
 			/* Only an admin identity may reach the control topic; it never reaches MESSAGE. */
 			uint64_t id = 0;
-			identity = srupb_identity(ctx, client);
+			identity = srupb_identity(ctx, client, idbuf, sizeof idbuf);
 			if (identity != NULL && srup_id_parse(identity, strlen(identity), &id) == SRUP_OK &&
 			    srupb_policy_is_admin(ctx->policy, id)) {
 				return MOSQ_ERR_SUCCESS;
@@ -562,7 +552,7 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 		srupb_kick_run_except(ctx, client);
 	}
 	client_id = client != NULL ? mosquitto_client_id(client) : NULL;
-	identity = srupb_identity(ctx, client);
+	identity = srupb_identity(ctx, client, idbuf, sizeof idbuf);
 	memset(&ev, 0, sizeof ev);
 	ev.client_id = client_id;
 	ev.identity = identity;

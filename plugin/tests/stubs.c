@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/x509.h>
+
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -63,6 +65,15 @@ const char *mosquitto_client_id(const struct mosquitto *client)
 const char *mosquitto_client_username(const struct mosquitto *client)
 {
 	return client->username;
+}
+
+void *mosquitto_client_certificate(const struct mosquitto *client)
+{
+	/* As the broker: a new reference the caller frees with X509_free. */
+	if (client->cert == NULL || X509_up_ref(client->cert) != 1) {
+		return NULL;
+	}
+	return client->cert;
 }
 
 int mosquitto_kick_client_by_clientid(const char *clientid, bool with_will)

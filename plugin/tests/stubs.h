@@ -10,6 +10,7 @@
 struct mosquitto {
 	const char *id;
 	const char *username;
+	void *cert; /* X509 * the client presented, or NULL */
 };
 
 #define STUB_EVENTS 16

@@ -35,12 +35,12 @@ static struct srup_key *k_dev2;
 static struct srupb_ctx *ctx;
 static void *ud;
 
-static struct mosquitto c_server = {"srv", "b9d077e223834cf6"};
-static struct mosquitto c_dev = {"dev", "5f5f5f5f5f5f5f5f"};
-static struct mosquitto c_dev_b = {"dev-second-conn", "5f5f5f5f5f5f5f5f"};
-static struct mosquitto c_dev2 = {"dev2", "d2"};
-static struct mosquitto c_admin = {"admin", "ad"};
-static struct mosquitto c_anon = {"anon", NULL};
+static struct mosquitto c_server = {"srv", "b9d077e223834cf6", NULL};
+static struct mosquitto c_dev = {"dev", "5f5f5f5f5f5f5f5f", NULL};
+static struct mosquitto c_dev_b = {"dev-second-conn", "5f5f5f5f5f5f5f5f", NULL};
+static struct mosquitto c_dev2 = {"dev2", "d2", NULL};
+static struct mosquitto c_admin = {"admin", "ad", NULL};
+static struct mosquitto c_anon = {"anon", NULL, NULL};
 
 static struct srup_key *load_key(const char *name)
 {
