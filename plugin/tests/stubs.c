@@ -81,6 +81,9 @@ int mosquitto_kick_client_by_clientid(const char *clientid, bool with_will)
 	(void)with_will;
 	stub_kicks++;
 	snprintf(stub_last_kick, sizeof stub_last_kick, "%s", clientid != NULL ? clientid : "");
+	if (stub_kick_hook != NULL) {
+		stub_kick_hook(clientid, false);
+	}
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -89,6 +92,9 @@ int mosquitto_kick_client_by_username(const char *username, bool with_will)
 	(void)with_will;
 	stub_kicks++;
 	snprintf(stub_last_kick, sizeof stub_last_kick, "%s", username != NULL ? username : "");
+	if (stub_kick_hook != NULL) {
+		stub_kick_hook(username, true);
+	}
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -139,3 +145,7 @@ int mosquitto_callback_unregister(mosquitto_plugin_id_t *identifier, int event,
 	}
 	return MOSQ_ERR_SUCCESS;
 }
+
+/* ---- additions for tests/fuzz/fuzz_pipeline.c (keep this block separate) ---- */
+
+void (*stub_kick_hook)(const char *name, bool by_username);

@@ -34,4 +34,11 @@ extern int stub_fail_register_at;
 
 void stub_reset(void);
 
+/* ---- additions for tests/fuzz/fuzz_pipeline.c (keep this block separate) ---- */
+
+/* When set, each mosquitto_kick_client_by_* call also calls it (after recording the kick), as
+ * the broker disconnects the matching clients there and fires their DISCONNECT events. Not
+ * touched by stub_reset. */
+extern void (*stub_kick_hook)(const char *name, bool by_username);
+
 #endif
