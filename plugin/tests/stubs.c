@@ -53,7 +53,9 @@ void mosquitto_log_printf(int level, const char *fmt, ...)
 	}
 	if (level == MOSQ_LOG_ERR) {
 		stub_errors++;
-		fprintf(stderr, "stub ERR: %s\n", stub_last_log);
+		if (!stub_quiet) {
+			fprintf(stderr, "stub ERR: %s\n", stub_last_log);
+		}
 	}
 }
 
@@ -149,3 +151,4 @@ int mosquitto_callback_unregister(mosquitto_plugin_id_t *identifier, int event,
 /* ---- additions for tests/fuzz/fuzz_pipeline.c (keep this block separate) ---- */
 
 void (*stub_kick_hook)(const char *name, bool by_username);
+bool stub_quiet;

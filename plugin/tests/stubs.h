@@ -40,5 +40,7 @@ void stub_reset(void);
  * the broker disconnects the matching clients there and fires their DISCONNECT events. Not
  * touched by stub_reset. */
 extern void (*stub_kick_hook)(const char *name, bool by_username);
+/* When true, ERR lines are counted but not printed (a fuzzer logs thousands). */
+extern bool stub_quiet;
 
 #endif
