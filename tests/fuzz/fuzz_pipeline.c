@@ -487,7 +487,8 @@ struct accepted {
 	uint64_t sender;
 	uint64_t seq;
 	uint8_t type;
-	char topic[256];
+	struct srupb_topic chan; /* the channel, as classified when accepted (not its spelling:
+	                          * a reload may change the prefix, not the channel) */
 	char client[64];
 	unsigned epoch;
 };
@@ -738,13 +739,14 @@ static const struct payload *history_at(struct run *r, uint8_t b)
 }
 
 /* The highest sequence id the model saw accepted for (sender, topic), and that entry. */
-static const struct accepted *last_accepted(const struct run *r, uint64_t sender, const char *topic)
+static const struct accepted *last_accepted(const struct run *r, uint64_t sender,
+                                            const struct srupb_topic *t)
 {
 	const struct accepted *best = NULL;
 	for (size_t i = 0; i < r->n_acc; i++) {
 		const struct accepted *a = &r->acc[i];
-		if (a->sender == sender && strcmp(a->topic, topic) == 0 &&
-		    (best == NULL || a->seq > best->seq)) {
+		if (a->sender == sender && a->chan.kind == t->kind && a->chan.a == t->a &&
+		    a->chan.b == t->b && (best == NULL || a->seq > best->seq)) {
 			best = a;
 		}
 	}
@@ -758,9 +760,8 @@ static bool is_leave(uint8_t type)
 }
 
 /* Checks of one accepted (not retransmitted) publish against the model, then remembers it. */
-static void check_accept(struct run *r, const struct slot *s, const char *topic,
-                         const struct srupb_topic *t, const uint8_t *p, size_t len, bool retain,
-                         bool active_before)
+static void check_accept(struct run *r, const struct slot *s, const struct srupb_topic *t,
+                         const uint8_t *p, size_t len, bool retain, bool active_before)
 {
 	const struct srupb_policy *pol = r->ctx->policy;
 	struct srup_msg m;
@@ -792,7 +793,7 @@ static void check_accept(struct run *r, const struct slot *s, const char *topic,
 			fail("accepted a message whose sender is not the client's proven identity");
 		}
 	}
-	const struct accepted *prev = last_accepted(r, m.sender_id, topic);
+	const struct accepted *prev = last_accepted(r, m.sender_id, t);
 	if (prev != NULL && m.sequence_id <= prev->seq) {
 		fail("accepted a sequence id not above the last accepted one of (sender, channel)");
 	}
@@ -819,7 +820,7 @@ static void check_accept(struct run *r, const struct slot *s, const char *topic,
 		a->sender = m.sender_id;
 		a->seq = m.sequence_id;
 		a->type = m.type;
-		snprintf(a->topic, sizeof a->topic, "%s", topic);
+		a->chan = *t;
 		snprintf(a->client, sizeof a->client, "%s", s->cid);
 		a->epoch = r->epoch;
 	}
@@ -827,7 +828,7 @@ static void check_accept(struct run *r, const struct slot *s, const char *topic,
 
 /* A retransmission is the byte-identical resend of the last accepted message of that
  * (sender, channel) by the client that had it accepted, while the sender is still active. */
-static void check_retransmit(struct run *r, const struct slot *s, const char *topic,
+static void check_retransmit(struct run *r, const struct slot *s, const struct srupb_topic *t,
                              const uint8_t *p, size_t len, bool active_before)
 {
 	struct srup_msg m;
@@ -837,7 +838,7 @@ static void check_retransmit(struct run *r, const struct slot *s, const char *to
 	if (!active_before) {
 		fail("let a retransmission of an unregistered or revoked sender through");
 	}
-	const struct accepted *prev = last_accepted(r, m.sender_id, topic);
+	const struct accepted *prev = last_accepted(r, m.sender_id, t);
 	if (prev == NULL) {
 		if (r->n_acc == ACCEPT_MAX) {
 			return; /* the model stopped remembering */
@@ -942,9 +943,9 @@ static void publish(struct run *r, struct slot *s, const char *topic, const uint
 				fail("a publish on a protected topic that is no channel was allowed");
 			}
 			if (dacc == 1) {
-				check_accept(r, s, topic, &t, p, len, retain, active_before);
+				check_accept(r, s, &t, p, len, retain, active_before);
 			} else if (drt == 1) {
-				check_retransmit(r, s, topic, p, len, active_before);
+				check_retransmit(r, s, &t, p, len, active_before);
 			}
 			break;
 	}

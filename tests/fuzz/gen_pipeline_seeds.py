@@ -185,6 +185,13 @@ def seeds():
         reload(V_ACME), signed(S_DEV, chan(DEV), "DATA", DEV, 4, data()),
         reload(V_SHIPPED), again(S_DEV, chan(DEV), 0),
     ])
+    s["reload_prefix_retransmit"] = bytes([V_SHIPPED]) + b"".join([
+        signed(S_DEV, chan(DEV), "DATA", DEV, 7, data()),
+        reload(V_ACME),                                 # SRUP/<dev> is now Acme/<dev>
+        again(S_DEV, chan(DEV), 0, flags=4),           # same channel: a retransmission
+        again(S_DEV_B, chan(DEV), 0),                   # replay
+        signed(S_DEV, chan(DEV), "DATA", DEV, 6, data(d=b"older")),
+    ])
     s["certificate_identity"] = bytes([V_CERT]) + b"".join([
         signed(S_DEV, chan(DEV), "DATA", DEV, 1, data()),
         signed(S_SERVER, chan(DEV), "ACTION", SERVER, 1, bytes([2])),
