@@ -703,7 +703,7 @@ static void topic_from(struct run *r, struct in *in, char *out, size_t cap)
 	}
 	if ((sfx & 0x80) != 0) {
 		size_t n = strlen(out);
-		size_t want = sfx & 0x0f;
+		size_t want = sfx & 0x3f; /* up to 63: past the 80-character levels of acl.c */
 		for (size_t i = 0; i < want && n + 1 < cap; i++) {
 			uint8_t c = u8(in);
 			out[n++] = c == 0 ? '/' : (char)c; /* topics never hold a NUL */
@@ -1391,6 +1391,11 @@ static void run_ops(struct run *r, struct in *in)
 				if ((share & 3) == 1 && strlen(topic) + 10 < sizeof topic) {
 					memmove(topic + 9, topic, strlen(topic) + 1);
 					memcpy(topic, "$share/g/", 9);
+				} else if ((share & 3) == 3 && strlen(topic) + 8 < sizeof topic) {
+					/* "$share/<topic>": a group with no filter after it when the topic
+					 * has no slash */
+					memmove(topic + 7, topic, strlen(topic) + 1);
+					memcpy(topic, "$share/", 7);
 				} else if ((share & 3) == 2) {
 					size_t tl = strlen(topic);
 					if (tl + 3 < sizeof topic) {
@@ -1403,7 +1408,11 @@ static void run_ops(struct run *r, struct in *in)
 			case 7: { /* DISCONNECT, then maybe a new connection with other credentials */
 				struct slot *s = &r->slots[u8(in) % SLOTS];
 				uint8_t how = u8(in);
-				disconnect(s);
+				/* how 3: the broker reused the context's memory for a new client without a
+				 * DISCONNECT event (a session takeover, see clients.c) */
+				if ((how & 3) != 3) {
+					disconnect(s);
+				}
 				if ((how & 1) != 0) {
 					/* one byte each, in this order (argument order is unspecified) */
 					uint8_t cb = u8(in);

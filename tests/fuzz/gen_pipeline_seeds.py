@@ -26,10 +26,12 @@ T = {n: i for i, n in enumerate([
     "SYNDICATION_TERMINATE"])}
 V_SHIPPED, V_CLIENT_ID, V_CERT, V_LOOSE, V_ACME, V_FSYNC = range(6)
 V_BROKEN = 6
+ANON_NAME = 13  # names[]: "anon", not an id
 
 
 def chan(i, suffix=b""):
-    """<prefix>/<id i>"""
+    """<prefix>/<id i>, then up to 63 more bytes"""
+    assert len(suffix) < 64
     return bytes([0, i, 0x80 | len(suffix) if suffix else 0]) + suffix
 
 
@@ -37,8 +39,9 @@ def join(server, device):
     return bytes([4, server | device << 4, 0])
 
 
-def shape(n, arg=0):
-    return bytes([n, arg, 0])
+def shape(n, arg=0, suffix=b""):
+    assert len(suffix) < 64
+    return bytes([n, arg, 0x80 | len(suffix) if suffix else 0]) + suffix
 
 
 def raw(slot, topic, payload, flags=0):
@@ -78,10 +81,10 @@ def sub(slot, topic, share=0, access=0):
     return bytes([6, slot, access, share]) + topic
 
 
-def disconnect(slot, cid=None, name=None, cert=None):
+def disconnect(slot, cid=None, name=None, cert=None, takeover=False):
     if cid is None:
         return bytes([7, slot, 0])
-    return bytes([7, slot, 1, cid, name, cert])
+    return bytes([7, slot, 3 if takeover else 1, cid, name, cert])
 
 
 TICK = bytes([8])
@@ -191,6 +194,19 @@ def seeds():
         again(S_DEV, chan(DEV), 0, flags=4),           # same channel: a retransmission
         again(S_DEV_B, chan(DEV), 0),                   # replay
         signed(S_DEV, chan(DEV), "DATA", DEV, 6, data(d=b"older")),
+    ])
+    s["takeover_without_disconnect"] = bytes([V_SHIPPED]) + b"".join([
+        read(S_DEV, chan(DEV)), sub(S_DEV, chan(DEV)),
+        disconnect(S_DEV, DEV2, DEV2, DEV2, takeover=True),    # same memory, new client
+        read(S_DEV, chan(DEV)), read(S_DEV, chan(DEV2)),
+        signed(S_DEV, chan(DEV2), "DATA", DEV2, 1, data()),
+        disconnect(S_DEV, UNREG, ANON_NAME, 0, takeover=True),  # and one without an id
+        read(S_DEV, chan(DEV2)), revoke(DEV2), reload(V_SHIPPED), TICK,
+    ])
+    s["long_topics_and_shares"] = bytes([V_SHIPPED]) + b"".join([
+        sub(S_SERVER, shape(9, 0, b"L" * 63)), sub(S_SERVER, shape(5, SERVER | DEV << 4), share=3),
+        sub(S_SERVER, shape(6), share=3), read(S_SERVER, chan(DEV, b"\xff\x00+#")),
+        raw(S_DEV, chan(DEV, b"/x" * 20), b"\x05\x05"),
     ])
     s["certificate_identity"] = bytes([V_CERT]) + b"".join([
         signed(S_DEV, chan(DEV), "DATA", DEV, 1, data()),
