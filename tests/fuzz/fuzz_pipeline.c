@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,6 +273,39 @@ static void cleanup_root(void)
 	}
 }
 
+/* Remove the scratch directories of fuzzer processes that are gone (a crash or libFuzzer's own
+ * exit skips atexit). Only names of the form srupb-fuzz-<pid> are touched. */
+static void sweep_stale(const char *base)
+{
+	DIR *d = opendir(base);
+	if (d == NULL) {
+		return;
+	}
+	for (;;) {
+		struct dirent *de = readdir(d);
+		char path[512];
+		char *end = NULL;
+		long pid;
+		if (de == NULL) {
+			break;
+		}
+		if (strncmp(de->d_name, "srupb-fuzz-", 11) != 0) {
+			continue;
+		}
+		errno = 0;
+		pid = strtol(de->d_name + 11, &end, 10);
+		if (errno != 0 || end == de->d_name + 11 || *end != '\0' || pid <= 0) {
+			continue;
+		}
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) {
+			continue; /* alive (or not ours to judge) */
+		}
+		snprintf(path, sizeof path, "%s/%s", base, de->d_name);
+		remove_tree(path);
+	}
+	closedir(d);
+}
+
 static void copy_file(const char *from, const char *to)
 {
 	char buf[65536];
@@ -337,6 +371,7 @@ static void setup_fixture(void)
 	make_variants();
 	make_certs();
 
+	sweep_stale(base);
 	snprintf(root, sizeof root, "%s/srupb-fuzz-%ld", base, (long)getpid());
 	remove_tree(root);
 	if (mkdir(root, 0700) != 0) {
