@@ -223,7 +223,7 @@ static void classify_all(const struct srupb_policy *p, const uint8_t *rest, size
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *text = (const char *)data;
-	const uint8_t *nul = memchr(data, '\0', size);
+	const uint8_t *nul = size > 0 ? memchr(data, '\0', size) : NULL; /* data may be NULL */
 	size_t text_len = nul != NULL ? (size_t)(nul - data) : size;
 	struct srupb_policy *p;
 	struct srupb_policy *again;
