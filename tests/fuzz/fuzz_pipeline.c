@@ -94,7 +94,8 @@ static struct srup_verifier *verifiers[N_KEYS];
 /* Certificates: one per name (CN = the name), then one with two CNs and one without a CN. */
 #define CERT_TWO_CN (N_NAMES)
 #define CERT_NO_CN  (N_NAMES + 1)
-#define N_CERTS     (N_NAMES + 2)
+#define CERT_NUL_CN (N_NAMES + 2) /* a CN with a NUL byte inside: no identity */
+#define N_CERTS     (N_NAMES + 3)
 static X509 *certs[N_CERTS];
 
 static char root[128];
@@ -105,7 +106,7 @@ static char audit_path[192];
 static bool fixture_ready;
 
 /* Policy variants: the shipped one, and others that turn on the branches it leaves off. */
-#define N_VARIANTS 6
+#define N_VARIANTS 7
 static char *variants[N_VARIANTS];
 static const char broken_policy[] = "version 1\nthis is broken\n";
 
@@ -187,10 +188,13 @@ static void make_variants(void)
 	                       "allow join_topic observer OBS_JOIN_REQ\n",
 	                       "", "");
 	variants[5] = str_cat3("version 1\ndurability fsync\nseen_index 0\n", rules, "");
+	/* LMDB with a writable map: a reload can neither switch to it nor away from it */
+	variants[6] = str_cat3("version 1\ndurability map\nseen_index 128\nkey_cache 2\nadmin ad\n",
+	                       rules, "");
 	free(rules);
 }
 
-static X509 *make_cert(EVP_PKEY *pk, const char *cn, const char *cn2)
+static X509 *make_cert(EVP_PKEY *pk, const char *cn, int cn_len, const char *cn2)
 {
 	X509 *x = X509_new();
 	X509_NAME *name;
@@ -204,7 +208,8 @@ static X509 *make_cert(EVP_PKEY *pk, const char *cn, const char *cn2)
 	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"srup-fuzz", -1, -1,
 	                           0);
 	if (cn != NULL) {
-		X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+		X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, cn_len, -1,
+		                           0);
 	}
 	if (cn2 != NULL) {
 		X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn2, -1, -1, 0);
@@ -223,10 +228,12 @@ static void make_certs(void)
 	}
 	for (size_t i = 0; i < N_NAMES; i++) {
 		/* An empty CN cannot be encoded; that name gets a certificate without a CN. */
-		certs[i] = make_cert(pk, names[i] != NULL && names[i][0] != '\0' ? names[i] : NULL, NULL);
+		certs[i] =
+		        make_cert(pk, names[i] != NULL && names[i][0] != '\0' ? names[i] : NULL, -1, NULL);
 	}
-	certs[CERT_TWO_CN] = make_cert(pk, id_text[2], id_text[3]);
-	certs[CERT_NO_CN] = make_cert(pk, NULL, NULL);
+	certs[CERT_TWO_CN] = make_cert(pk, id_text[2], -1, id_text[3]);
+	certs[CERT_NO_CN] = make_cert(pk, NULL, -1, NULL);
+	certs[CERT_NUL_CN] = make_cert(pk, "d2\0ad", 5, NULL);
 	EVP_PKEY_free(pk);
 }
 
@@ -738,7 +745,8 @@ static void topic_from(struct run *r, struct in *in, char *out, size_t cap)
 	}
 	if ((sfx & 0x80) != 0) {
 		size_t n = strlen(out);
-		size_t want = sfx & 0x3f; /* up to 63: past the 80-character levels of acl.c */
+		size_t want = sfx & 0x7f; /* up to 127: past acl.c's 80-character levels and the
+		                           * 128-character cut of log lines */
 		for (size_t i = 0; i < want && n + 1 < cap; i++) {
 			uint8_t c = u8(in);
 			out[n++] = c == 0 ? '/' : (char)c; /* topics never hold a NUL */
@@ -1345,7 +1353,7 @@ static void run_ops(struct run *r, struct in *in)
 
 	for (unsigned n = 0; n < OPS_MAX && in->off < in->len; n++) {
 		uint8_t op = u8(in);
-		switch (op % 12) {
+		switch (op % 13) {
 			case 0: { /* publish raw bytes */
 				struct slot *s = use_slot(r, u8(in));
 				uint8_t flags = u8(in);
@@ -1471,6 +1479,17 @@ static void run_ops(struct run *r, struct in *in)
 			case 10: /* admin control topic */
 				control(r, use_slot(r, u8(in)), in);
 				break;
+			case 12: { /* logrotate moves (or deletes) the audit log */
+				char moved[256];
+				snprintf(moved, sizeof moved, "%s.1", audit_path);
+				if ((u8(in) & 1) != 0) {
+					(void)rename(audit_path, moved);
+				} else {
+					(void)unlink(audit_path);
+				}
+				break;
+			}
+			case 11:
 			default: { /* an operator revokes a key with `srup keys revoke` */
 				bool found = false;
 				if (srupb_store_key_revoke(r->ctx->store, ids[u8(in) % N_IDS].id, &found) !=
@@ -1526,6 +1545,8 @@ static void reset_work_dir(void)
 	snprintf(to, sizeof to, "%s/data.mdb", work_dir);
 	copy_file(from, to);
 	unlink(audit_path);
+	snprintf(to, sizeof to, "%s.1", audit_path);
+	unlink(to);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -24,8 +24,9 @@ T = {n: i for i, n in enumerate([
     "SYNDICATED_ACTION", "SYNDICATED_DATA", "SYNDICATED_ID_REQUEST", "SYNDICATED_DEV_COUNT",
     "SYNDICATED_DEV_LIST", "SYNDICATION_REQUEST", "SYNDICATED_C2_REQ", "SYNDICATION_END",
     "SYNDICATION_TERMINATE"])}
-V_SHIPPED, V_CLIENT_ID, V_CERT, V_LOOSE, V_ACME, V_FSYNC = range(6)
-V_BROKEN = 6
+V_SHIPPED, V_CLIENT_ID, V_CERT, V_LOOSE, V_ACME, V_FSYNC, V_MAP = range(7)
+V_BROKEN = 7
+CERT_TWO_CN, CERT_NO_CN, CERT_NUL_CN = 16, 17, 18
 ANON_NAME = 13  # names[]: "anon", not an id
 
 
@@ -100,6 +101,10 @@ def control(slot, kind, arg=0, rawbytes=b""):
 
 def revoke(i):
     return bytes([11, i])
+
+
+def rotate(delete=False):
+    return bytes([12, 0 if delete else 1])
 
 
 def seeds():
@@ -208,12 +213,28 @@ def seeds():
         sub(S_SERVER, shape(6), share=3), read(S_SERVER, chan(DEV, b"\xff\x00+#")),
         raw(S_DEV, chan(DEV, b"/x" * 20), b"\x05\x05"),
     ])
+    s["map_durability_rotation"] = bytes([V_MAP]) + b"".join([
+        signed(S_DEV, chan(DEV), "DATA", DEV, 1, data()),
+        reload(V_SHIPPED),                              # cannot leave map: durability kept
+        rotate(), signed(S_DEV2, chan(DEV), "DATA", DEV, 2, data()), TICK,
+        rotate(delete=True), raw(S_DEV, chan(DEV), b"\x05"), TICK,
+        control(S_ADMIN, 0), signed(S_DEV, chan(DEV), "DATA", DEV, 3, data()),
+    ])
+    s["seen_window_grows_on_reload"] = bytes([V_FSYNC]) + b"".join([
+        reload(V_SHIPPED),                              # 1024 > the file's 0: kept until restart
+        signed(S_SERVER, chan(DEV), "ACTION", SERVER, 5, bytes([1])),
+        again(S_SERVER, chan(DEV2), 0),
+        reload(V_MAP),                                  # cannot switch to map
+        signed(S_SERVER, chan(DEV), "ACTION", SERVER, 6, bytes([1])),
+    ])
     s["certificate_identity"] = bytes([V_CERT]) + b"".join([
         signed(S_DEV, chan(DEV), "DATA", DEV, 1, data()),
         signed(S_SERVER, chan(DEV), "ACTION", SERVER, 1, bytes([2])),
-        disconnect(S_DEV, DEV, DEV, 16),                # two CNs: no identity
+        disconnect(S_DEV, DEV, DEV, CERT_TWO_CN),       # two CNs: no identity
         signed(S_DEV, chan(DEV), "DATA", DEV, 2, data()),
-        disconnect(S_DEV, DEV, DEV, 17),                # no CN
+        disconnect(S_DEV, DEV, DEV, CERT_NO_CN),        # no CN
+        signed(S_DEV, chan(DEV), "DATA", DEV, 3, data()),
+        disconnect(S_DEV, DEV, DEV, CERT_NUL_CN),       # a NUL inside the CN
         read(S_DEV, chan(DEV), 0),
         control(S_SERVER, 0),
     ])
