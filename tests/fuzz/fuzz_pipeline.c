@@ -746,10 +746,22 @@ static void topic_from(struct run *r, struct in *in, char *out, size_t cap)
 	if ((sfx & 0x80) != 0) {
 		size_t n = strlen(out);
 		size_t want = sfx & 0x7f; /* up to 127: past acl.c's 80-character levels and the
-		                           * 128-character cut of log lines */
-		for (size_t i = 0; i < want && n + 1 < cap; i++) {
+		                           * 128-character cut of log and audit lines */
+		/* The broker hands over only valid UTF-8 without control characters (mosquitto
+		 * checks topics): printable ASCII stays, the other bytes become two- and three-byte
+		 * characters. */
+		for (size_t i = 0; i < want && n + 4 < cap; i++) {
 			uint8_t c = u8(in);
-			out[n++] = c == 0 ? '/' : (char)c; /* topics never hold a NUL */
+			if (c >= 0x20 && c < 0x7f) {
+				out[n++] = (char)c;
+			} else if ((c & 1) != 0) {
+				out[n++] = (char)0xc2; /* U+00A0..U+00BF */
+				out[n++] = (char)(0xa0 | (c >> 3));
+			} else {
+				out[n++] = (char)0xe4; /* U+4E00..U+4E3F */
+				out[n++] = (char)0xb8;
+				out[n++] = (char)(0x80 | (c >> 2));
+			}
 		}
 		out[n] = '\0';
 	}
@@ -1502,6 +1514,247 @@ static void run_ops(struct run *r, struct in *in)
 	}
 }
 
+/* --- the audit log: one JSON object per line, valid UTF-8 (a minimal RFC 8259 checker) --- */
+
+struct jv {
+	const unsigned char *p;
+	const unsigned char *end;
+};
+
+static void j_ws(struct jv *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n')) {
+		j->p++;
+	}
+}
+
+static bool j_lit(struct jv *j, const char *lit)
+{
+	size_t n = strlen(lit);
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0) {
+		return false;
+	}
+	j->p += n;
+	return true;
+}
+
+static bool j_digits(struct jv *j)
+{
+	const unsigned char *start = j->p;
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+		j->p++;
+	}
+	return j->p > start;
+}
+
+static bool j_number(struct jv *j)
+{
+	if (j->p < j->end && *j->p == '-') {
+		j->p++;
+	}
+	if (j->p < j->end && *j->p == '0') {
+		j->p++;
+	} else if (!j_digits(j)) {
+		return false;
+	}
+	if (j->p < j->end && *j->p == '.') {
+		j->p++;
+		if (!j_digits(j)) {
+			return false;
+		}
+	}
+	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+		j->p++;
+		if (j->p < j->end && (*j->p == '+' || *j->p == '-')) {
+			j->p++;
+		}
+		if (!j_digits(j)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool j_string(struct jv *j)
+{
+	if (j->p >= j->end || *j->p != '"') {
+		return false;
+	}
+	j->p++;
+	while (j->p < j->end) {
+		unsigned char c = *j->p++;
+		if (c == '"') {
+			return true;
+		}
+		if (c < 0x20) {
+			return false;
+		}
+		if (c == '\\') {
+			if (j->p >= j->end) {
+				return false;
+			}
+			c = *j->p++;
+			if (c == 'u') {
+				for (int i = 0; i < 4; i++) {
+					if (j->p >= j->end || strchr("0123456789abcdefABCDEF", *j->p) == NULL) {
+						return false;
+					}
+					j->p++;
+				}
+			} else if (strchr("\"\\/bfnrt", c) == NULL || c == '\0') {
+				return false;
+			}
+		}
+	}
+	return false;
+}
+
+static bool j_value(struct jv *j, int depth);
+
+static bool j_members(struct jv *j, int depth, bool object)
+{
+	char close = object ? '}' : ']';
+	j->p++;
+	j_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		return true;
+	}
+	for (;;) {
+		if (object) {
+			if (!j_string(j)) {
+				return false;
+			}
+			j_ws(j);
+			if (j->p >= j->end || *j->p != ':') {
+				return false;
+			}
+			j->p++;
+		}
+		if (!j_value(j, depth + 1)) {
+			return false;
+		}
+		j_ws(j);
+		if (j->p < j->end && *j->p == ',') {
+			j->p++;
+			j_ws(j);
+			continue;
+		}
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			return true;
+		}
+		return false;
+	}
+}
+
+static bool j_value(struct jv *j, int depth)
+{
+	j_ws(j);
+	if (j->p >= j->end || depth > 16) {
+		return false;
+	}
+	switch (*j->p) {
+		case '{':
+			return j_members(j, depth, true);
+		case '[':
+			return j_members(j, depth, false);
+		case '"':
+			return j_string(j);
+		case 't':
+			return j_lit(j, "true");
+		case 'f':
+			return j_lit(j, "false");
+		case 'n':
+			return j_lit(j, "null");
+		default:
+			return j_number(j);
+	}
+}
+
+/* Valid UTF-8: no stray continuation bytes, overlong forms, surrogates or code points past
+ * U+10FFFF. */
+static bool utf8_valid(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t len;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+			cp = c & 0x1fu;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			cp = c & 0x0fu;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			cp = c & 0x07u;
+		} else {
+			return false;
+		}
+		if (n - i < len) {
+			return false;
+		}
+		for (size_t k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0u) != 0x80u) {
+				return false;
+			}
+			cp = (cp << 6) | (p[i + k] & 0x3fu);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff)) {
+			return false;
+		}
+		i += len;
+	}
+	return true;
+}
+
+/* Every line of an audit log file (if it exists) is one JSON object in valid UTF-8, and the
+ * file ends with a complete line. */
+static void check_audit_file(const char *path)
+{
+	static unsigned char buf[1 << 20];
+	FILE *f = fopen(path, "rb");
+	size_t n;
+	size_t off = 0;
+	if (f == NULL) {
+		return;
+	}
+	n = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	if (n == 0) {
+		return;
+	}
+	if (buf[n - 1] != '\n') {
+		fail("the audit log ends inside a line");
+	}
+	if (!utf8_valid(buf, n)) {
+		fail("the audit log is not valid UTF-8");
+	}
+	while (off < n) {
+		const unsigned char *nl = memchr(buf + off, '\n', n - off);
+		struct jv j = {buf + off, nl};
+		if (nl == NULL) {
+			break;
+		}
+		j_ws(&j);
+		if (j.p >= j.end || *j.p != '{' || !j_value(&j, 0)) {
+			fail("an audit line is not a JSON object");
+		}
+		j_ws(&j);
+		if (j.p != j.end) {
+			fail("an audit line holds more than one JSON value");
+		}
+		off = (size_t)(nl - buf) + 1;
+	}
+}
+
 /* Abort if a descriptor is still open on a file of the scratch directory (store, journal,
  * seen index, audit log, policy) once the plugin is cleaned up. */
 static void check_no_open_files(void)
@@ -1616,5 +1869,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(r.acc[i].p);
 	}
 	check_no_open_files();
+	check_audit_file(audit_path);
+	{
+		char moved[256];
+		snprintf(moved, sizeof moved, "%s.1", audit_path);
+		check_audit_file(moved);
+	}
 	return 0;
 }

@@ -31,8 +31,9 @@ ANON_NAME = 13  # names[]: "anon", not an id
 
 
 def chan(i, suffix=b""):
-    """<prefix>/<id i>, then up to 63 more bytes"""
-    assert len(suffix) < 64
+    """<prefix>/<id i>, then up to 127 more bytes (bytes outside printable ASCII become
+    two- and three-byte UTF-8 characters)"""
+    assert len(suffix) < 128
     return bytes([0, i, 0x80 | len(suffix) if suffix else 0]) + suffix
 
 
@@ -41,7 +42,7 @@ def join(server, device):
 
 
 def shape(n, arg=0, suffix=b""):
-    assert len(suffix) < 64
+    assert len(suffix) < 128
     return bytes([n, arg, 0x80 | len(suffix) if suffix else 0]) + suffix
 
 
@@ -226,6 +227,13 @@ def seeds():
         again(S_SERVER, chan(DEV2), 0),
         reload(V_MAP),                                  # cannot switch to map
         signed(S_SERVER, chan(DEV), "ACTION", SERVER, 6, bytes([1])),
+    ])
+    # A topic of more than 128 characters whose 128th is a three-byte character, then
+    # two-byte ones: the audit log cuts strings at 128 characters.
+    s["audit_long_utf8_topic"] = bytes([V_SHIPPED]) + b"".join([
+        raw(S_DEV, shape(7, ZERO, b"A" * 120 + b"\x80" * 7), b"\x05\x05"),
+        raw(S_DEV, shape(7, ZERO, b"B" * 119 + b"\x81" * 8), b"\x05\x05"),
+        raw(S_DEV, chan(DEV, b"/" + b"\x82" * 126), b"\x05\x05"),
     ])
     s["certificate_identity"] = bytes([V_CERT]) + b"".join([
         signed(S_DEV, chan(DEV), "DATA", DEV, 1, data()),
