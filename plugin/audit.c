@@ -203,6 +203,7 @@ static void jlit(struct jbuf *j, const char *s)
 static void jstr(struct jbuf *j, const char *s)
 {
 	size_t chars = 0;
+	size_t cont = 0; /* continuation bytes since the last lead byte */
 	if (s == NULL) {
 		jlit(j, "null");
 		return;
@@ -210,7 +211,9 @@ static void jstr(struct jbuf *j, const char *s)
 	jlit(j, "\"");
 	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
 		char esc[8];
-		if (chars == AUDIT_STR_MAX) {
+		cont = (*c & 0xc0u) == 0x80u ? cont + 1 : 0;
+		/* cut before a character, never inside one (a lead byte has at most 3 followers) */
+		if (chars == AUDIT_STR_MAX && (cont == 0 || cont > 3)) {
 			jlit(j, "...");
 			break;
 		}
