@@ -216,12 +216,13 @@ END_TEST
 
 START_TEST(test_policy_reason_names_match_contract)
 {
-	static const char *const want[] = {"empty_payload",       "too_large",      "truncated",
-	                                   "field_length",        "trailing_bytes", "bad_version",
-	                                   "unknown_type",        "bad_pad",        "not_allowed",
-	                                   "unknown_sender",      "revoked_sender", "identity_mismatch",
-	                                   "join_topic_mismatch", "replay",         "bad_signature",
-	                                   "retained_refused",    "internal_error"};
+	static const char *const want[] = {
+	        "empty_payload",       "too_large",      "truncated",       "field_length",
+	        "trailing_bytes",      "bad_version",    "unknown_type",    "bad_pad",
+	        "not_allowed",         "unknown_sender", "revoked_sender",  "identity_mismatch",
+	        "join_topic_mismatch", "replay",         "bad_signature",   "retained_refused",
+	        "internal_error",      "not_member",     "no_pending_join", "pending_full",
+	        "unknown_target",      "bad_key"};
 	ck_assert_uint_eq(sizeof want / sizeof want[0], SRUPB_R__COUNT);
 	for (unsigned i = 0; i < SRUPB_R__COUNT; i++) {
 		ck_assert_str_eq(srupb_reason_name(i), want[i]);
