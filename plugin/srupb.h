@@ -447,6 +447,8 @@ struct srupb_reader {
 struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client,
                                         bool publishing, bool *is_will);
 void srupb_clients_gone(struct srupb_ctx *ctx, struct mosquitto *client);
+/* Queue kicks for every live connection known to hold identity id. */
+void srupb_clients_kick_id(struct srupb_ctx *ctx, uint64_t id);
 /* Queue kicks for every known client whose identity's key is now revoked or gone. */
 void srupb_clients_kick_revoked(struct srupb_ctx *ctx);
 size_t srupb_clients_count(const struct srupb_clients *cl);

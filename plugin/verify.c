@@ -131,7 +131,11 @@ void srupb_kick_run_except(struct srupb_ctx *ctx, struct mosquitto *current)
 void srupb_kick_identity(struct srupb_ctx *ctx, uint64_t id)
 {
 	char text[SRUP_ID_TEXT_MAX];
-	if (srup_id_format(id, text, sizeof text) != SRUP_OK) {
+	/* Every live connection known to hold id (by whichever identity source), and, where the
+	 * identity is the username or the client id, whoever holds that name now. */
+	srupb_clients_kick_id(ctx, id);
+	if (ctx->policy->identity == SRUPB_ID_CERTIFICATE ||
+	    srup_id_format(id, text, sizeof text) != SRUP_OK) {
 		return;
 	}
 	srupb_kick_queue(ctx, text, ctx->policy->identity == SRUPB_ID_USERNAME);
