@@ -222,8 +222,28 @@ def test_forgeries_cost_the_connection(lab, check):
           "no audit line says the forger was disconnected")
 
 
+def test_connection_churn(lab, check):
+    """The plugin's per-connection table keeps the last 1024 gone connections (to recognise their
+    Wills) and frees older ones: 1500 connections that subscribe, some with a Will carrying a
+    forgery, leave the broker answering and nothing delivered."""
+    w = lab.connect(lab.dev3, client_id="churn-watch")
+    w.subscribe(ch(lab.dev3))
+    forged = lab.msg(lab.dev3, "DATA", key=lab.dev1, data_id=b"w", data=b"will")
+    for i in range(1500):
+        will = (ch(lab.dev3), forged, 1, False) if i % 10 == 0 else None
+        c = h.Client(lab.broker.port, "churn-%d" % i, username=lab.dev3.hex, will=will)
+        c.subscribe(ch(lab.dev3), qos=0)
+        if i % 2:
+            c.disconnect()
+        else:
+            c.close()
+    h.not_delivered(check, [w], forged, "a forged Will from a churned connection", wait=1.0)
+    check(w.ping(), "the broker stopped answering after 1500 connections came and went")
+
+
 if __name__ == "__main__":
     h.main([test_stranger_cannot_deregister_or_terminate, test_server_cannot_join_itself,
             test_unregistered_ids_store_nothing, test_retransmission_is_mqtt_only,
             test_revoked_sender_not_delivered_after_pubrel,
-            test_publish_only_revoked_identity_disconnected, test_forgeries_cost_the_connection])
+            test_publish_only_revoked_identity_disconnected, test_forgeries_cost_the_connection,
+            test_connection_churn])
