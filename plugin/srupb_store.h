@@ -96,11 +96,13 @@ struct srupb_commit {
 	uint64_t sender;
 	struct srupb_chan chan;
 	struct srupb_mark mark;
-	size_t seen_max;   /* 0: not indexed in the seen index (its bound is set at open) */
+	size_t seen_max;   /* the sender's window in the seen index; 0: not indexed */
 	uint8_t member_op; /* enum srupb_member_op */
 	uint64_t member_device;
 	uint64_t member_server;
 	bool revoke; /* revoke member_device's key */
+	/* out: no record of the seen index was free for this sender (nothing was written) */
+	bool seen_full;
 	/* out: servers whose membership of member_device this commit ended (first few only) */
 	size_t n_removed;
 	uint64_t removed[SRUPB_REMOVED_MAX];
@@ -165,15 +167,22 @@ enum srup_err srupb_store_key_find(struct srupb_store *st, uint64_t id, struct s
 enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
                                     const struct srupb_chan *chan, struct srupb_mark *mark,
                                     bool *found);
-/* Was a payload with this digest accepted among the last seen-window messages indexed?
- * Never found without srupb_store_seen_open. Does not need the read transaction. */
+/* Is a payload with this digest in the seen index (by any sender)? Never found without
+ * srupb_store_seen_open. Does not need the read transaction. */
 enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest[32], bool *found);
+/* Could a commit of sender with seen window `window` add its seen-index entry now? *room is
+ * true when window is 0, when sender already holds window entries (it evicts its own oldest),
+ * when a record is free, or when no index is open. OK or INVAL. */
+enum srup_err srupb_store_seen_room(struct srupb_store *st, uint64_t sender, size_t window,
+                                    bool *room);
 enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, uint64_t server,
                                       bool *found);
 
-/* Commit an accepted message: re-checks in the write transaction that c->mark.seq is still
- * above the stored mark (*stale true and nothing written if not), then writes the mark, the
- * seen-index entry and the membership/revocation effect, and commits. A read transaction must
+/* Commit an accepted message: checks that the seen index has room for the sender's entry
+ * (c->seen_full true and nothing written if not), re-checks in the write transaction that
+ * c->mark.seq is still above the stored mark (*stale true and nothing written if not), then
+ * writes the mark and the membership/revocation effect, commits, and adds the seen-index entry
+ * (window c->seen_max, evicting only c->sender's own oldest entries). A read transaction must
  * not be open. */
 enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c, bool *stale);
 
@@ -195,14 +204,14 @@ size_t srupb_store_journal_count(const struct srupb_store *st);
 
 /* --- the seen index (the broker only; `srup keys` never opens it) --- */
 
-/* Open <dir>/seen.idx (seen.c), sized for the last window accepted messages, and lock it: a
- * second broker on this store fails here (INVAL). Commits with seen_max > 0 then add their
- * digest to it, and srupb_store_writeback writes it back with the store. Errors are in
- * srupb_store_strerror. */
-enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t window);
-/* Set the window srupb_store_seen_find looks back over (reload); returns the window in effect,
- * which the file's size caps (a larger one takes a restart). */
-size_t srupb_store_seen_window(struct srupb_store *st, size_t window);
+/* Open <dir>/seen.idx (seen.c) with a fixed capacity of records (policy seen_index), shared by
+ * all senders, each within its own window (struct srupb_commit.seen_max), and lock it: a second
+ * broker on this store fails here (INVAL). A file of another capacity is rewritten keeping the
+ * newest entries of every sender. srupb_store_writeback writes it back with the store. Errors
+ * are in srupb_store_strerror. */
+enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t capacity);
+/* Records in use and the capacity of the seen index (0 and 0 without one). */
+void srupb_store_seen_stats(const struct srupb_store *st, size_t *used, size_t *capacity);
 
 #ifdef __cplusplus
 }

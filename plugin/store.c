@@ -50,7 +50,6 @@ struct srupb_store {
 	struct srupb_journal *jr; /* NULL unless srupb_store_journal_open */
 	char *dir;
 	struct srupb_seen *seen; /* NULL unless srupb_store_seen_open */
-	size_t seen_window;
 	char err[400];
 };
 
@@ -768,11 +767,28 @@ enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
 
 enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest[32], bool *found)
 {
-	*found = st->seen != NULL && srupb_seen_find(st->seen, st->seen_window, digest);
+	*found = st->seen != NULL && srupb_seen_find(st->seen, digest);
 	return SRUP_OK;
 }
 
-enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t window)
+enum srup_err srupb_store_seen_room(struct srupb_store *st, uint64_t sender, size_t window,
+                                    bool *room)
+{
+	if (st == NULL || room == NULL) {
+		return SRUP_ERR_INVAL;
+	}
+	/* without an index (the srup tool) nothing is added, so nothing is refused */
+	*room = st->seen == NULL || srupb_seen_room(st->seen, sender, window);
+	return SRUP_OK;
+}
+
+void srupb_store_seen_stats(const struct srupb_store *st, size_t *used, size_t *capacity)
+{
+	*used = st->seen != NULL ? srupb_seen_used(st->seen) : 0;
+	*capacity = st->seen != NULL ? srupb_seen_capacity(st->seen) : 0;
+}
+
+enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t capacity)
 {
 	char path[4096];
 
@@ -783,18 +799,7 @@ enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t window)
 		snprintf(st->err, sizeof st->err, "store path too long for the seen index");
 		return SRUP_ERR_INVAL;
 	}
-	enum srup_err rc = srupb_seen_open(path, window, &st->seen, st->err, sizeof st->err);
-	if (rc == SRUP_OK) {
-		(void)srupb_store_seen_window(st, window);
-	}
-	return rc;
-}
-
-size_t srupb_store_seen_window(struct srupb_store *st, size_t window)
-{
-	size_t max = st->seen != NULL ? srupb_seen_capacity(st->seen) : 0;
-	st->seen_window = window < max ? window : max;
-	return st->seen_window;
+	return srupb_seen_open(path, capacity, &st->seen, st->err, sizeof st->err);
 }
 
 enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, uint64_t server,
@@ -1038,19 +1043,27 @@ enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c,
 	enum srup_err rc;
 
 	*stale = false;
+	c->seen_full = false;
 	if (st->rtxn_live) {
 		return SRUP_ERR_INVAL;
 	}
 	c->n_removed = 0;
+	/* Room first: a message whose entry cannot be indexed must not move any state (it is
+	 * refused, and the index must then not have to forget anything to take it). */
+	if (st->seen != NULL && !srupb_seen_room(st->seen, c->sender, c->seen_max)) {
+		c->seen_full = true;
+		return SRUP_OK;
+	}
 	if (journal_active(st) && c->member_op == SRUPB_MEMBER_NONE && !c->revoke) {
 		rc = journal_commit(st, c, stale);
 	} else {
 		rc = lmdb_commit(st, c, stale);
 	}
 	/* Only once the mark is committed: a failed commit drops the message, and its bytes must not
-	 * then look like a replay when the client sends them again. */
+	 * then look like a replay when the client sends them again. The room was checked above and
+	 * nothing else adds entries, so this cannot fail. */
 	if (rc == SRUP_OK && !*stale && st->seen != NULL && c->seen_max > 0) {
-		srupb_seen_add(st->seen, c->mark.digest);
+		(void)srupb_seen_add(st->seen, c->sender, c->seen_max, c->mark.digest);
 	}
 	return rc;
 }

@@ -221,7 +221,7 @@ START_TEST(test_policy_reason_names_match_contract)
 	                                   "unknown_type",        "bad_pad",        "not_allowed",
 	                                   "unknown_sender",      "revoked_sender", "identity_mismatch",
 	                                   "join_topic_mismatch", "replay",         "bad_signature",
-	                                   "retained_refused",    "internal_error"};
+	                                   "retained_refused",    "internal_error", "seen_index_full"};
 	ck_assert_uint_eq(sizeof want / sizeof want[0], SRUPB_R__COUNT);
 	for (unsigned i = 0; i < SRUPB_R__COUNT; i++) {
 		ck_assert_str_eq(srupb_reason_name(i), want[i]);

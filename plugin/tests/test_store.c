@@ -163,25 +163,34 @@ START_TEST(test_store_seen_index_is_bounded)
 	struct srupb_store *st = fresh();
 	bool stale = false;
 	bool found = true;
+	bool room = false;
+	size_t used = 1;
+	size_t cap = 1;
 	uint8_t dg[32];
 
-	/* without srupb_store_seen_open (the srup tool) nothing is indexed or found */
+	/* without srupb_store_seen_open (the srup tool) nothing is indexed or found, nor refused */
 	struct srupb_commit c0 = commit_for(5, 9, 1, 1);
 	ck_assert_int_eq(srupb_store_commit(st, &c0, &stale), SRUP_OK);
+	ck_assert(!c0.seen_full);
 	memset(dg, 1, sizeof dg);
 	ck_assert_int_eq(srupb_store_seen_find(st, dg, &found), SRUP_OK);
 	ck_assert(!found);
+	ck_assert_int_eq(srupb_store_seen_room(st, 5, 3, &room), SRUP_OK);
+	ck_assert(room);
+	srupb_store_seen_stats(st, &used, &cap);
+	ck_assert_uint_eq(used, 0);
+	ck_assert_uint_eq(cap, 0);
 	srupb_store_close(st);
 	cleanup_dir();
 
 	st = fresh();
-	ck_assert_int_eq(srupb_store_seen_open(st, 3), SRUP_OK);
-	ck_assert_int_eq(srupb_store_seen_open(st, 3), SRUP_ERR_INVAL); /* once */
-	ck_assert_uint_eq(srupb_store_seen_window(st, 3), 3);
+	ck_assert_int_eq(srupb_store_seen_open(st, 8), SRUP_OK);
+	ck_assert_int_eq(srupb_store_seen_open(st, 8), SRUP_ERR_INVAL); /* once */
 	for (uint8_t i = 1; i <= 5; i++) {
 		struct srupb_commit c = commit_for(5, 9, i, i);
 		c.seen_max = 3;
 		ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+		ck_assert(!stale && !c.seen_full);
 	}
 	/* seen_max 0: committed, not indexed */
 	struct srupb_commit c6 = commit_for(5, 9, 6, 6);
@@ -192,12 +201,44 @@ START_TEST(test_store_seen_index_is_bounded)
 		ck_assert_int_eq(srupb_store_seen_find(st, dg, &found), SRUP_OK);
 		ck_assert_msg(found == (i > 2 && i < 6), "digest %u: found %d", i, found);
 	}
-	/* the window can shrink and grow back on reload, up to what the file holds (1024) */
-	ck_assert_uint_eq(srupb_store_seen_window(st, 1), 1);
+	/* another sender fills the other five records */
+	for (uint8_t i = 11; i <= 15; i++) {
+		struct srupb_commit c = commit_for(6, 9, i, i);
+		c.seen_max = 64;
+		ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+		ck_assert(!c.seen_full);
+	}
+	srupb_store_seen_stats(st, &used, &cap);
+	ck_assert_uint_eq(used, 8);
+	ck_assert_uint_eq(cap, 8);
+	/* full: sender 6 (below its window) and a new sender are refused, and nothing is written */
+	ck_assert_int_eq(srupb_store_seen_room(st, 6, 64, &room), SRUP_OK);
+	ck_assert(!room);
+	struct srupb_commit c7 = commit_for(7, 9, 1, 0x77);
+	c7.seen_max = 64;
+	ck_assert_int_eq(srupb_store_commit(st, &c7, &stale), SRUP_OK);
+	ck_assert(c7.seen_full);
+	struct srupb_mark mk;
+	ck_assert_int_eq(srupb_store_mark_find(st, 7, &c7.chan, &mk, &found), SRUP_OK);
+	srupb_store_read_end(st);
+	ck_assert(!found);
+	memset(dg, 0x77, sizeof dg);
+	ck_assert_int_eq(srupb_store_seen_find(st, dg, &found), SRUP_OK);
+	ck_assert(!found);
+	/* a commit that indexes nothing still goes through; sender 5 at its window evicts its own */
+	c7.seen_max = 0;
+	ck_assert_int_eq(srupb_store_commit(st, &c7, &stale), SRUP_OK);
+	ck_assert(!c7.seen_full && !stale);
+	ck_assert_int_eq(srupb_store_seen_room(st, 5, 3, &room), SRUP_OK);
+	ck_assert(room);
+	struct srupb_commit c8 = commit_for(5, 9, 8, 8);
+	c8.seen_max = 3;
+	ck_assert_int_eq(srupb_store_commit(st, &c8, &stale), SRUP_OK);
+	ck_assert(!c8.seen_full);
 	memset(dg, 3, sizeof dg);
 	ck_assert_int_eq(srupb_store_seen_find(st, dg, &found), SRUP_OK);
 	ck_assert(!found);
-	ck_assert_uint_eq(srupb_store_seen_window(st, 5000), 1024);
+	memset(dg, 11, sizeof dg);
 	ck_assert_int_eq(srupb_store_seen_find(st, dg, &found), SRUP_OK);
 	ck_assert(found);
 	srupb_store_close(st);
