@@ -136,6 +136,21 @@ const char *srupb_store_strerror(const struct srupb_store *st);
  * generation changes. */
 enum srup_err srupb_store_key_put(struct srupb_store *st, uint64_t id, enum srupb_role role,
                                   const char *pem, size_t pem_len);
+/* What srupb_store_key_add did. */
+enum srupb_add_result {
+	SRUPB_ADD_NEW = 0,      /* no key had this id: added */
+	SRUPB_ADD_REPLACED = 1, /* an active key had it and force was given: replaced, role too */
+	SRUPB_ADD_EXISTS = 2,   /* an active key has it and force was not given: nothing written */
+	SRUPB_ADD_REVOKED = 3,  /* the id is revoked: nothing written, force or not */
+};
+
+/* Add key id unless the id is taken: in one write transaction, add it if no key has the id,
+ * replace an active one only with force, and never touch a revoked one (a revoked id stays
+ * revoked). *res says which; *old (if not NULL) gets the existing record's role, status and
+ * dates (pem NULL) when there was one. Returns OK (whatever *res), INVAL, IO or NOMEM. */
+enum srup_err srupb_store_key_add(struct srupb_store *st, uint64_t id, enum srupb_role role,
+                                  const char *pem, size_t pem_len, bool force,
+                                  enum srupb_add_result *res, struct srupb_keyrec *old);
 /* As srupb_store_key_put for ids[0, n), all with the same role and key, in one transaction
  * (bulk registration for tests and benchmarks). */
 enum srup_err srupb_store_key_put_many(struct srupb_store *st, const uint64_t *ids, size_t n,

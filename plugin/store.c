@@ -420,6 +420,65 @@ enum srup_err srupb_store_key_put(struct srupb_store *st, uint64_t id, enum srup
 	return SRUP_OK;
 }
 
+enum srup_err srupb_store_key_add(struct srupb_store *st, uint64_t id, enum srupb_role role,
+                                  const char *pem, size_t pem_len, bool force,
+                                  enum srupb_add_result *res, struct srupb_keyrec *old)
+{
+	MDB_txn *txn = NULL;
+	uint8_t kb[8];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	struct srupb_keyrec rec;
+	int mrc;
+
+	if (st == NULL || pem == NULL || res == NULL || role == SRUPB_ROLE_NONE ||
+	    role >= SRUPB_ROLE__COUNT) {
+		return SRUP_ERR_INVAL;
+	}
+	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_begin", mrc);
+	}
+	/* Decide and write in one write transaction: no other writer can slip in between. */
+	put_be64(kb, id);
+	mrc = mdb_get(txn, st->keys, &k, &v);
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return fail(st, "mdb_get(keys)", mrc);
+	}
+	if (mrc == 0) {
+		if (!keyrec_decode(id, &v, &rec)) {
+			mdb_txn_abort(txn);
+			snprintf(st->err, sizeof st->err, "corrupt key record");
+			return SRUP_ERR_IO;
+		}
+		if (old != NULL) {
+			*old = rec;
+			old->pem = NULL;
+			old->pem_len = 0;
+		}
+		if (rec.status != SRUPB_KEY_ACTIVE || !force) {
+			*res = rec.status != SRUPB_KEY_ACTIVE ? SRUPB_ADD_REVOKED : SRUPB_ADD_EXISTS;
+			mdb_txn_abort(txn);
+			return SRUP_OK;
+		}
+		*res = SRUPB_ADD_REPLACED;
+	} else {
+		*res = SRUPB_ADD_NEW;
+	}
+	mrc = keyrec_write(st, txn, id, (uint8_t)role, SRUPB_KEY_ACTIVE, (uint64_t)time(NULL), pem,
+	                   pem_len);
+	if (mrc != 0) {
+		mdb_txn_abort(txn);
+		return fail(st, "mdb_put(keys)", mrc);
+	}
+	mrc = mdb_txn_commit(txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_commit", mrc);
+	}
+	return SRUP_OK;
+}
+
 enum srup_err srupb_store_key_put_many(struct srupb_store *st, const uint64_t *ids, size_t n,
                                        enum srupb_role role, const char *pem, size_t pem_len)
 {
