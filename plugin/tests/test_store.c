@@ -97,6 +97,49 @@ static int collect(const struct srupb_keyrec *rec, void *arg)
 	return 0;
 }
 
+/* srupb_store_key_add: a taken id is replaced only with force, a revoked one never. */
+START_TEST(test_store_key_add_refuses_taken_and_revoked_ids)
+{
+	struct srupb_store *st = fresh();
+	enum srupb_add_result res = SRUPB_ADD_EXISTS;
+	struct srupb_keyrec old;
+	struct srupb_keyrec rec;
+	char *pem = NULL;
+	bool found = false;
+
+	ck_assert_int_eq(srupb_store_key_add(st, 42, SRUPB_ROLE_DEVICE, "PEM-A", 5, false, &res, &old),
+	                 SRUP_OK);
+	ck_assert_int_eq(res, SRUPB_ADD_NEW);
+	ck_assert_int_eq(srupb_store_key_add(st, 42, SRUPB_ROLE_SERVER, "PEM-B", 5, false, &res, &old),
+	                 SRUP_OK);
+	ck_assert_int_eq(res, SRUPB_ADD_EXISTS);
+	ck_assert_uint_eq(old.role, SRUPB_ROLE_DEVICE);
+	ck_assert_int_eq(srupb_store_key_get(st, 42, &rec, &pem, &found), SRUP_OK);
+	ck_assert(found && rec.role == SRUPB_ROLE_DEVICE && strcmp(pem, "PEM-A") == 0);
+	free(pem);
+	ck_assert_int_eq(srupb_store_key_add(st, 42, SRUPB_ROLE_SERVER, "PEM-B", 5, true, &res, NULL),
+	                 SRUP_OK);
+	ck_assert_int_eq(res, SRUPB_ADD_REPLACED);
+	ck_assert_int_eq(srupb_store_key_get(st, 42, &rec, &pem, &found), SRUP_OK);
+	ck_assert(found && rec.role == SRUPB_ROLE_SERVER && strcmp(pem, "PEM-B") == 0);
+	free(pem);
+	ck_assert_int_eq(srupb_store_key_revoke(st, 42, &found), SRUP_OK);
+	for (int force = 0; force <= 1; force++) {
+		ck_assert_int_eq(
+		        srupb_store_key_add(st, 42, SRUPB_ROLE_DEVICE, "PEM-C", 5, force, &res, &old),
+		        SRUP_OK);
+		ck_assert_int_eq(res, SRUPB_ADD_REVOKED);
+		ck_assert_int_eq(srupb_store_key_get(st, 42, &rec, &pem, &found), SRUP_OK);
+		ck_assert(found && rec.status == SRUPB_KEY_REVOKED && strcmp(pem, "PEM-B") == 0);
+		free(pem);
+	}
+	ck_assert_int_eq(srupb_store_key_add(st, 43, SRUPB_ROLE_NONE, "x", 1, false, &res, NULL),
+	                 SRUP_ERR_INVAL);
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
 START_TEST(test_store_foreach_in_id_order_and_put_many)
 {
 	struct srupb_store *st = fresh();
@@ -357,6 +400,7 @@ Suite *plugin_store_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_store_keys_put_get_revoke_list);
+	tcase_add_test(tc, test_store_key_add_refuses_taken_and_revoked_ids);
 	tcase_add_test(tc, test_store_foreach_in_id_order_and_put_many);
 	tcase_add_test(tc, test_store_marks_only_move_up_and_persist);
 	tcase_add_test(tc, test_store_seen_index_is_bounded);
