@@ -127,6 +127,12 @@ void srupb_store_flush(struct srupb_store *st);
  * the same with fsync cost every message about 1.2 us: a second thread makes each of the
  * broker's socket calls take the shared-file-table path in the kernel. */
 void srupb_store_writeback(struct srupb_store *st);
+/* The store's 128-bit id (LMDB "meta", made when a writer first opens the store; all zero for a
+ * store from before ids opened read-only). The marks journal and the seen index carry it in
+ * their headers: srupb_store_journal_open and srupb_store_seen_open refuse (INVAL, one line in
+ * srupb_store_strerror) a file bound to another id, or to any id when data.mdb had none (it was
+ * emptied or truncated), so that lost replay state is never silently accepted. */
+void srupb_store_id(const struct srupb_store *st, uint8_t id[16]);
 /* Text of the last LMDB error (static or in the handle); never NULL. */
 const char *srupb_store_strerror(const struct srupb_store *st);
 

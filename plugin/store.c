@@ -6,6 +6,8 @@
  *   keys    id(8)                         -> fmt(1)=1 role(1) status(1) 0(1) gen(8le) created(8le) pem
  *   marks   sender(8) kind(1) a(8) b(8)   -> seq(8le) payload sha256(32) client-id digest(16)
  *   members device(8) server(8)           -> joined unix seconds(8le)
+ *   meta    "store_id"                    -> 16 random bytes, written when the store is created
+ *                                            (or first opened for writing, for older stores)
  * and, for the broker only, the seen index in <dir>/seen.idx (seen.c), not in LMDB: a B-tree
  * insert of a random digest per accepted message cost more than everything else here.
  * (Stores written before that may hold unused "seen" and "seenq" databases.)
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -27,6 +30,7 @@
 #include <lmdb.h>
 
 #include "journal.h"
+#include "mapfile.h"
 #include "seen.h"
 #include "srupb_store.h"
 
@@ -42,15 +46,18 @@ struct srupb_store {
 	MDB_dbi keys;
 	MDB_dbi marks;
 	MDB_dbi members;
-	MDB_txn *rtxn;  /* cached read-only transaction, reset between uses */
-	bool rtxn_live; /* rtxn is renewed (between read_begin and read_end) */
+	MDB_dbi meta;
+	uint8_t id[SRUPB_STORE_ID_LEN]; /* the store id in LMDB ("meta"), all zero if none */
+	bool id_created;                /* LMDB had no id: this open wrote one */
+	MDB_txn *rtxn;                  /* cached read-only transaction, reset between uses */
+	bool rtxn_live;                 /* rtxn is renewed (between read_begin and read_end) */
 	bool readonly;
 	bool writemap;
 	enum srupb_sync sync;
 	struct srupb_journal *jr; /* NULL unless srupb_store_journal_open */
 	char *dir;
 	struct srupb_seen *seen; /* NULL unless srupb_store_seen_open */
-	char err[400];
+	char err[1024];
 };
 
 static const char *const role_names[SRUPB_ROLE__COUNT] = {"none", "server", "device", "observer"};
@@ -115,6 +122,11 @@ static enum srup_err fail(struct srupb_store *st, const char *what, int rc)
 	return rc == ENOMEM ? SRUP_ERR_NOMEM : SRUP_ERR_IO;
 }
 
+void srupb_store_id(const struct srupb_store *st, uint8_t id[16])
+{
+	memcpy(id, st->id, SRUPB_STORE_ID_LEN);
+}
+
 const char *srupb_store_strerror(const struct srupb_store *st)
 {
 	if (st == NULL || st->err[0] == '\0') {
@@ -140,6 +152,97 @@ static unsigned sync_flags(enum srupb_sync sync)
 static int open_dbi(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
 {
 	return mdb_dbi_open(txn, name, flags, dbi);
+}
+
+#define STORE_ID_KEY "store_id"
+
+/* Read the store id from "meta"; writing, create one if there is none (a new store, an older
+ * store, or one whose data.mdb was lost: the journal and seen index then tell them apart). */
+static int store_id_load(struct srupb_store *st, MDB_txn *txn, bool readonly)
+{
+	MDB_val k = {sizeof STORE_ID_KEY - 1, (void *)STORE_ID_KEY};
+	MDB_val v;
+	int mrc = open_dbi(txn, "meta", readonly ? 0u : MDB_CREATE, &st->meta);
+	if (mrc == MDB_NOTFOUND && readonly) {
+		st->meta = 0;
+		return 0; /* a store from before ids, opened read-only: no id */
+	}
+	if (mrc != 0) {
+		return mrc;
+	}
+	mrc = mdb_get(txn, st->meta, &k, &v);
+	if (mrc == 0) {
+		if (v.mv_size != SRUPB_STORE_ID_LEN) {
+			return MDB_CORRUPTED;
+		}
+		memcpy(st->id, v.mv_data, SRUPB_STORE_ID_LEN);
+		return 0;
+	}
+	if (mrc != MDB_NOTFOUND || readonly) {
+		return mrc == MDB_NOTFOUND ? 0 : mrc;
+	}
+	do {
+		if (getrandom(st->id, sizeof st->id, 0) != (ssize_t)sizeof st->id) {
+			return EIO;
+		}
+	} while (memcmp(st->id, (const uint8_t[SRUPB_STORE_ID_LEN]){0}, sizeof st->id) == 0);
+	st->id_created = true;
+	v.mv_size = sizeof st->id;
+	v.mv_data = st->id;
+	return mdb_put(txn, st->meta, &k, &v, 0);
+}
+
+static void id_hex(const uint8_t id[SRUPB_STORE_ID_LEN], char out[2 * SRUPB_STORE_ID_LEN + 1])
+{
+	for (size_t i = 0; i < SRUPB_STORE_ID_LEN; i++) {
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+	}
+}
+
+/* Check that a journal or seen-index file (file_id, from its header) belongs to this store;
+ * bind an unbound one (set). INVAL with one line in st->err when the parts disagree. */
+static enum srup_err store_id_check(struct srupb_store *st, const char *file,
+                                    const uint8_t *file_id,
+                                    void (*set)(void *obj, const uint8_t id[16]), void *obj)
+{
+	static const uint8_t zero[SRUPB_STORE_ID_LEN];
+	char fh[2 * SRUPB_STORE_ID_LEN + 1];
+	char sh[2 * SRUPB_STORE_ID_LEN + 1];
+
+	if (memcmp(file_id, zero, sizeof zero) == 0) {
+		set(obj, st->id); /* a new file, or one from before store ids */
+		return SRUP_OK;
+	}
+	if (memcmp(file_id, st->id, sizeof st->id) == 0) {
+		return SRUP_OK;
+	}
+	id_hex(file_id, fh);
+	id_hex(st->id, sh);
+	if (st->id_created) {
+		snprintf(st->err, sizeof st->err,
+		         "store %s: data.mdb has no store id (new, emptied or truncated) but %s belongs "
+		         "to store %s, so the replay state would be lost; refusing to start: restore the "
+		         "store directory from a backup, or remove marks.journal and seen.idx to "
+		         "knowingly accept losing it",
+		         st->dir, file, fh);
+	} else {
+		snprintf(st->err, sizeof st->err,
+		         "store %s: %s belongs to store %s but data.mdb is store %s: the store's files "
+		         "disagree; refusing to start: restore the store directory from a backup, or "
+		         "remove marks.journal and seen.idx to knowingly accept losing the replay state",
+		         st->dir, file, fh, sh);
+	}
+	return SRUP_ERR_INVAL;
+}
+
+static void set_journal_id(void *obj, const uint8_t id[16])
+{
+	srupb_journal_set_store_id(obj, id);
+}
+
+static void set_seen_id(void *obj, const uint8_t id[16])
+{
+	srupb_seen_set_store_id(obj, id);
 }
 
 enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync sync,
@@ -211,6 +314,9 @@ enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync s
 		}
 		if (mrc == 0) {
 			mrc = open_dbi(txn, "members", cf, &st->members);
+		}
+		if (mrc == 0) {
+			mrc = store_id_load(st, txn, readonly);
 		}
 	}
 	if (mrc != 0) {
@@ -858,7 +964,15 @@ enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t capacity)
 		snprintf(st->err, sizeof st->err, "store path too long for the seen index");
 		return SRUP_ERR_INVAL;
 	}
-	return srupb_seen_open(path, capacity, &st->seen, st->err, sizeof st->err);
+	enum srup_err rc = srupb_seen_open(path, capacity, &st->seen, st->err, sizeof st->err);
+	if (rc == SRUP_OK) {
+		rc = store_id_check(st, "seen.idx", srupb_seen_store_id(st->seen), set_seen_id, st->seen);
+		if (rc != SRUP_OK) {
+			srupb_seen_close(st->seen);
+			st->seen = NULL;
+		}
+	}
+	return rc;
 }
 
 enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, uint64_t server,
@@ -967,8 +1081,14 @@ enum srup_err srupb_store_journal_open(struct srupb_store *st, size_t capacity)
 	if (rc != SRUP_OK) {
 		return rc;
 	}
-	/* What a killed broker left in it goes into LMDB before the first message. */
-	rc = srupb_store_checkpoint(st);
+	/* Marks of another store (or of this one before its data.mdb was lost) must not be
+	 * folded in, nor forgotten: refuse before the checkpoint. */
+	rc = store_id_check(st, "marks.journal", srupb_journal_store_id(st->jr), set_journal_id,
+	                    st->jr);
+	if (rc == SRUP_OK) {
+		/* What a killed broker left in it goes into LMDB before the first message. */
+		rc = srupb_store_checkpoint(st);
+	}
 	if (rc != SRUP_OK) {
 		srupb_journal_close(st->jr);
 		st->jr = NULL;

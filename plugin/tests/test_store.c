@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT
  * test_store.c - unit tests of store.c (LMDB): keys, marks, the bounded seen index, membership,
  * revocation, and persistence across close/reopen. Each test uses a fresh temp directory. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <check.h>
+#include <lmdb.h>
 
 #include "srupb.h"
 #include "testutil.h"
@@ -377,6 +379,138 @@ START_TEST(test_store_writemap_mode)
 }
 END_TEST
 
+static struct srupb_store *reopen(void)
+{
+	struct srupb_store *st = NULL;
+	char err[256] = "";
+	ck_assert_msg(srupb_store_open(dir, false, SRUPB_SYNC_OS, &st, err, sizeof err) == SRUP_OK,
+	              "%s", err);
+	return st;
+}
+
+static void file_id(const char *name, uint8_t id[16])
+{
+	char path[160];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, id, 16, 64), 16);
+	close(fd);
+}
+
+static void set_file_id(const char *name, const uint8_t id[16])
+{
+	char path[160];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, id, 16, 64), 16);
+	close(fd);
+}
+
+/* Item 16: LMDB holds a store id, the journal and the seen index carry it; parts that disagree
+ * (data.mdb emptied, or a file of another store) are refused with one line saying what to do;
+ * a store from before ids gets one and its files adopt it. */
+START_TEST(test_store_id_binds_files_and_refuses_disagreement)
+{
+	static const uint8_t zero[16];
+	uint8_t sid[16];
+	uint8_t fid[16];
+	size_t n = 1;
+	struct srupb_store *st = fresh();
+
+	srupb_store_id(st, sid);
+	ck_assert(memcmp(sid, zero, 16) != 0);
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_OK);
+	ck_assert_int_eq(srupb_store_seen_open(st, 64), SRUP_OK);
+	ck_assert_int_eq(srupb_store_key_put(st, 5, SRUPB_ROLE_DEVICE, "K", 1), SRUP_OK);
+	srupb_store_close(st);
+	file_id("marks.journal", fid);
+	ck_assert(memcmp(fid, sid, 16) == 0);
+	file_id("seen.idx", fid);
+	ck_assert(memcmp(fid, sid, 16) == 0);
+
+	/* the same store again: fine, same id */
+	st = reopen();
+	srupb_store_id(st, fid);
+	ck_assert(memcmp(fid, sid, 16) == 0);
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_OK);
+	ck_assert_int_eq(srupb_store_seen_open(st, 64), SRUP_OK);
+	srupb_store_close(st);
+
+	/* data.mdb truncated to 0: LMDB opens empty, the journal is refused */
+	char mdb[128];
+	snprintf(mdb, sizeof mdb, "%s/data.mdb", dir);
+	ck_assert_int_eq(truncate(mdb, 0), 0);
+	st = reopen();
+	ck_assert_int_eq(srupb_store_key_count(st, &n), SRUP_OK);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_ERR_INVAL);
+	const char *e = srupb_store_strerror(st);
+	ck_assert_msg(strstr(e, "data.mdb has no store id") != NULL && strstr(e, "marks.journal") &&
+	                      strstr(e, "restore") && strstr(e, "remove marks.journal and seen.idx"),
+	              "%s", e);
+	ck_assert_int_eq(srupb_store_seen_open(st, 64), SRUP_ERR_INVAL);
+	ck_assert_msg(strstr(srupb_store_strerror(st), "seen.idx belongs to store") != NULL, "%s",
+	              srupb_store_strerror(st));
+	srupb_store_close(st);
+	/* ... and on every later start (LMDB now has an id of its own): still refused */
+	st = reopen();
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_ERR_INVAL);
+	ck_assert_msg(strstr(srupb_store_strerror(st), "disagree") != NULL, "%s",
+	              srupb_store_strerror(st));
+	srupb_store_close(st);
+	/* the documented way out: remove both files, knowingly */
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "rm %s/marks.journal %s/seen.idx", dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	st = reopen();
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_OK);
+	ck_assert_int_eq(srupb_store_seen_open(st, 64), SRUP_OK);
+	srupb_store_id(st, sid);
+	srupb_store_close(st);
+
+	/* a store from before ids: no id in LMDB nor in the files; it gets one, the files adopt it */
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val k = {8, (void *)"store_id"};
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_del(txn, dbi, &k, NULL), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	set_file_id("marks.journal", zero);
+	set_file_id("seen.idx", zero);
+	st = reopen();
+	srupb_store_id(st, sid);
+	ck_assert(memcmp(sid, zero, 16) != 0);
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_OK);
+	ck_assert_int_eq(srupb_store_seen_open(st, 64), SRUP_OK);
+	srupb_store_close(st);
+	file_id("marks.journal", fid);
+	ck_assert(memcmp(fid, sid, 16) == 0);
+	file_id("seen.idx", fid);
+	ck_assert(memcmp(fid, sid, 16) == 0);
+
+	/* a file of another store */
+	uint8_t other[16];
+	memset(other, 0xab, sizeof other);
+	set_file_id("seen.idx", other);
+	st = reopen();
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_OK);
+	ck_assert_int_eq(srupb_store_seen_open(st, 64), SRUP_ERR_INVAL);
+	ck_assert_msg(strstr(srupb_store_strerror(st), "seen.idx belongs to store abababab") != NULL,
+	              "%s", srupb_store_strerror(st));
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
 START_TEST(test_store_open_errors)
 {
 	struct srupb_store *st = NULL;
@@ -406,6 +540,7 @@ Suite *plugin_store_suite(void)
 	tcase_add_test(tc, test_store_seen_index_is_bounded);
 	tcase_add_test(tc, test_store_membership_and_deregistration);
 	tcase_add_test(tc, test_store_writemap_mode);
+	tcase_add_test(tc, test_store_id_binds_files_and_refuses_disagreement);
 	tcase_add_test(tc, test_store_open_errors);
 	suite_add_tcase(s, tc);
 	return s;

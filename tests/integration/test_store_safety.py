@@ -116,6 +116,49 @@ def test_full_index_fails_closed(lab, check):
     lab.close_clients()
 
 
+def start_refused(lab, check, label, needles):
+    """Start a broker on lab's store and check it exits non-zero with a line holding needles."""
+    b = lab.broker
+    b.logfile = os.path.join(lab.dir, "refuse-%s.log" % label.replace(" ", "_"))
+    b.stderr_path = b.logfile + ".stderr"
+    rc = b.start(expect_fail=True)
+    out = b.all_output()
+    if not check(rc is not None and rc != 0, "%s: broker exit status %r, want non-zero (still "
+                 "running means it started with the replay state lost)" % (label, rc)):
+        return None
+    lines = [l for l in out.splitlines() if all(n in l for n in needles)]
+    check(lines, "%s: no line naming %r in the output:\n%s" % (label, needles, out[-1500:]))
+    if lines:
+        h.log("    %s -> exit %d: %s" % (label, rc, lines[0].strip()[:240]))
+    return rc
+
+
+def test_truncated_data_mdb_refuses_to_start(lab, check):
+    """Item 16: data.mdb emptied beside a marks journal and a seen index that hold replay state:
+    the broker must not start as an empty store (keys=0) that accepts every old message."""
+    s = lab.connect(lab.server)
+    check(lab.join(lab.server, lab.dev1), "join of dev1 to server failed")
+    m = lab.msg(lab.server, "ACTION", action_id=1)
+    h.expect_accept(lab, check, s, "SRUP/%s" % lab.dev1.hex, m, "server to dev1")
+    lab.close_clients()
+    lab.broker.stop()
+    for name in ("marks.journal", "seen.idx"):
+        check(os.path.exists(os.path.join(lab.store, name)), "%s missing after a run" % name)
+    # control: the intact store restarts
+    lab.broker.start()
+    check(lab.broker.alive(), "intact store does not restart")
+    lab.broker.stop()
+    with open(os.path.join(lab.store, "data.mdb"), "r+b") as f:
+        f.truncate(0)
+    start_refused(lab, check, "data.mdb truncated",
+                  ["data.mdb has no store id", "marks.journal", "restore",
+                   "remove marks.journal and seen.idx"])
+    # still refused on the next attempt: the refusal is not a one-off
+    start_refused(lab, check, "data.mdb truncated, second start",
+                  ["marks.journal", "disagree", "restore"])
+
+
 if __name__ == "__main__":
     h.main([(test_flood_cannot_evict_a_servers_entry, flood_lab),
-            (test_full_index_fails_closed, full_lab)])
+            (test_full_index_fails_closed, full_lab),
+            (test_truncated_data_mdb_refuses_to_start, h.Lab)])
