@@ -189,6 +189,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 	struct reg r[6];
 	size_t registered = 0;
 	size_t nkeys = 0;
+	size_t seen_used = 0;
+	size_t seen_cap = 0;
 
 	*user_data = NULL;
 	ctx = calloc(1, sizeof *ctx);
@@ -267,13 +269,15 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 		}
 	}
 	(void)srupb_store_key_count(ctx->store, &nkeys);
+	srupb_store_seen_stats(ctx->store, &seen_used, &seen_cap);
 	srupb_log(MOSQ_LOG_NOTICE, "loaded | store=%s | keys=%zu | policy=%s | audit=%s",
 	          ctx->cfg.store_dir, nkeys,
 	          ctx->cfg.policy_path != NULL ? ctx->cfg.policy_path : "(built-in)",
 	          ctx->cfg.audit_log);
 	srupb_log(MOSQ_LOG_INFO,
 	          "config | prefix=%s | identity=%s | bind=%s | max_payload=%zu | retained=%s | "
-	          "durability=%s | key_cache=%zu | seen_index=%zu",
+	          "durability=%s | key_cache=%zu | seen_index=%zu (%zu of %zu in use) | "
+	          "seen_window=server:%zu,device:%zu,observer:%zu",
 	          ctx->policy->prefix,
 	          ctx->policy->identity == SRUPB_ID_USERNAME ? "username" : "client_id",
 	          ctx->policy->bind_identity ? "yes" : "no", ctx->policy->max_payload,
@@ -283,7 +287,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 	                  : (ctx->policy->durability == SRUPB_SYNC_META
 	                             ? "metasync"
 	                             : (ctx->policy->durability == SRUPB_SYNC_MAP ? "map" : "os")),
-	          ctx->policy->key_cache, ctx->policy->seen_index);
+	          ctx->policy->key_cache, ctx->policy->seen_index, seen_used, seen_cap,
+	          ctx->policy->seen_window[SRUPB_ROLE_SERVER],
+	          ctx->policy->seen_window[SRUPB_ROLE_DEVICE],
+	          ctx->policy->seen_window[SRUPB_ROLE_OBSERVER]);
 	*user_data = ctx;
 	return MOSQ_ERR_SUCCESS;
 }

@@ -20,7 +20,7 @@ static const char *const reason_names[SRUPB_R__COUNT] = {
         "not_allowed",         "unknown_sender", "revoked_sender",  "identity_mismatch",
         "join_topic_mismatch", "replay",         "bad_signature",   "retained_refused",
         "internal_error",      "not_member",     "no_pending_join", "pending_full",
-        "unknown_target",      "bad_key",
+        "unknown_target",      "bad_key",        "seen_index_full",
 };
 
 const char *srupb_reason_name(unsigned r)
@@ -165,7 +165,8 @@ struct pstate {
 	unsigned line;
 	char *err;
 	size_t err_cap;
-	unsigned seen; /* bit per scalar directive, to refuse duplicates */
+	unsigned seen;        /* bit per scalar directive, to refuse duplicates */
+	unsigned seen_window; /* bit per role given a seen_window */
 };
 
 static enum srup_err perr(struct pstate *ps, const char *fmt, ...)
@@ -551,6 +552,26 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 		}
 		return SRUP_OK;
 	}
+	if (strcmp(d, "seen_window") == 0) {
+		enum srupb_role role;
+		rc = need_args(ps, n, 3, d, "ROLE N (ROLE server, device or observer)");
+		if (rc != SRUP_OK) {
+			return rc;
+		}
+		role = srupb_role_from_name(w[1]);
+		if (role == SRUPB_ROLE_NONE) {
+			return perr(ps, "seen_window: unknown role '%s' (server, device or observer)", w[1]);
+		}
+		if ((ps->seen_window & (1u << role)) != 0) {
+			return perr(ps, "'seen_window %s' given twice", w[1]);
+		}
+		if (!parse_uint(w[2], 0, 100000000, &v)) {
+			return perr(ps, "seen_window must be a number from 0 to 100000000");
+		}
+		ps->seen_window |= 1u << role;
+		p->seen_window[role] = (size_t)v;
+		return SRUP_OK;
+	}
 	if (strcmp(d, "durability") == 0) {
 		rc = once(ps, D_DURABILITY, d);
 		if (rc == SRUP_OK) {
@@ -604,7 +625,10 @@ static void policy_defaults(struct srupb_policy *p)
 	p->audit_burst = 50;
 	p->audit_rate = 10.0;
 	p->key_cache = 10000;
-	p->seen_index = 100000;
+	p->seen_index = 262144;
+	p->seen_window[SRUPB_ROLE_SERVER] = 65536;
+	p->seen_window[SRUPB_ROLE_DEVICE] = 64;
+	p->seen_window[SRUPB_ROLE_OBSERVER] = 64;
 	p->durability = SRUPB_SYNC_OS;
 	p->metrics_interval = 1;
 	p->pending_max = 10000;
@@ -617,7 +641,7 @@ static void policy_defaults(struct srupb_policy *p)
 enum srup_err srupb_policy_parse(const char *name, const char *text, size_t len,
                                  struct srupb_policy **out, char *err, size_t err_cap)
 {
-	struct pstate ps = {name, 0, err, err_cap, 0};
+	struct pstate ps = {name, 0, err, err_cap, 0, 0};
 	struct srupb_policy *p = NULL;
 	char line[POLICY_LINE_MAX];
 	size_t pos = 0;
@@ -687,6 +711,20 @@ enum srup_err srupb_policy_parse(const char *name, const char *text, size_t len,
 		ps.line = 0;
 		rc = perr(&ps, "empty policy: 'version 1' missing");
 		goto out;
+	}
+	/* A window above the capacity could never be filled: refuse one given explicitly; a default
+	 * one follows a smaller seen_index down. */
+	for (unsigned r = 1; r < SRUPB_ROLE__COUNT; r++) {
+		if (p->seen_window[r] <= p->seen_index) {
+			continue;
+		}
+		if ((ps.seen_window & (1u << r)) != 0) {
+			ps.line = 0;
+			rc = perr(&ps, "seen_window %s %zu is larger than seen_index %zu", srupb_role_name(r),
+			          p->seen_window[r], p->seen_index);
+			goto out;
+		}
+		p->seen_window[r] = p->seen_index;
 	}
 	if (!any_rule) {
 		ps.line = 0;

@@ -52,6 +52,7 @@ enum srupb_reason {
 	SRUPB_R_PENDING_FULL,    /* no room for another pending join */
 	SRUPB_R_UNKNOWN_TARGET,  /* the topic names no active device (or server, join topics) */
 	SRUPB_R_BAD_KEY,         /* the sender's stored key is outside policy */
+	SRUPB_R_SEEN_INDEX_FULL, /* no seen-index record free for the sender's entry: fail closed */
 	SRUPB_R__COUNT,
 	SRUPB_R_NONE = SRUPB_R__COUNT,
 };
@@ -116,7 +117,8 @@ struct srupb_policy {
 	unsigned audit_burst;
 	double audit_rate; /* lines per second per reason after the burst */
 	size_t key_cache;
-	size_t seen_index;
+	size_t seen_index;                     /* seen-index capacity (records), set at start */
+	size_t seen_window[SRUPB_ROLE__COUNT]; /* per role: entries one sender keeps (0: none) */
 	enum srupb_sync durability;
 	bool other_defer; /* answer DEFER instead of SUCCESS for non-SRUP topics */
 	unsigned metrics_interval;
@@ -413,7 +415,6 @@ const char *srupb_identity(const struct srupb_ctx *ctx, struct mosquitto *client
 int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic,
                          const void *payload, uint32_t payloadlen, int qos, bool retain,
                          bool from_message);
-
 
 /* Queue a client to be disconnected from TICK (never inside its own callback). */
 void srupb_kick_queue(struct srupb_ctx *ctx, const char *name, bool by_username);

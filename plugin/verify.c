@@ -568,7 +568,7 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	 * elsewhere (that would be not_allowed), so it costs no index write. */
 	if (rk != SRUPB_RULE_OWN || srupb_policy_allows(p, SRUPB_RULE_PEER, role, m->type) ||
 	    srupb_policy_allows(p, SRUPB_RULE_JOIN, role, m->type)) {
-		c.seen_max = p->seen_index;
+		c.seen_max = p->seen_window[role < SRUPB_ROLE__COUNT ? role : SRUPB_ROLE_NONE];
 	}
 	if (!srupb_sha256(ctx, payload, len, c.mark.digest) ||
 	    !client_digest(ctx, pb->client_id, mark.digest)) {
@@ -600,6 +600,12 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		}
 		return drop(d, SRUPB_R_REPLAY,
 		            "the same signed message was already accepted on another channel");
+	}
+	e = srupb_store_seen_room(ctx->store, m->sender_id, c.seen_max, &found);
+	if (e != SRUP_OK || !found) {
+		srupb_store_read_end(ctx->store);
+		return drop(d, e != SRUP_OK ? SRUPB_R_INTERNAL_ERROR : SRUPB_R_SEEN_INDEX_FULL,
+		            "no room in the seen index for an entry of %s", sender_text);
 	}
 	/* 8. signature, with a cached parsed key */
 	if (!cached) {
@@ -633,6 +639,10 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	e = srupb_store_commit(ctx->store, &c, &stale);
 	if (e != SRUP_OK) {
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "commit: %s", srupb_store_strerror(ctx->store));
+	}
+	if (c.seen_full) {
+		return drop(d, SRUPB_R_SEEN_INDEX_FULL, "no room in the seen index for an entry of %s",
+		            sender_text);
 	}
 	if (stale) {
 		return drop(d, SRUPB_R_REPLAY, "sequence no longer above the committed mark");

@@ -419,7 +419,8 @@ START_TEST(test_pipeline_each_drop_reason)
 		char needle[64];
 		snprintf(needle, sizeof needle, "\"reason\":\"%s\"", srupb_reason_name(r));
 		if (r == SRUPB_R_BAD_PAD || r == SRUPB_R_REPLAY || r == SRUPB_R_INTERNAL_ERROR ||
-		    r == SRUPB_R_PENDING_FULL || r == SRUPB_R_BAD_KEY) {
+		    r == SRUPB_R_PENDING_FULL || r == SRUPB_R_BAD_KEY ||
+		    r == SRUPB_R_SEEN_INDEX_FULL) { /* their own tests */
 			continue;
 		}
 		ck_assert_msg(audit_count(needle) >= 1, "no audit line for %s", srupb_reason_name(r));
@@ -441,6 +442,40 @@ START_TEST(test_pipeline_same_bytes_on_another_channel_is_replay)
 	/* a fresh message for the other device is fine */
 	struct buf b = build(SRUP_MSG_ACTION, 3, SERVER, k_server, "");
 	ck_assert_int_eq(pub(&c_server, CH_DEV2, &b), MOSQ_ERR_SUCCESS);
+	stop();
+}
+END_TEST
+
+/* No free record in the seen index for a sender below its window: dropped before the
+ * signature check, counted and audited, and no state moves; a sender at its window still
+ * evicts its own entries. */
+START_TEST(test_pipeline_seen_index_full_fails_closed)
+{
+	ck_assert_int_eq(start("version 1\nseen_index 1\njoin_command b9d077e223834cf6\n"
+	                       "allow device_channel server ACTION JOIN_CMD\n"
+	                       "allow device_channel device DATA\n",
+	                       NULL, NULL),
+	                 MOSQ_ERR_SUCCESS);
+	/* the server joins both devices; its second entry replaces its first */
+	struct buf j1 = build(SRUP_MSG_JOIN_CMD, 1, SERVER, k_server, "5f5f5f5f5f5f5f5f");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &j1), MOSQ_ERR_SUCCESS);
+	struct buf j2 = build(SRUP_MSG_JOIN_CMD, 1, SERVER, k_server, "d2");
+	ck_assert_int_eq(pub(&c_server, CH_DEV2, &j2), MOSQ_ERR_SUCCESS);
+	struct buf d = build(SRUP_MSG_DATA, 1, DEV, k_dev, "x");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV2, &d), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_SEEN_INDEX_FULL], 1);
+	ck_assert_int_ge(audit_count("\"reason\":\"seen_index_full\""), 1);
+	struct srupb_mark mk;
+	bool found = true;
+	struct srupb_chan ch = {SRUPB_CHAN_DEVICE, 0xd2, 0};
+	ck_assert_int_eq(srupb_store_mark_find(ctx->store, DEV, &ch, &mk, &found), SRUP_OK);
+	srupb_store_read_end(ctx->store);
+	ck_assert(!found);
+	/* the server at its window of 1 replaces its own entry */
+	struct buf b = build(SRUP_MSG_ACTION, 2, SERVER, k_server, "");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &b), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(pub(&c_server, CH_DEV2, &b), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REPLAY], 1);
 	stop();
 }
 END_TEST
@@ -790,6 +825,7 @@ Suite *plugin_pipeline_suite(void)
 	tcase_add_test(tc, test_pipeline_each_drop_reason);
 	tcase_add_test(tc, test_pipeline_same_bytes_on_another_channel_is_replay);
 	tcase_add_test(tc, test_pipeline_own_channel_index_follows_policy);
+	tcase_add_test(tc, test_pipeline_seen_index_full_fails_closed);
 	tcase_add_test(tc, test_pipeline_membership_read_and_subscribe);
 	tcase_add_test(tc, test_pipeline_deregister_revokes_and_kicks);
 	tcase_add_test(tc, test_pipeline_kick_without_tick_waits_for_another_client);
