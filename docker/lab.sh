@@ -198,10 +198,19 @@ write_broker_conf() {
 			echo "plugin $PLUGIN"
 			echo "plugin_opt_store $LAB/store"
 			echo "plugin_opt_audit_log $LAB/audit.jsonl"
+			echo "plugin_opt_policy $LAB/conf/srup.policy"
 		else
 			echo "# WARNING: $PLUGIN was not built: NO SRUP ENFORCEMENT"
 		fi
 	} >"$LAB/conf/mosquitto.conf"
+	# The shipped policy, plus the one thing this lab's C2 is trusted with: commanding joins
+	# (JOIN_CMD makes it a member of the device with no answer from the device).
+	{
+		cat "$REPO/policy/srup.policy"
+		echo
+		echo "# lab: the C2 server may command joins (the beacon joins by JOIN_CMD)"
+		echo "join_command $ID_c2"
+	} >"$LAB/conf/srup.policy"
 }
 
 role_init() {

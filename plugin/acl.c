@@ -101,6 +101,33 @@ static bool in_grace(struct srupb_ctx *ctx, uint64_t device, uint64_t reader, co
 	return false;
 }
 
+/* Does the SRUP message in payload come from a sender whose key is still active? Checked at
+ * every delivery, so a message accepted before its sender was revoked (queued for an offline
+ * client, or a QoS 2 message whose PUBREL comes later) is not delivered after it. */
+static bool sender_active(struct srupb_ctx *ctx, const uint8_t *p, uint32_t len)
+{
+	struct srupb_keyrec rec;
+	const struct srup_key *key;
+	struct srup_verifier *ver;
+	unsigned role;
+	bool found = false;
+	uint64_t sender = 0;
+
+	/* version(1) type(1) sequence(8, LE) sender(8, LE): spec §1.2 */
+	if (p == NULL || len < 18 || p[0] != SRUP_VERSION) {
+		return false;
+	}
+	for (int i = 7; i >= 0; i--) {
+		sender = sender << 8 | p[10 + i];
+	}
+	if (srupb_keystore_peek(ctx->keys, sender, srupb_store_version(ctx->store), &role, &key,
+	                        &ver)) {
+		return true;
+	}
+	return srupb_store_key_find(ctx->store, sender, &rec, &found) == SRUP_OK && found &&
+	       rec.status == SRUPB_KEY_ACTIVE;
+}
+
 static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic,
                     const void *payload, uint32_t payloadlen)
 {
@@ -127,7 +154,7 @@ static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char 
 	}
 	/* Remember who reads SRUP topics (not on WRITE: a Will is checked after its client's
 	 * DISCONNECT event), and what the store said of them while it is unchanged. */
-	struct srupb_reader *rc = srupb_clients_seen(ctx, client);
+	struct srupb_reader *rc = srupb_clients_seen(ctx, client, false, NULL);
 	bool active = reader_id(ctx, client, rc, srupb_store_version(ctx->store), &rid, &role, &parsed);
 	if (active) {
 		if (t.kind == SRUPB_T_JOIN) {
@@ -138,6 +165,9 @@ static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char 
 		} else if (srupb_store_member_find(ctx->store, t.a, rid, &member) == SRUP_OK) {
 			ok = member;
 		}
+	}
+	if (ok) {
+		ok = sender_active(ctx, payload, payloadlen);
 	}
 	/* A deregistered device (key now revoked) still gets the message that revoked it. */
 	if (!ok && parsed && t.kind == SRUPB_T_DEVICE) {
@@ -197,7 +227,7 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	if (!level(filter, 0, l0, sizeof l0) || strcmp(l0, p->prefix) != 0) {
 		return other_result(ctx);
 	}
-	struct srupb_reader *rc = srupb_clients_seen(ctx, client);
+	struct srupb_reader *rc = srupb_clients_seen(ctx, client, false, NULL);
 	if (!level(filter, 1, l1, sizeof l1) || strcmp(l1, "+") == 0 || strcmp(l1, "#") == 0) {
 		return MOSQ_ERR_SUCCESS;
 	}
@@ -226,7 +256,7 @@ int srupb_acl_check(int event, void *event_data, void *userdata)
 	switch (ed->access) {
 		case MOSQ_ACL_WRITE:
 			return srupb_verify_publish(ctx, ed->client, ed->topic, ed->payload, ed->payloadlen,
-			                            ed->retain, false);
+			                            ed->qos, ed->retain, false);
 		case MOSQ_ACL_READ:
 			return acl_read(ctx, ed->client, ed->topic, ed->payload, ed->payloadlen);
 		case MOSQ_ACL_SUBSCRIBE:

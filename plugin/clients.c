@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT
  * clients.c - which live connections carry which SRUP identity, so a key revoked in the store
- * (then SIGHUP or the admin topic) also closes its holder's connection. Pointer-keyed hash; the
- * broker's client pointer is valid until its DISCONNECT event, where the entry is dropped. */
+ * (then SIGHUP or the admin topic) also closes its holder's connection, and what the plugin
+ * keeps per connection (reader cache, bad signatures). Pointer-keyed hash. At its DISCONNECT
+ * event an entry is marked gone and kept among the last SRUPB_GRAVE_SLOTS gone ones: the broker
+ * checks a client's Will (ACL WRITE, no MESSAGE event) after that event, so a WRITE from a gone
+ * entry is a Will. Learning a connection is bounded by SRUPB_CLIENTS_MAX. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,11 +15,14 @@
 #include "srupb.h"
 
 #define SRUPB_CLIENTS_MAX 1000000 /* beyond this, new connections are not tracked */
+#define SRUPB_GRAVE_SLOTS 1024    /* gone connections remembered (to recognise their Wills) */
 
 struct cl_ent {
 	const void *client;
 	uint64_t id;
 	char *client_id;
+	bool gone;         /* its DISCONNECT event has run */
+	size_t grave_slot; /* where in the graveyard, while gone */
 	struct srupb_reader reader;
 	struct cl_ent *next;
 };
@@ -25,6 +31,8 @@ struct srupb_clients {
 	struct cl_ent **b;
 	size_t nb; /* power of two */
 	size_t size;
+	struct cl_ent *grave[SRUPB_GRAVE_SLOTS];
+	size_t grave_next;
 };
 
 static size_t slot(const struct srupb_clients *cl, const void *p)
@@ -95,7 +103,27 @@ static void grow(struct srupb_clients *cl)
 	cl->nb = nb;
 }
 
-struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client)
+static void unlink_free(struct srupb_clients *cl, struct cl_ent *victim)
+{
+	/* Rare (graveyard eviction, an identity that changed): no slot may keep pointing at it. */
+	for (size_t i = 0; i < SRUPB_GRAVE_SLOTS; i++) {
+		if (cl->grave[i] == victim) {
+			cl->grave[i] = NULL;
+		}
+	}
+	for (struct cl_ent **pp = &cl->b[slot(cl, victim->client)]; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == victim) {
+			*pp = victim->next;
+			free(victim->client_id);
+			free(victim);
+			cl->size--;
+			return;
+		}
+	}
+}
+
+struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client,
+                                        bool publishing, bool *is_will)
 {
 	struct srupb_clients *cl = ctx->clients;
 	char idbuf[SRUPB_IDENTITY_MAX];
@@ -105,6 +133,9 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 	struct cl_ent *e;
 	size_t s;
 
+	if (is_will != NULL) {
+		*is_will = false;
+	}
 	if (cl == NULL || client == NULL) {
 		return NULL;
 	}
@@ -122,12 +153,22 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 	 * id means the broker freed that context without a DISCONNECT event (session takeover)
 	 * and reused the memory: refresh the entry. */
 	if (e != NULL && strcmp(e->client_id, cid) == 0) {
+		if (e->gone) {
+			if (publishing) {
+				/* Written after its DISCONNECT: the broker is sending its Will. */
+				if (is_will != NULL) {
+					*is_will = true;
+				}
+				return NULL;
+			}
+			e->gone = false; /* reads and subscriptions are a live connection's */
+		}
 		return &e->reader;
 	}
 	ident = srupb_identity(ctx, client, idbuf, sizeof idbuf);
 	if (ident == NULL || srup_id_parse(ident, strlen(ident), &id) != SRUP_OK) {
 		if (e != NULL) {
-			srupb_clients_gone(ctx, client);
+			unlink_free(cl, e);
 		}
 		return NULL;
 	}
@@ -139,6 +180,7 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 		free(e->client_id);
 		e->client_id = copy;
 		e->id = id;
+		e->gone = false;
 		memset(&e->reader, 0, sizeof e->reader);
 		return &e->reader;
 	}
@@ -166,20 +208,27 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 void srupb_clients_gone(struct srupb_ctx *ctx, struct mosquitto *client)
 {
 	struct srupb_clients *cl = ctx->clients;
-	struct cl_ent **pp;
+	struct cl_ent *e;
 	if (cl == NULL || client == NULL) {
 		return;
 	}
-	for (pp = &cl->b[slot(cl, client)]; *pp != NULL; pp = &(*pp)->next) {
-		if ((*pp)->client == client) {
-			struct cl_ent *e = *pp;
-			*pp = e->next;
-			free(e->client_id);
-			free(e);
-			cl->size--;
-			return;
+	for (e = cl->b[slot(cl, client)]; e != NULL; e = e->next) {
+		if (e->client == client) {
+			break;
 		}
 	}
+	if (e == NULL || e->gone) {
+		return;
+	}
+	/* Keep it a while (its Will comes next); the oldest gone entry makes room. */
+	struct cl_ent *old = cl->grave[cl->grave_next];
+	if (old != NULL && old->gone && old->grave_slot == cl->grave_next) {
+		unlink_free(cl, old);
+	}
+	e->gone = true;
+	e->grave_slot = cl->grave_next;
+	cl->grave[cl->grave_next] = e;
+	cl->grave_next = (cl->grave_next + 1) % SRUPB_GRAVE_SLOTS;
 }
 
 void srupb_clients_kick_revoked(struct srupb_ctx *ctx)
@@ -192,6 +241,9 @@ void srupb_clients_kick_revoked(struct srupb_ctx *ctx)
 		for (struct cl_ent *e = cl->b[i]; e != NULL; e = e->next) {
 			struct srupb_keyrec rec;
 			bool found = false;
+			if (e->gone) {
+				continue;
+			}
 			if (srupb_store_key_find(ctx->store, e->id, &rec, &found) != SRUP_OK) {
 				continue;
 			}
@@ -202,4 +254,19 @@ void srupb_clients_kick_revoked(struct srupb_ctx *ctx)
 		}
 	}
 	srupb_store_read_end(ctx->store);
+}
+
+void srupb_clients_kick_id(struct srupb_ctx *ctx, uint64_t id)
+{
+	struct srupb_clients *cl = ctx->clients;
+	if (cl == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < cl->nb; i++) {
+		for (struct cl_ent *e = cl->b[i]; e != NULL; e = e->next) {
+			if (!e->gone && e->id == id) {
+				srupb_kick_queue(ctx, e->client_id, false);
+			}
+		}
+	}
 }

@@ -46,13 +46,11 @@ enum srup_err srupb_reload(struct srupb_ctx *ctx)
 		np->durability = ctx->policy->durability;
 	}
 	if (np->seen_index != ctx->policy->seen_index) {
-		size_t in_effect = srupb_store_seen_window(ctx->store, np->seen_index);
-		if (in_effect != np->seen_index) {
-			srupb_log(MOSQ_LOG_WARNING,
-			          "reload | seen_index %zu is larger than the index file was sized for: %zu "
-			          "in effect until the broker restarts",
-			          np->seen_index, in_effect);
-		}
+		/* The file's capacity is fixed while it is open; windows change at once. */
+		srupb_log(MOSQ_LOG_WARNING,
+		          "reload | seen_index %zu takes a restart: %zu records in effect until then",
+		          np->seen_index, ctx->policy->seen_index);
+		np->seen_index = ctx->policy->seen_index;
 	}
 	/* Swap in one step. */
 	free(ctx->policy);

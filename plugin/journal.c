@@ -23,6 +23,8 @@ struct jhdr {
 	uint32_t rec_size;
 	uint64_t capacity;
 	uint64_t epoch;
+	uint8_t zero[32];
+	uint8_t store_id[SRUPB_STORE_ID_LEN]; /* all zero: not yet bound (journals before ids) */
 };
 
 /* One record; check covers the 120 bytes before it and is written last. */
@@ -43,6 +45,7 @@ struct jrec {
 
 _Static_assert(sizeof(struct jrec) == J_REC_SIZE, "journal record is 128 bytes");
 _Static_assert(sizeof(struct jhdr) <= J_HDR_SIZE, "journal header fits its page");
+_Static_assert(offsetof(struct jhdr, store_id) == SRUPB_MAPFILE_ID_OFF, "store id offset");
 
 /* Index slots: an entry belongs to the current epoch only if its gen matches, so starting an
  * epoch empties the index without touching it. */
@@ -155,6 +158,7 @@ static enum srup_err create_layout(struct srupb_journal *j)
 	h.rec_size = J_REC_SIZE;
 	h.capacity = j->want_cap;
 	h.epoch = 1;
+	memcpy(h.store_id, j->f.id, sizeof h.store_id); /* a resize keeps the file's store */
 	if (srupb_mapfile_create(&j->f, J_HDR_SIZE + j->want_cap * J_REC_SIZE, &h, sizeof h) !=
 	            SRUP_OK ||
 	    map_file(j, j->want_cap) != SRUP_OK) {
@@ -191,7 +195,7 @@ enum srup_err srupb_journal_open(const char *path, size_t capacity, struct srupb
 	j->want_cap = capacity;
 	/* Empty, or killed between sizing the file and writing its header: nothing was journalled
 	 * (records are written only under a header), so start afresh. */
-	if (size == 0 || (h.magic == 0 && h.epoch == 0 && h.capacity == 0)) {
+	if (size == 0 || (size >= J_HDR_SIZE && h.magic == 0 && h.epoch == 0 && h.capacity == 0)) {
 		if (create_layout(j) != SRUP_OK) {
 			rc = srupb_errf(err, err_cap, SRUP_ERR_IO, "cannot create marks journal %s: %s", path,
 			                strerror(errno));
@@ -343,4 +347,14 @@ void srupb_journal_sync(struct srupb_journal *j)
 	if (j != NULL) {
 		srupb_mapfile_sync(&j->f);
 	}
+}
+
+const uint8_t *srupb_journal_store_id(const struct srupb_journal *j)
+{
+	return j->f.id;
+}
+
+void srupb_journal_set_store_id(struct srupb_journal *j, const uint8_t id[16])
+{
+	srupb_mapfile_set_id(&j->f, id);
 }

@@ -8,7 +8,8 @@
  * LMDB in one transaction when it fills (a checkpoint), and again at the next open after a crash.
  *
  * File layout (host byte order; the file never leaves the machine that wrote it):
- *   header, 4096 bytes: magic(8) version(4) record size(4) capacity(8) epoch(8), rest zero
+ *   header, 4096 bytes: magic(8) version(4) record size(4) capacity(8) epoch(8), zero up to
+ *   offset 64, store id(16) at offset 64 (all zero: not yet bound to a store), rest zero
  *   records, capacity x 128 bytes, see struct jrec in journal.c
  * A record is valid when its epoch equals the header's, its index equals its slot and its check
  * word matches; the check word is stored last. Records are written in slot order from 0, so the
@@ -65,5 +66,9 @@ enum srup_err srupb_journal_reset(struct srupb_journal *j, char *err, size_t err
 void srupb_journal_sync(struct srupb_journal *j);
 /* The file's descriptor (the store starts its writeback). */
 int srupb_journal_fd(const struct srupb_journal *j);
+/* The store id in the file's header (16 bytes, all zero if unbound), and binding it (written
+ * into the shared mapping). */
+const uint8_t *srupb_journal_store_id(const struct srupb_journal *j);
+void srupb_journal_set_store_id(struct srupb_journal *j, const uint8_t id[16]);
 
 #endif

@@ -69,6 +69,9 @@ enum srup_err srupb_mapfile_open(struct srupb_mapfile *f, const char *path, cons
 		goto fail;
 	}
 	*size = (size_t)sb.st_size;
+	if (hdr_size >= SRUPB_MAPFILE_ID_OFF + SRUPB_STORE_ID_LEN) {
+		memcpy(f->id, (const uint8_t *)hdr + SRUPB_MAPFILE_ID_OFF, SRUPB_STORE_ID_LEN);
+	}
 	return SRUP_OK;
 fail:
 	srupb_mapfile_close(f);
@@ -98,6 +101,14 @@ enum srup_err srupb_mapfile_map(struct srupb_mapfile *f, size_t len)
 	f->map = m;
 	f->len = len;
 	return SRUP_OK;
+}
+
+void srupb_mapfile_set_id(struct srupb_mapfile *f, const uint8_t id[SRUPB_STORE_ID_LEN])
+{
+	memcpy(f->id, id, SRUPB_STORE_ID_LEN);
+	if (f->map != NULL && f->len >= SRUPB_MAPFILE_ID_OFF + SRUPB_STORE_ID_LEN) {
+		memcpy(f->map + SRUPB_MAPFILE_ID_OFF, id, SRUPB_STORE_ID_LEN);
+	}
 }
 
 void srupb_mapfile_sync(struct srupb_mapfile *f)

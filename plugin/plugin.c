@@ -79,7 +79,7 @@ static int on_message(int event, void *event_data, void *userdata)
 	(void)event;
 	/* MESSAGE may return only SUCCESS or ACL_DENIED (anything else disconnects in 2.0.11). */
 	int rc = srupb_verify_publish(userdata, ed->client, ed->topic, ed->payload, ed->payloadlen,
-	                              ed->retain, true);
+	                              ed->qos, ed->retain, true);
 	return rc == MOSQ_ERR_SUCCESS ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 }
 
@@ -106,6 +106,10 @@ static int on_tick(int event, void *event_data, void *userdata)
 		srupb_audit_flush_summaries(ctx->audit);
 		srupb_audit_check_rotation(ctx->audit);
 		srupb_store_writeback(ctx->store);
+	}
+	if (now - ctx->last_sweep >= 10.0) {
+		ctx->last_sweep = now;
+		srupb_pending_sweep(ctx->pending, now);
 	}
 	if (now - ctx->metrics.last_publish >= (double)ctx->policy->metrics_interval) {
 		srupb_metrics_publish(&ctx->metrics);
@@ -150,6 +154,8 @@ static void ctx_free(struct srupb_ctx *ctx)
 		return;
 	}
 	srupb_clients_free(ctx->clients);
+	srupb_pending_free(ctx->pending);
+	srupb_resend_free(ctx->resend);
 	EVP_MD_free(ctx->sha256);
 	EVP_MD_CTX_free(ctx->md_ctx);
 	free(ctx->last_client);
@@ -183,6 +189,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 	struct reg r[6];
 	size_t registered = 0;
 	size_t nkeys = 0;
+	size_t seen_used = 0;
+	size_t seen_cap = 0;
 
 	*user_data = NULL;
 	ctx = calloc(1, sizeof *ctx);
@@ -237,7 +245,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 		return MOSQ_ERR_INVAL;
 	}
 	ctx->clients = srupb_clients_new();
-	if (ctx->clients == NULL) {
+	ctx->pending = srupb_pending_new();
+	ctx->resend = srupb_resend_new(SRUPB_RESEND_SLOTS);
+	if (ctx->clients == NULL || ctx->pending == NULL || ctx->resend == NULL) {
 		srupb_log(MOSQ_LOG_ERR, "init | out of memory");
 		ctx_free(ctx);
 		return MOSQ_ERR_NOMEM;
@@ -259,13 +269,15 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 		}
 	}
 	(void)srupb_store_key_count(ctx->store, &nkeys);
+	srupb_store_seen_stats(ctx->store, &seen_used, &seen_cap);
 	srupb_log(MOSQ_LOG_NOTICE, "loaded | store=%s | keys=%zu | policy=%s | audit=%s",
 	          ctx->cfg.store_dir, nkeys,
 	          ctx->cfg.policy_path != NULL ? ctx->cfg.policy_path : "(built-in)",
 	          ctx->cfg.audit_log);
 	srupb_log(MOSQ_LOG_INFO,
 	          "config | prefix=%s | identity=%s | bind=%s | max_payload=%zu | retained=%s | "
-	          "durability=%s | key_cache=%zu | seen_index=%zu",
+	          "durability=%s | key_cache=%zu | seen_index=%zu (%zu of %zu in use) | "
+	          "seen_window=server:%zu,device:%zu,observer:%zu",
 	          ctx->policy->prefix,
 	          ctx->policy->identity == SRUPB_ID_USERNAME ? "username" : "client_id",
 	          ctx->policy->bind_identity ? "yes" : "no", ctx->policy->max_payload,
@@ -275,7 +287,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 	                  : (ctx->policy->durability == SRUPB_SYNC_META
 	                             ? "metasync"
 	                             : (ctx->policy->durability == SRUPB_SYNC_MAP ? "map" : "os")),
-	          ctx->policy->key_cache, ctx->policy->seen_index);
+	          ctx->policy->key_cache, ctx->policy->seen_index, seen_used, seen_cap,
+	          ctx->policy->seen_window[SRUPB_ROLE_SERVER],
+	          ctx->policy->seen_window[SRUPB_ROLE_DEVICE],
+	          ctx->policy->seen_window[SRUPB_ROLE_OBSERVER]);
 	*user_data = ctx;
 	return MOSQ_ERR_SUCCESS;
 }

@@ -15,11 +15,12 @@
 #define POLICY_WORDS_MAX 64
 
 static const char *const reason_names[SRUPB_R__COUNT] = {
-        "empty_payload",       "too_large",      "truncated",      "field_length",
-        "trailing_bytes",      "bad_version",    "unknown_type",   "bad_pad",
-        "not_allowed",         "unknown_sender", "revoked_sender", "identity_mismatch",
-        "join_topic_mismatch", "replay",         "bad_signature",  "retained_refused",
-        "internal_error",
+        "empty_payload",       "too_large",      "truncated",       "field_length",
+        "trailing_bytes",      "bad_version",    "unknown_type",    "bad_pad",
+        "not_allowed",         "unknown_sender", "revoked_sender",  "identity_mismatch",
+        "join_topic_mismatch", "replay",         "bad_signature",   "retained_refused",
+        "internal_error",      "not_member",     "no_pending_join", "pending_full",
+        "unknown_target",      "bad_key",        "seen_index_full",
 };
 
 const char *srupb_reason_name(unsigned r)
@@ -137,6 +138,16 @@ bool srupb_policy_allows(const struct srupb_policy *p, enum srupb_rule_kind rule
 	return p->allow[rule][role][type];
 }
 
+bool srupb_policy_commands_joins(const struct srupb_policy *p, uint64_t id)
+{
+	for (size_t i = 0; i < p->n_join_commanders; i++) {
+		if (p->join_commanders[i] == id) {
+			return true;
+		}
+	}
+	return false;
+}
+
 bool srupb_policy_is_admin(const struct srupb_policy *p, uint64_t id)
 {
 	for (size_t i = 0; i < p->n_admins; i++) {
@@ -154,7 +165,8 @@ struct pstate {
 	unsigned line;
 	char *err;
 	size_t err_cap;
-	unsigned seen; /* bit per scalar directive, to refuse duplicates */
+	unsigned seen;        /* bit per scalar directive, to refuse duplicates */
+	unsigned seen_window; /* bit per role given a seen_window */
 };
 
 static enum srup_err perr(struct pstate *ps, const char *fmt, ...)
@@ -218,6 +230,9 @@ enum {
 	D_DURABILITY,
 	D_OTHER,
 	D_METRICS,
+	D_PENDING,
+	D_MAXKEYBITS,
+	D_BADSIG,
 };
 
 static enum srup_err once(struct pstate *ps, unsigned bit, const char *word)
@@ -271,6 +286,81 @@ static enum srup_err rule_line(struct pstate *ps, struct srupb_policy *p, char *
 	return SRUP_OK;
 }
 
+/* The membership and cost directives (join_command, pending_joins, max_key_bits,
+ * bad_signatures). TYPE when d is none of them. */
+static enum srup_err trust_directive(struct pstate *ps, struct srupb_policy *p, char **w, int n)
+{
+	unsigned long long v = 0;
+	unsigned long long per = 0;
+	unsigned long long ttl = 0;
+	enum srup_err rc;
+	const char *d = w[0];
+
+	if (strcmp(d, "join_command") == 0) {
+		uint64_t id;
+		rc = need_args(ps, n, 2, d, "one server id (lowercase hex)");
+		if (rc != SRUP_OK) {
+			return rc;
+		}
+		if (!parse_canon_id(w[1], strlen(w[1]), &id)) {
+			return perr(ps,
+			            "'%s' is not a SRUP id in text form (lowercase hex, no 0x, no "
+			            "leading zeros)",
+			            w[1]);
+		}
+		if (p->n_join_commanders >= SRUPB_JOIN_COMMANDERS_MAX) {
+			return perr(ps, "more than %d join_command lines", SRUPB_JOIN_COMMANDERS_MAX);
+		}
+		p->join_commanders[p->n_join_commanders++] = id;
+		return SRUP_OK;
+	}
+	if (strcmp(d, "pending_joins") == 0) {
+		rc = once(ps, D_PENDING, d);
+		if (rc == SRUP_OK) {
+			rc = need_args(ps, n, 4, d, "MAX PER_DEVICE SECONDS");
+		}
+		if (rc != SRUP_OK) {
+			return rc;
+		}
+		if (!parse_uint(w[1], 1, 10000000, &v) ||
+		    !parse_uint(w[2], 1, SRUPB_PENDING_PER_DEVICE_MAX, &per) ||
+		    !parse_uint(w[3], 1, 86400, &ttl)) {
+			return perr(ps,
+			            "pending_joins needs MAX (1-10000000) PER_DEVICE (1-%d) SECONDS "
+			            "(1-86400)",
+			            SRUPB_PENDING_PER_DEVICE_MAX);
+		}
+		p->pending_max = (size_t)v;
+		p->pending_per_device = (size_t)per;
+		p->pending_ttl = (double)ttl;
+		return SRUP_OK;
+	}
+	if (strcmp(d, "max_key_bits") == 0 || strcmp(d, "bad_signatures") == 0) {
+		bool bits = d[0] == 'm';
+		rc = once(ps, bits ? D_MAXKEYBITS : D_BADSIG, d);
+		if (rc == SRUP_OK) {
+			rc = need_args(ps, n, 2, d, "a number");
+		}
+		if (rc != SRUP_OK) {
+			return rc;
+		}
+		if (bits && !parse_uint(w[1], 2048, 16384, &v)) {
+			return perr(ps, "max_key_bits must be a number from 2048 to 16384");
+		}
+		if (!bits && !parse_uint(w[1], 0, 1000000, &v)) {
+			return perr(ps, "bad_signatures must be a number from 0 (never disconnect) to "
+			                "1000000");
+		}
+		if (bits) {
+			p->max_key_bits = (size_t)v;
+		} else {
+			p->bad_signatures = (unsigned)v;
+		}
+		return SRUP_OK;
+	}
+	return SRUP_ERR_TYPE;
+}
+
 static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char **w, int n)
 {
 	unsigned long long v = 0;
@@ -297,6 +387,10 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 		}
 		p->admins[p->n_admins++] = id;
 		return SRUP_OK;
+	}
+	rc = trust_directive(ps, p, w, n);
+	if (rc != SRUP_ERR_TYPE) {
+		return rc;
 	}
 	if (strcmp(d, "version") == 0) {
 		rc = once(ps, D_VERSION, d);
@@ -458,6 +552,26 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 		}
 		return SRUP_OK;
 	}
+	if (strcmp(d, "seen_window") == 0) {
+		enum srupb_role role;
+		rc = need_args(ps, n, 3, d, "ROLE N (ROLE server, device or observer)");
+		if (rc != SRUP_OK) {
+			return rc;
+		}
+		role = srupb_role_from_name(w[1]);
+		if (role == SRUPB_ROLE_NONE) {
+			return perr(ps, "seen_window: unknown role '%s' (server, device or observer)", w[1]);
+		}
+		if ((ps->seen_window & (1u << role)) != 0) {
+			return perr(ps, "'seen_window %s' given twice", w[1]);
+		}
+		if (!parse_uint(w[2], 0, 100000000, &v)) {
+			return perr(ps, "seen_window must be a number from 0 to 100000000");
+		}
+		ps->seen_window |= 1u << role;
+		p->seen_window[role] = (size_t)v;
+		return SRUP_OK;
+	}
 	if (strcmp(d, "durability") == 0) {
 		rc = once(ps, D_DURABILITY, d);
 		if (rc == SRUP_OK) {
@@ -511,15 +625,23 @@ static void policy_defaults(struct srupb_policy *p)
 	p->audit_burst = 50;
 	p->audit_rate = 10.0;
 	p->key_cache = 10000;
-	p->seen_index = 100000;
+	p->seen_index = 262144;
+	p->seen_window[SRUPB_ROLE_SERVER] = 65536;
+	p->seen_window[SRUPB_ROLE_DEVICE] = 64;
+	p->seen_window[SRUPB_ROLE_OBSERVER] = 64;
 	p->durability = SRUPB_SYNC_OS;
 	p->metrics_interval = 1;
+	p->pending_max = 10000;
+	p->pending_per_device = 4;
+	p->pending_ttl = 600.0;
+	p->max_key_bits = 4096;
+	p->bad_signatures = 5;
 }
 
 enum srup_err srupb_policy_parse(const char *name, const char *text, size_t len,
                                  struct srupb_policy **out, char *err, size_t err_cap)
 {
-	struct pstate ps = {name, 0, err, err_cap, 0};
+	struct pstate ps = {name, 0, err, err_cap, 0, 0};
 	struct srupb_policy *p = NULL;
 	char line[POLICY_LINE_MAX];
 	size_t pos = 0;
@@ -589,6 +711,20 @@ enum srup_err srupb_policy_parse(const char *name, const char *text, size_t len,
 		ps.line = 0;
 		rc = perr(&ps, "empty policy: 'version 1' missing");
 		goto out;
+	}
+	/* A window above the capacity could never be filled: refuse one given explicitly; a default
+	 * one follows a smaller seen_index down. */
+	for (unsigned r = 1; r < SRUPB_ROLE__COUNT; r++) {
+		if (p->seen_window[r] <= p->seen_index) {
+			continue;
+		}
+		if ((ps.seen_window & (1u << r)) != 0) {
+			ps.line = 0;
+			rc = perr(&ps, "seen_window %s %zu is larger than seen_index %zu", srupb_role_name(r),
+			          p->seen_window[r], p->seen_index);
+			goto out;
+		}
+		p->seen_window[r] = p->seen_index;
 	}
 	if (!any_rule) {
 		ps.line = 0;

@@ -47,6 +47,12 @@ enum srupb_reason {
 	SRUPB_R_BAD_SIGNATURE,
 	SRUPB_R_RETAINED_REFUSED,
 	SRUPB_R_INTERNAL_ERROR,
+	SRUPB_R_NOT_MEMBER,      /* a server command to a device that never joined it */
+	SRUPB_R_NO_PENDING_JOIN, /* a join answer with no matching, live request */
+	SRUPB_R_PENDING_FULL,    /* no room for another pending join */
+	SRUPB_R_UNKNOWN_TARGET,  /* the topic names no active device (or server, join topics) */
+	SRUPB_R_BAD_KEY,         /* the sender's stored key is outside policy */
+	SRUPB_R_SEEN_INDEX_FULL, /* no seen-index record free for the sender's entry: fail closed */
 	SRUPB_R__COUNT,
 	SRUPB_R_NONE = SRUPB_R__COUNT,
 };
@@ -95,7 +101,9 @@ enum srupb_identity_src {
 	SRUPB_ID_CERTIFICATE,  /* the CN of the TLS client certificate, read from the session */
 };
 
-#define SRUPB_ADMINS_MAX 16
+#define SRUPB_ADMINS_MAX             16
+#define SRUPB_JOIN_COMMANDERS_MAX    16
+#define SRUPB_PENDING_PER_DEVICE_MAX 16
 
 struct srupb_policy {
 	char prefix[64];
@@ -109,12 +117,21 @@ struct srupb_policy {
 	unsigned audit_burst;
 	double audit_rate; /* lines per second per reason after the burst */
 	size_t key_cache;
-	size_t seen_index;
+	size_t seen_index;                     /* seen-index capacity (records), set at start */
+	size_t seen_window[SRUPB_ROLE__COUNT]; /* per role: entries one sender keeps (0: none) */
 	enum srupb_sync durability;
 	bool other_defer; /* answer DEFER instead of SUCCESS for non-SRUP topics */
 	unsigned metrics_interval;
 	size_t n_admins;
 	uint64_t admins[SRUPB_ADMINS_MAX];
+	/* servers whose JOIN_CMD makes them a member of the device (spec §5.5 server-initiated) */
+	size_t n_join_commanders;
+	uint64_t join_commanders[SRUPB_JOIN_COMMANDERS_MAX];
+	size_t pending_max;        /* pending joins held at once */
+	size_t pending_per_device; /* per joining device (its own oldest is replaced) */
+	double pending_ttl;        /* seconds a join request stays answerable */
+	size_t max_key_bits;       /* larger stored keys are refused (verify cost bound) */
+	unsigned bad_signatures;   /* disconnect a connection after this many (0: never) */
 	/* allow[rule][role][type] */
 	bool allow[SRUPB_RULE__COUNT][SRUPB_ROLE__COUNT][256];
 };
@@ -136,6 +153,75 @@ void srupb_policy_classify(const struct srupb_policy *p, const char *topic,
 bool srupb_policy_allows(const struct srupb_policy *p, enum srupb_rule_kind rule, unsigned role,
                          unsigned type);
 bool srupb_policy_is_admin(const struct srupb_policy *p, uint64_t id);
+/* May server id make itself a member of a device with JOIN_CMD (policy join_command)? */
+bool srupb_policy_commands_joins(const struct srupb_policy *p, uint64_t id);
+
+/* ---------------------------------------------------------------- pending.c */
+
+enum srupb_join_kind {
+	SRUPB_JOIN_SIMPLE = 0,   /* JOIN_REQ */
+	SRUPB_JOIN_HUMAN = 1,    /* HM_JOIN_REQ: answered by HM_JOIN_RESP, then the outcome */
+	SRUPB_JOIN_OBSERVED = 2, /* OBS_JOIN_REQ: answered by OBS_JOIN_RESP, then the outcome */
+};
+
+/* A verified join request of a device to a server, not yet answered. */
+struct srupb_pending_join {
+	uint64_t server;
+	uint8_t kind; /* enum srupb_join_kind */
+	bool has_answer;
+	uint8_t req_token[32]; /* SHA-256 of the request's token */
+	uint8_t ans_token[32]; /* SHA-256 of the server's HM/OBS_JOIN_RESP token */
+	double opened;
+	double expires;
+};
+
+struct srupb_pending;
+
+struct srupb_pending *srupb_pending_new(void);
+void srupb_pending_free(struct srupb_pending *p);
+size_t srupb_pending_count(const struct srupb_pending *p);
+/* Would srupb_pending_open succeed now (before the signature is checked: no state changes but
+ * expired entries going)? Yes when it replaces device's own entry for server or its own
+ * oldest (per_device reached), or the total is below max. */
+bool srupb_pending_room(struct srupb_pending *p, uint64_t server, uint64_t device,
+                        size_t per_device, size_t max, double now);
+/* Open (or replace) the pending join of device to server, expiring ttl seconds from now.
+ * TOO_LONG when full (srupb_pending_room said no), NOMEM. */
+enum srup_err srupb_pending_open(struct srupb_pending *p, uint64_t server, uint64_t device,
+                                 enum srupb_join_kind kind, const uint8_t req_token[32],
+                                 size_t per_device, size_t max, double ttl, double now);
+/* The live pending join of device to server (borrowed until the next call), or NULL. */
+struct srupb_pending_join *srupb_pending_find(struct srupb_pending *p, uint64_t server,
+                                              uint64_t device, double now);
+/* Does token (its SHA-256) answer j: the request's token or the server's answer token? */
+bool srupb_pending_token_matches(const struct srupb_pending_join *j, const uint8_t token[32]);
+void srupb_pending_close(struct srupb_pending *p, uint64_t server, uint64_t device);
+/* Drop every expired entry (housekeeping, from TICK). */
+void srupb_pending_sweep(struct srupb_pending *p, double now);
+
+/* ---------------------------------------------------------------- resend.c */
+
+/* Accepted messages remembered for the retransmission exception. */
+#define SRUPB_RESEND_SLOTS 65536
+
+enum srupb_resend_answer {
+	SRUPB_RESEND_OK = 0,           /* a retransmission: let through, now used */
+	SRUPB_RESEND_USED,             /* already let through once */
+	SRUPB_RESEND_OTHER_CONNECTION, /* another connection, not a resumed session */
+	SRUPB_RESEND_UNKNOWN,          /* not (or no longer) in the ledger */
+};
+
+struct srupb_resend;
+
+struct srupb_resend *srupb_resend_new(size_t cap);
+void srupb_resend_free(struct srupb_resend *r);
+/* Note an accepted message (payload digest) and the connection that published it. */
+void srupb_resend_note(struct srupb_resend *r, const uint8_t digest[32], const void *client);
+/* May client publish the accepted message with this digest again as an MQTT retransmission?
+ * resumed_session: client's session was resumed (clean start off), so it may be a new
+ * connection of the same session. Marks the entry used when the answer is OK. */
+enum srupb_resend_answer srupb_resend_take(struct srupb_resend *r, const uint8_t digest[32],
+                                           const void *client, bool resumed_session);
 
 /* ---------------------------------------------------------------- options.c */
 
@@ -293,6 +379,9 @@ struct srupb_ctx {
 	struct srupb_grace grace[SRUPB_GRACE_SLOTS];
 	size_t grace_next;
 	struct srupb_clients *clients;
+	struct srupb_pending *pending;
+	struct srupb_resend *resend;
+	double last_sweep;
 	void *sha256;      /* EVP_MD *, fetched once (an implicit fetch per digest costs ~1 us) */
 	void *md_ctx;      /* EVP_MD_CTX * reused by srupb_sha256 (no allocation per digest) */
 	char *last_client; /* client id whose mark digest is in last_client_dg (one-entry cache) */
@@ -324,8 +413,8 @@ const char *srupb_identity(const struct srupb_ctx *ctx, struct mosquitto *client
  * ACL WRITE (false). Returns MOSQ_ERR_SUCCESS, MOSQ_ERR_ACL_DENIED, or (ACL only, for non-SRUP
  * topics under `other_topics defer`) MOSQ_ERR_PLUGIN_DEFER. */
 int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic,
-                         const void *payload, uint32_t payloadlen, bool retain, bool from_message);
-
+                         const void *payload, uint32_t payloadlen, int qos, bool retain,
+                         bool from_message);
 
 /* Queue a client to be disconnected from TICK (never inside its own callback). */
 void srupb_kick_queue(struct srupb_ctx *ctx, const char *name, bool by_username);
@@ -348,14 +437,19 @@ struct srupb_reader {
 	uint64_t version; /* 0: nothing cached */
 	uint64_t id;      /* the id the record below belongs to */
 	unsigned role;
-	bool active; /* id's key is registered and ACTIVE (role is valid) */
+	bool active;       /* id's key is registered and ACTIVE (role is valid) */
+	unsigned bad_sigs; /* bad signatures this connection sent (policy bad_signatures) */
 };
 
-/* Remember client (no-op if known or if its identity is not a SRUP id) and return its reader
- * cache entry (owned by the table, valid until the client's DISCONNECT), or NULL if it is not
- * tracked. */
-struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client);
+/* Remember client (no-op if known or if its identity is not a SRUP id) and return its
+ * per-connection entry (owned by the table, valid until the client's DISCONNECT), or NULL if it
+ * is not tracked. publishing: called for a WRITE check; a WRITE by a client whose DISCONNECT
+ * event has run is its Will: NULL, and *is_will (may be NULL) is set. */
+struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client,
+                                        bool publishing, bool *is_will);
 void srupb_clients_gone(struct srupb_ctx *ctx, struct mosquitto *client);
+/* Queue kicks for every live connection known to hold identity id. */
+void srupb_clients_kick_id(struct srupb_ctx *ctx, uint64_t id);
 /* Queue kicks for every known client whose identity's key is now revoked or gone. */
 void srupb_clients_kick_revoked(struct srupb_ctx *ctx);
 size_t srupb_clients_count(const struct srupb_clients *cl);

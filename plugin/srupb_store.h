@@ -96,11 +96,13 @@ struct srupb_commit {
 	uint64_t sender;
 	struct srupb_chan chan;
 	struct srupb_mark mark;
-	size_t seen_max;   /* 0: not indexed in the seen index (its bound is set at open) */
+	size_t seen_max;   /* the sender's window in the seen index; 0: not indexed */
 	uint8_t member_op; /* enum srupb_member_op */
 	uint64_t member_device;
 	uint64_t member_server;
 	bool revoke; /* revoke member_device's key */
+	/* out: no record of the seen index was free for this sender (nothing was written) */
+	bool seen_full;
 	/* out: servers whose membership of member_device this commit ended (first few only) */
 	size_t n_removed;
 	uint64_t removed[SRUPB_REMOVED_MAX];
@@ -125,6 +127,12 @@ void srupb_store_flush(struct srupb_store *st);
  * the same with fsync cost every message about 1.2 us: a second thread makes each of the
  * broker's socket calls take the shared-file-table path in the kernel. */
 void srupb_store_writeback(struct srupb_store *st);
+/* The store's 128-bit id (LMDB "meta", made when a writer first opens the store; all zero for a
+ * store from before ids opened read-only). The marks journal and the seen index carry it in
+ * their headers: srupb_store_journal_open and srupb_store_seen_open refuse (INVAL, one line in
+ * srupb_store_strerror) a file bound to another id, or to any id when data.mdb had none (it was
+ * emptied or truncated), so that lost replay state is never silently accepted. */
+void srupb_store_id(const struct srupb_store *st, uint8_t id[16]);
 /* Text of the last LMDB error (static or in the handle); never NULL. */
 const char *srupb_store_strerror(const struct srupb_store *st);
 
@@ -134,6 +142,21 @@ const char *srupb_store_strerror(const struct srupb_store *st);
  * generation changes. */
 enum srup_err srupb_store_key_put(struct srupb_store *st, uint64_t id, enum srupb_role role,
                                   const char *pem, size_t pem_len);
+/* What srupb_store_key_add did. */
+enum srupb_add_result {
+	SRUPB_ADD_NEW = 0,      /* no key had this id: added */
+	SRUPB_ADD_REPLACED = 1, /* an active key had it and force was given: replaced, role too */
+	SRUPB_ADD_EXISTS = 2,   /* an active key has it and force was not given: nothing written */
+	SRUPB_ADD_REVOKED = 3,  /* the id is revoked: nothing written, force or not */
+};
+
+/* Add key id unless the id is taken: in one write transaction, add it if no key has the id,
+ * replace an active one only with force, and never touch a revoked one (a revoked id stays
+ * revoked). *res says which; *old (if not NULL) gets the existing record's role, status and
+ * dates (pem NULL) when there was one. Returns OK (whatever *res), INVAL, IO or NOMEM. */
+enum srup_err srupb_store_key_add(struct srupb_store *st, uint64_t id, enum srupb_role role,
+                                  const char *pem, size_t pem_len, bool force,
+                                  enum srupb_add_result *res, struct srupb_keyrec *old);
 /* As srupb_store_key_put for ids[0, n), all with the same role and key, in one transaction
  * (bulk registration for tests and benchmarks). */
 enum srup_err srupb_store_key_put_many(struct srupb_store *st, const uint64_t *ids, size_t n,
@@ -165,15 +188,22 @@ enum srup_err srupb_store_key_find(struct srupb_store *st, uint64_t id, struct s
 enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
                                     const struct srupb_chan *chan, struct srupb_mark *mark,
                                     bool *found);
-/* Was a payload with this digest accepted among the last seen-window messages indexed?
- * Never found without srupb_store_seen_open. Does not need the read transaction. */
+/* Is a payload with this digest in the seen index (by any sender)? Never found without
+ * srupb_store_seen_open. Does not need the read transaction. */
 enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest[32], bool *found);
+/* Could a commit of sender with seen window `window` add its seen-index entry now? *room is
+ * true when window is 0, when sender already holds window entries (it evicts its own oldest),
+ * when a record is free, or when no index is open. OK or INVAL. */
+enum srup_err srupb_store_seen_room(struct srupb_store *st, uint64_t sender, size_t window,
+                                    bool *room);
 enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, uint64_t server,
                                       bool *found);
 
-/* Commit an accepted message: re-checks in the write transaction that c->mark.seq is still
- * above the stored mark (*stale true and nothing written if not), then writes the mark, the
- * seen-index entry and the membership/revocation effect, and commits. A read transaction must
+/* Commit an accepted message: checks that the seen index has room for the sender's entry
+ * (c->seen_full true and nothing written if not), re-checks in the write transaction that
+ * c->mark.seq is still above the stored mark (*stale true and nothing written if not), then
+ * writes the mark and the membership/revocation effect, commits, and adds the seen-index entry
+ * (window c->seen_max, evicting only c->sender's own oldest entries). A read transaction must
  * not be open. */
 enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c, bool *stale);
 
@@ -195,14 +225,14 @@ size_t srupb_store_journal_count(const struct srupb_store *st);
 
 /* --- the seen index (the broker only; `srup keys` never opens it) --- */
 
-/* Open <dir>/seen.idx (seen.c), sized for the last window accepted messages, and lock it: a
- * second broker on this store fails here (INVAL). Commits with seen_max > 0 then add their
- * digest to it, and srupb_store_writeback writes it back with the store. Errors are in
- * srupb_store_strerror. */
-enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t window);
-/* Set the window srupb_store_seen_find looks back over (reload); returns the window in effect,
- * which the file's size caps (a larger one takes a restart). */
-size_t srupb_store_seen_window(struct srupb_store *st, size_t window);
+/* Open <dir>/seen.idx (seen.c) with a fixed capacity of records (policy seen_index), shared by
+ * all senders, each within its own window (struct srupb_commit.seen_max), and lock it: a second
+ * broker on this store fails here (INVAL). A file of another capacity is rewritten keeping the
+ * newest entries of every sender. srupb_store_writeback writes it back with the store. Errors
+ * are in srupb_store_strerror. */
+enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t capacity);
+/* Records in use and the capacity of the seen index (0 and 0 without one). */
+void srupb_store_seen_stats(const struct srupb_store *st, size_t *used, size_t *capacity);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,8 @@
  *   keys    id(8)                         -> fmt(1)=1 role(1) status(1) 0(1) gen(8le) created(8le) pem
  *   marks   sender(8) kind(1) a(8) b(8)   -> seq(8le) payload sha256(32) client-id digest(16)
  *   members device(8) server(8)           -> joined unix seconds(8le)
+ *   meta    "store_id"                    -> 16 random bytes, written when the store is created
+ *                                            (or first opened for writing, for older stores)
  * and, for the broker only, the seen index in <dir>/seen.idx (seen.c), not in LMDB: a B-tree
  * insert of a random digest per accepted message cost more than everything else here.
  * (Stores written before that may hold unused "seen" and "seenq" databases.)
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -27,6 +30,7 @@
 #include <lmdb.h>
 
 #include "journal.h"
+#include "mapfile.h"
 #include "seen.h"
 #include "srupb_store.h"
 
@@ -42,16 +46,18 @@ struct srupb_store {
 	MDB_dbi keys;
 	MDB_dbi marks;
 	MDB_dbi members;
-	MDB_txn *rtxn;  /* cached read-only transaction, reset between uses */
-	bool rtxn_live; /* rtxn is renewed (between read_begin and read_end) */
+	MDB_dbi meta;
+	uint8_t id[SRUPB_STORE_ID_LEN]; /* the store id in LMDB ("meta"), all zero if none */
+	bool id_created;                /* LMDB had no id: this open wrote one */
+	MDB_txn *rtxn;                  /* cached read-only transaction, reset between uses */
+	bool rtxn_live;                 /* rtxn is renewed (between read_begin and read_end) */
 	bool readonly;
 	bool writemap;
 	enum srupb_sync sync;
 	struct srupb_journal *jr; /* NULL unless srupb_store_journal_open */
 	char *dir;
 	struct srupb_seen *seen; /* NULL unless srupb_store_seen_open */
-	size_t seen_window;
-	char err[400];
+	char err[1024];
 };
 
 static const char *const role_names[SRUPB_ROLE__COUNT] = {"none", "server", "device", "observer"};
@@ -116,6 +122,11 @@ static enum srup_err fail(struct srupb_store *st, const char *what, int rc)
 	return rc == ENOMEM ? SRUP_ERR_NOMEM : SRUP_ERR_IO;
 }
 
+void srupb_store_id(const struct srupb_store *st, uint8_t id[16])
+{
+	memcpy(id, st->id, SRUPB_STORE_ID_LEN);
+}
+
 const char *srupb_store_strerror(const struct srupb_store *st)
 {
 	if (st == NULL || st->err[0] == '\0') {
@@ -141,6 +152,97 @@ static unsigned sync_flags(enum srupb_sync sync)
 static int open_dbi(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
 {
 	return mdb_dbi_open(txn, name, flags, dbi);
+}
+
+#define STORE_ID_KEY "store_id"
+
+/* Read the store id from "meta"; writing, create one if there is none (a new store, an older
+ * store, or one whose data.mdb was lost: the journal and seen index then tell them apart). */
+static int store_id_load(struct srupb_store *st, MDB_txn *txn, bool readonly)
+{
+	MDB_val k = {sizeof STORE_ID_KEY - 1, (void *)STORE_ID_KEY};
+	MDB_val v;
+	int mrc = open_dbi(txn, "meta", readonly ? 0u : MDB_CREATE, &st->meta);
+	if (mrc == MDB_NOTFOUND && readonly) {
+		st->meta = 0;
+		return 0; /* a store from before ids, opened read-only: no id */
+	}
+	if (mrc != 0) {
+		return mrc;
+	}
+	mrc = mdb_get(txn, st->meta, &k, &v);
+	if (mrc == 0) {
+		if (v.mv_size != SRUPB_STORE_ID_LEN) {
+			return MDB_CORRUPTED;
+		}
+		memcpy(st->id, v.mv_data, SRUPB_STORE_ID_LEN);
+		return 0;
+	}
+	if (mrc != MDB_NOTFOUND || readonly) {
+		return mrc == MDB_NOTFOUND ? 0 : mrc;
+	}
+	do {
+		if (getrandom(st->id, sizeof st->id, 0) != (ssize_t)sizeof st->id) {
+			return EIO;
+		}
+	} while (memcmp(st->id, (const uint8_t[SRUPB_STORE_ID_LEN]){0}, sizeof st->id) == 0);
+	st->id_created = true;
+	v.mv_size = sizeof st->id;
+	v.mv_data = st->id;
+	return mdb_put(txn, st->meta, &k, &v, 0);
+}
+
+static void id_hex(const uint8_t id[SRUPB_STORE_ID_LEN], char out[2 * SRUPB_STORE_ID_LEN + 1])
+{
+	for (size_t i = 0; i < SRUPB_STORE_ID_LEN; i++) {
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+	}
+}
+
+/* Check that a journal or seen-index file (file_id, from its header) belongs to this store;
+ * bind an unbound one (set). INVAL with one line in st->err when the parts disagree. */
+static enum srup_err store_id_check(struct srupb_store *st, const char *file,
+                                    const uint8_t *file_id,
+                                    void (*set)(void *obj, const uint8_t id[16]), void *obj)
+{
+	static const uint8_t zero[SRUPB_STORE_ID_LEN];
+	char fh[2 * SRUPB_STORE_ID_LEN + 1];
+	char sh[2 * SRUPB_STORE_ID_LEN + 1];
+
+	if (memcmp(file_id, zero, sizeof zero) == 0) {
+		set(obj, st->id); /* a new file, or one from before store ids */
+		return SRUP_OK;
+	}
+	if (memcmp(file_id, st->id, sizeof st->id) == 0) {
+		return SRUP_OK;
+	}
+	id_hex(file_id, fh);
+	id_hex(st->id, sh);
+	if (st->id_created) {
+		snprintf(st->err, sizeof st->err,
+		         "store %s: data.mdb has no store id (new, emptied or truncated) but %s belongs "
+		         "to store %s, so the replay state would be lost; refusing to start: restore the "
+		         "store directory from a backup, or remove marks.journal and seen.idx to "
+		         "knowingly accept losing it",
+		         st->dir, file, fh);
+	} else {
+		snprintf(st->err, sizeof st->err,
+		         "store %s: %s belongs to store %s but data.mdb is store %s: the store's files "
+		         "disagree; refusing to start: restore the store directory from a backup, or "
+		         "remove marks.journal and seen.idx to knowingly accept losing the replay state",
+		         st->dir, file, fh, sh);
+	}
+	return SRUP_ERR_INVAL;
+}
+
+static void set_journal_id(void *obj, const uint8_t id[16])
+{
+	srupb_journal_set_store_id(obj, id);
+}
+
+static void set_seen_id(void *obj, const uint8_t id[16])
+{
+	srupb_seen_set_store_id(obj, id);
 }
 
 enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync sync,
@@ -212,6 +314,9 @@ enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync s
 		}
 		if (mrc == 0) {
 			mrc = open_dbi(txn, "members", cf, &st->members);
+		}
+		if (mrc == 0) {
+			mrc = store_id_load(st, txn, readonly);
 		}
 	}
 	if (mrc != 0) {
@@ -407,6 +512,65 @@ enum srup_err srupb_store_key_put(struct srupb_store *st, uint64_t id, enum srup
 	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (mrc != 0) {
 		return fail(st, "mdb_txn_begin", mrc);
+	}
+	mrc = keyrec_write(st, txn, id, (uint8_t)role, SRUPB_KEY_ACTIVE, (uint64_t)time(NULL), pem,
+	                   pem_len);
+	if (mrc != 0) {
+		mdb_txn_abort(txn);
+		return fail(st, "mdb_put(keys)", mrc);
+	}
+	mrc = mdb_txn_commit(txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_commit", mrc);
+	}
+	return SRUP_OK;
+}
+
+enum srup_err srupb_store_key_add(struct srupb_store *st, uint64_t id, enum srupb_role role,
+                                  const char *pem, size_t pem_len, bool force,
+                                  enum srupb_add_result *res, struct srupb_keyrec *old)
+{
+	MDB_txn *txn = NULL;
+	uint8_t kb[8];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	struct srupb_keyrec rec;
+	int mrc;
+
+	if (st == NULL || pem == NULL || res == NULL || role == SRUPB_ROLE_NONE ||
+	    role >= SRUPB_ROLE__COUNT) {
+		return SRUP_ERR_INVAL;
+	}
+	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_begin", mrc);
+	}
+	/* Decide and write in one write transaction: no other writer can slip in between. */
+	put_be64(kb, id);
+	mrc = mdb_get(txn, st->keys, &k, &v);
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return fail(st, "mdb_get(keys)", mrc);
+	}
+	if (mrc == 0) {
+		if (!keyrec_decode(id, &v, &rec)) {
+			mdb_txn_abort(txn);
+			snprintf(st->err, sizeof st->err, "corrupt key record");
+			return SRUP_ERR_IO;
+		}
+		if (old != NULL) {
+			*old = rec;
+			old->pem = NULL;
+			old->pem_len = 0;
+		}
+		if (rec.status != SRUPB_KEY_ACTIVE || !force) {
+			*res = rec.status != SRUPB_KEY_ACTIVE ? SRUPB_ADD_REVOKED : SRUPB_ADD_EXISTS;
+			mdb_txn_abort(txn);
+			return SRUP_OK;
+		}
+		*res = SRUPB_ADD_REPLACED;
+	} else {
+		*res = SRUPB_ADD_NEW;
 	}
 	mrc = keyrec_write(st, txn, id, (uint8_t)role, SRUPB_KEY_ACTIVE, (uint64_t)time(NULL), pem,
 	                   pem_len);
@@ -768,11 +932,28 @@ enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
 
 enum srup_err srupb_store_seen_find(struct srupb_store *st, const uint8_t digest[32], bool *found)
 {
-	*found = st->seen != NULL && srupb_seen_find(st->seen, st->seen_window, digest);
+	*found = st->seen != NULL && srupb_seen_find(st->seen, digest);
 	return SRUP_OK;
 }
 
-enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t window)
+enum srup_err srupb_store_seen_room(struct srupb_store *st, uint64_t sender, size_t window,
+                                    bool *room)
+{
+	if (st == NULL || room == NULL) {
+		return SRUP_ERR_INVAL;
+	}
+	/* without an index (the srup tool) nothing is added, so nothing is refused */
+	*room = st->seen == NULL || srupb_seen_room(st->seen, sender, window);
+	return SRUP_OK;
+}
+
+void srupb_store_seen_stats(const struct srupb_store *st, size_t *used, size_t *capacity)
+{
+	*used = st->seen != NULL ? srupb_seen_used(st->seen) : 0;
+	*capacity = st->seen != NULL ? srupb_seen_capacity(st->seen) : 0;
+}
+
+enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t capacity)
 {
 	char path[4096];
 
@@ -783,18 +964,15 @@ enum srup_err srupb_store_seen_open(struct srupb_store *st, size_t window)
 		snprintf(st->err, sizeof st->err, "store path too long for the seen index");
 		return SRUP_ERR_INVAL;
 	}
-	enum srup_err rc = srupb_seen_open(path, window, &st->seen, st->err, sizeof st->err);
+	enum srup_err rc = srupb_seen_open(path, capacity, &st->seen, st->err, sizeof st->err);
 	if (rc == SRUP_OK) {
-		(void)srupb_store_seen_window(st, window);
+		rc = store_id_check(st, "seen.idx", srupb_seen_store_id(st->seen), set_seen_id, st->seen);
+		if (rc != SRUP_OK) {
+			srupb_seen_close(st->seen);
+			st->seen = NULL;
+		}
 	}
 	return rc;
-}
-
-size_t srupb_store_seen_window(struct srupb_store *st, size_t window)
-{
-	size_t max = st->seen != NULL ? srupb_seen_capacity(st->seen) : 0;
-	st->seen_window = window < max ? window : max;
-	return st->seen_window;
 }
 
 enum srup_err srupb_store_member_find(struct srupb_store *st, uint64_t device, uint64_t server,
@@ -903,8 +1081,14 @@ enum srup_err srupb_store_journal_open(struct srupb_store *st, size_t capacity)
 	if (rc != SRUP_OK) {
 		return rc;
 	}
-	/* What a killed broker left in it goes into LMDB before the first message. */
-	rc = srupb_store_checkpoint(st);
+	/* Marks of another store (or of this one before its data.mdb was lost) must not be
+	 * folded in, nor forgotten: refuse before the checkpoint. */
+	rc = store_id_check(st, "marks.journal", srupb_journal_store_id(st->jr), set_journal_id,
+	                    st->jr);
+	if (rc == SRUP_OK) {
+		/* What a killed broker left in it goes into LMDB before the first message. */
+		rc = srupb_store_checkpoint(st);
+	}
 	if (rc != SRUP_OK) {
 		srupb_journal_close(st->jr);
 		st->jr = NULL;
@@ -1038,19 +1222,27 @@ enum srup_err srupb_store_commit(struct srupb_store *st, struct srupb_commit *c,
 	enum srup_err rc;
 
 	*stale = false;
+	c->seen_full = false;
 	if (st->rtxn_live) {
 		return SRUP_ERR_INVAL;
 	}
 	c->n_removed = 0;
+	/* Room first: a message whose entry cannot be indexed must not move any state (it is
+	 * refused, and the index must then not have to forget anything to take it). */
+	if (st->seen != NULL && !srupb_seen_room(st->seen, c->sender, c->seen_max)) {
+		c->seen_full = true;
+		return SRUP_OK;
+	}
 	if (journal_active(st) && c->member_op == SRUPB_MEMBER_NONE && !c->revoke) {
 		rc = journal_commit(st, c, stale);
 	} else {
 		rc = lmdb_commit(st, c, stale);
 	}
 	/* Only once the mark is committed: a failed commit drops the message, and its bytes must not
-	 * then look like a replay when the client sends them again. */
+	 * then look like a replay when the client sends them again. The room was checked above and
+	 * nothing else adds entries, so this cannot fail. */
 	if (rc == SRUP_OK && !*stale && st->seen != NULL && c->seen_max > 0) {
-		srupb_seen_add(st->seen, c->mark.digest);
+		(void)srupb_seen_add(st->seen, c->sender, c->seen_max, c->mark.digest);
 	}
 	return rc;
 }

@@ -131,7 +131,11 @@ void srupb_kick_run_except(struct srupb_ctx *ctx, struct mosquitto *current)
 void srupb_kick_identity(struct srupb_ctx *ctx, uint64_t id)
 {
 	char text[SRUP_ID_TEXT_MAX];
-	if (srup_id_format(id, text, sizeof text) != SRUP_OK) {
+	/* Every live connection known to hold id (by whichever identity source), and, where the
+	 * identity is the username or the client id, whoever holds that name now. */
+	srupb_clients_kick_id(ctx, id);
+	if (ctx->policy->identity == SRUPB_ID_CERTIFICATE ||
+	    srup_id_format(id, text, sizeof text) != SRUP_OK) {
 		return;
 	}
 	srupb_kick_queue(ctx, text, ctx->policy->identity == SRUPB_ID_USERNAME);
@@ -217,38 +221,226 @@ static bool any_role_allows(const struct srupb_policy *p, enum srupb_rule_kind r
 	return false;
 }
 
-/* What a verified message means for membership (spec §5.5 flows). */
-static void membership_effect(const struct srup_msg *m, const struct srupb_topic *t,
-                              enum srupb_rule_kind rk, unsigned role, struct srupb_commit *c)
+/* The publish being decided, as the broker presented it. */
+struct pub {
+	struct mosquitto *client;
+	const char *client_id;
+	const char *identity;
+	int qos;
+	bool retain;
+	bool from_message;
+	bool is_will;              /* a WRITE check of a Will (after its client's DISCONNECT) */
+	struct srupb_reader *conn; /* the publishing connection's entry, or NULL */
+};
+
+/* Which kind of join an accepted request on a join topic opens, or -1 (not a join request). */
+static int join_kind(unsigned type)
 {
-	if (t->kind != SRUPB_T_DEVICE) {
-		return;
+	switch (type) {
+		case SRUP_MSG_JOIN_REQ:
+			return SRUPB_JOIN_SIMPLE;
+		case SRUP_MSG_HM_JOIN_REQ:
+			return SRUPB_JOIN_HUMAN;
+		case SRUP_MSG_OBS_JOIN_REQ:
+			return SRUPB_JOIN_OBSERVED;
+		default:
+			return -1;
 	}
-	c->member_device = t->a;
-	c->member_server = m->sender_id;
-	if (rk == SRUPB_RULE_PEER && role == SRUPB_ROLE_SERVER) {
-		if ((m->type == SRUP_MSG_RESPONSE && m->status == SRUP_ST_JOIN_SUCCESS) ||
-		    (m->type == SRUP_MSG_JOIN_CMD && m->device_id == t->a)) {
-			c->member_op = SRUPB_MEMBER_JOIN;
-		} else if (m->type == SRUP_MSG_TERMINATE_CMD) {
-			c->member_op = SRUPB_MEMBER_LEAVE;
-		} else if (m->type == SRUP_MSG_DEREGISTER_CMD) {
-			c->member_op = SRUPB_MEMBER_LEAVE_ALL;
-			c->revoke = true;
-		}
-	} else if (rk == SRUPB_RULE_OWN) {
+}
+
+static bool is_join_outcome(const struct srup_msg *m)
+{
+	return m->type == SRUP_MSG_RESPONSE &&
+	       (m->status == SRUP_ST_JOIN_SUCCESS || m->status == SRUP_ST_JOIN_REFUSED ||
+	        m->status == SRUP_ST_JOIN_FAIL);
+}
+
+/* The key record of a topic's id: found, ACTIVE, and its role. */
+static enum srup_err target_role(struct srupb_ctx *ctx, uint64_t id, unsigned *role)
+{
+	struct srupb_keyrec rec;
+	bool found = false;
+	enum srup_err e = srupb_store_key_find(ctx->store, id, &rec, &found);
+	*role = SRUPB_ROLE_NONE;
+	if (e == SRUP_OK && found && rec.status == SRUPB_KEY_ACTIVE) {
+		*role = rec.role;
+	}
+	return e;
+}
+
+/* The trust rules of DESIGN.md, checked before the signature (they only read state): who may
+ * address whom, and which answers are owed. Sets the membership effect the message will have
+ * if it verifies. Returns SRUPB_V_PASS to go on, or the drop. */
+static enum srupb_verdict trust_check(struct srupb_ctx *ctx, const struct srupb_topic *t,
+                                      enum srupb_rule_kind rk, unsigned role,
+                                      const struct srup_msg *m, const uint8_t tok_dg[32],
+                                      struct srupb_commit *c, struct decision *d)
+{
+	const struct srupb_policy *p = ctx->policy;
+	unsigned trole = SRUPB_ROLE_NONE;
+	bool member = false;
+	double now;
+
+	if (rk == SRUPB_RULE_OWN) {
+		/* A device's leave acts on its own memberships (and key) only. */
+		c->member_device = m->sender_id;
 		if (m->type == SRUP_MSG_RESIGN_REQUEST) {
 			c->member_op = SRUPB_MEMBER_LEAVE_ALL;
 		} else if (m->type == SRUP_MSG_DEREGISTER_REQ) {
 			c->member_op = SRUPB_MEMBER_LEAVE_ALL;
 			c->revoke = true;
 		}
+		return SRUPB_V_PASS;
+	}
+	if (rk == SRUPB_RULE_JOIN) {
+		/* Join requests go to registered servers only: made-up server ids store nothing. */
+		if (target_role(ctx, t->a, &trole) != SRUP_OK) {
+			return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
+		}
+		if (trole != SRUPB_ROLE_SERVER) {
+			return drop(d, SRUPB_R_UNKNOWN_TARGET, "no active server key for %" PRIx64, t->a);
+		}
+		if (join_kind(m->type) >= 0 &&
+		    !srupb_pending_room(ctx->pending, t->a, m->sender_id, p->pending_per_device,
+		                        p->pending_max, srupb_now())) {
+			return drop(d, SRUPB_R_PENDING_FULL, "%zu pending joins (policy pending_joins)",
+			            srupb_pending_count(ctx->pending));
+		}
+		return SRUPB_V_PASS;
+	}
+	/* A device channel of another id: it must be an active device (or observer). A server's
+	 * key is never the target of anything sent on a device channel. */
+	if (target_role(ctx, t->a, &trole) != SRUP_OK) {
+		return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
+	}
+	if (trole != SRUPB_ROLE_DEVICE && trole != SRUPB_ROLE_OBSERVER) {
+		return drop(d, SRUPB_R_UNKNOWN_TARGET, "no active device key for %" PRIx64, t->a);
+	}
+	if (role != SRUPB_ROLE_SERVER) {
+		return SRUPB_V_PASS; /* only as far as the policy's own rules go; no effects */
+	}
+	c->member_device = t->a;
+	c->member_server = m->sender_id;
+	now = srupb_now();
+	if (is_join_outcome(m) || m->type == SRUP_MSG_HM_JOIN_RESP ||
+	    m->type == SRUP_MSG_OBS_JOIN_RESP) {
+		/* Answers to a request the device really sent to this server, still pending. */
+		const struct srupb_pending_join *j =
+		        srupb_pending_find(ctx->pending, m->sender_id, t->a, now);
+		if (j == NULL) {
+			return drop(d, SRUPB_R_NO_PENDING_JOIN,
+			            "no pending join request of %" PRIx64 " to this server", t->a);
+		}
+		if (m->type == SRUP_MSG_HM_JOIN_RESP && j->kind != SRUPB_JOIN_HUMAN) {
+			return drop(d, SRUPB_R_NO_PENDING_JOIN, "the pending join is not human-moderated");
+		}
+		if (m->type == SRUP_MSG_OBS_JOIN_RESP && j->kind != SRUPB_JOIN_OBSERVED) {
+			return drop(d, SRUPB_R_NO_PENDING_JOIN, "the pending join is not observed");
+		}
+		if (is_join_outcome(m) && !srupb_pending_token_matches(j, tok_dg)) {
+			return drop(d, SRUPB_R_NO_PENDING_JOIN,
+			            "the token answers no pending join request of %" PRIx64, t->a);
+		}
+		if (m->type == SRUP_MSG_RESPONSE && m->status == SRUP_ST_JOIN_SUCCESS) {
+			c->member_op = SRUPB_MEMBER_JOIN;
+		}
+		return SRUPB_V_PASS;
+	}
+	if (m->type == SRUP_MSG_JOIN_CMD) {
+		/* Server-initiated join (spec §5.5): the device sends no answer, so only a server the
+		 * policy trusts to command joins may make itself a member this way. */
+		if (!srupb_policy_commands_joins(p, m->sender_id)) {
+			return drop(d, SRUPB_R_NOT_ALLOWED,
+			            "server is not trusted to command joins (policy join_command)");
+		}
+		if (m->device_id != t->a) {
+			return drop(d, SRUPB_R_NOT_ALLOWED, "JOIN_CMD names device %" PRIx64 ", not %" PRIx64,
+			            m->device_id, t->a);
+		}
+		c->member_op = SRUPB_MEMBER_JOIN;
+		return SRUPB_V_PASS;
+	}
+	/* Everything else a server sends a device needs the device to have joined it. */
+	if (srupb_store_member_find(ctx->store, t->a, m->sender_id, &member) != SRUP_OK) {
+		return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
+	}
+	if (!member) {
+		return drop(d, SRUPB_R_NOT_MEMBER, "%" PRIx64 " has not joined this server", t->a);
+	}
+	if (m->type == SRUP_MSG_TERMINATE_CMD) {
+		c->member_op = SRUPB_MEMBER_LEAVE;
+	} else if (m->type == SRUP_MSG_DEREGISTER_CMD) {
+		c->member_op = SRUPB_MEMBER_LEAVE_ALL;
+		c->revoke = true;
+	}
+	return SRUPB_V_PASS;
+}
+
+/* The same signed bytes as the channel's last accepted message: an MQTT retransmission is let
+ * through once; anything else is a replay. */
+static enum srupb_verdict resend_check(struct srupb_ctx *ctx, const struct pub *pb,
+                                       const uint8_t digest[32], struct decision *d)
+{
+	static const char *const why[] = {
+	        [SRUPB_RESEND_USED] = "it was already let through once as a retransmission",
+	        [SRUPB_RESEND_OTHER_CONNECTION] = "another connection, not a resumed session",
+	        [SRUPB_RESEND_UNKNOWN] = "the broker no longer remembers who published it",
+	};
+	enum srupb_resend_answer a;
+
+	if (pb->is_will) {
+		return drop(d, SRUPB_R_REPLAY, "a Will carrying an already accepted message");
+	}
+	if (pb->qos == 0) {
+		return drop(d, SRUPB_R_REPLAY, "the same message again at QoS 0 (no retransmission)");
+	}
+	a = srupb_resend_take(ctx->resend, digest, pb->client,
+	                      pb->client != NULL && !mosquitto_client_clean_session(pb->client));
+	if (a != SRUPB_RESEND_OK) {
+		return drop(d, SRUPB_R_REPLAY, "the same message again, not a retransmission: %s", why[a]);
+	}
+	d->verdict = SRUPB_V_RETRANSMIT;
+	d->reason = SRUPB_R_NONE;
+	snprintf(d->detail, sizeof d->detail, "retransmission of the last accepted message");
+	return SRUPB_V_RETRANSMIT;
+}
+
+/* After the commit: what the message changes in memory (pending joins, the ledger). */
+static void apply_memory_effects(struct srupb_ctx *ctx, const struct srupb_topic *t,
+                                 const struct srup_msg *m, const uint8_t tok_dg[32],
+                                 const struct pub *pb, const struct srupb_commit *c)
+{
+	const struct srupb_policy *p = ctx->policy;
+	int kind = join_kind(m->type);
+
+	srupb_resend_note(ctx->resend, c->mark.digest, pb->client);
+	if (t->kind == SRUPB_T_JOIN && kind >= 0) {
+		enum srup_err e = srupb_pending_open(
+		        ctx->pending, t->a, m->sender_id, (enum srupb_join_kind)kind, tok_dg,
+		        p->pending_per_device, p->pending_max, p->pending_ttl, srupb_now());
+		if (e != SRUP_OK) {
+			srupb_log(MOSQ_LOG_ERR, "pending join of %" PRIx64 " not recorded: %s", m->sender_id,
+			          srup_strerror(e));
+		}
+		return;
+	}
+	if (t->kind != SRUPB_T_DEVICE || m->sender_id == t->a) {
+		return;
+	}
+	if (m->type == SRUP_MSG_HM_JOIN_RESP || m->type == SRUP_MSG_OBS_JOIN_RESP) {
+		struct srupb_pending_join *j =
+		        srupb_pending_find(ctx->pending, m->sender_id, t->a, srupb_now());
+		if (j != NULL) {
+			memcpy(j->ans_token, tok_dg, sizeof j->ans_token);
+			j->has_answer = true;
+		}
+	} else if (is_join_outcome(m)) {
+		srupb_pending_close(ctx->pending, m->sender_id, t->a);
 	}
 }
 
 static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic *t,
-                                 const char *client_id, const char *identity,
-                                 const uint8_t *payload, uint32_t len, bool retain,
+                                 const struct pub *pb, const uint8_t *payload, uint32_t len,
                                  struct srup_msg *m, struct srupb_event *ev, struct decision *d)
 {
 	const struct srupb_policy *p = ctx->policy;
@@ -266,6 +458,7 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	const struct srup_key *key = NULL;
 	struct srup_verifier *ver = NULL;
 	char sender_text[SRUP_ID_TEXT_MAX];
+	uint8_t tok_dg[32];
 
 	/* 1. topic */
 	if (t->kind == SRUPB_T_PROTECTED) {
@@ -274,7 +467,7 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		        "topic is under %s/ but is neither %s/<device> nor %s/servers/<server>/<device>",
 		        p->prefix, p->prefix, p->prefix);
 	}
-	if (retain && p->refuse_retained) {
+	if (pb->retain && p->refuse_retained) {
 		return drop(d, SRUPB_R_RETAINED_REFUSED, "retained SRUP messages are refused by policy");
 	}
 	/* 2. size, strict parse */
@@ -333,7 +526,7 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		if (rec.status != SRUPB_KEY_ACTIVE) {
 			srupb_store_read_end(ctx->store);
 			/* The revoked device's own connection goes too (after this callback). */
-			if (identity != NULL && strcmp(identity, sender_text) == 0) {
+			if (pb->identity != NULL && strcmp(pb->identity, sender_text) == 0) {
 				d->kick_publisher = true;
 			}
 			return drop(d, SRUPB_R_REVOKED_SENDER, "key of %s is revoked", sender_text);
@@ -346,13 +539,25 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		            srup_msg_type_name(m->type));
 	}
 	/* 5. identity binding */
-	if (p->bind_identity && (identity == NULL || strcmp(identity, sender_text) != 0)) {
+	if (p->bind_identity && (pb->identity == NULL || strcmp(pb->identity, sender_text) != 0)) {
 		srupb_store_read_end(ctx->store);
-		return drop(d, SRUPB_R_IDENTITY_MISMATCH, "MQTT %s is not the sender id %s",
-		            p->identity == SRUPB_ID_USERNAME ? "username" : "client id", sender_text);
+		return drop(d, SRUPB_R_IDENTITY_MISMATCH, "proven identity (%s) is not the sender id %s",
+		            p->identity == SRUPB_ID_CERTIFICATE
+		                    ? "certificate CN"
+		                    : (p->identity == SRUPB_ID_USERNAME ? "username" : "client id"),
+		            sender_text);
 	}
-	/* 6. replay pre-check: no signature is spent on a replay */
+	/* 6. trust rules: the channel's target, membership, pending joins */
 	memset(&c, 0, sizeof c);
+	if (!srupb_sha256(ctx, m->token.p, m->token.len, tok_dg)) {
+		srupb_store_read_end(ctx->store);
+		return drop(d, SRUPB_R_INTERNAL_ERROR, "SHA-256 failed");
+	}
+	if (trust_check(ctx, t, rk, role, m, tok_dg, &c, d) == SRUPB_V_DROP) {
+		srupb_store_read_end(ctx->store);
+		return SRUPB_V_DROP;
+	}
+	/* 7. replay pre-check: no signature is spent on a replay */
 	c.sender = m->sender_id;
 	c.chan.kind = t->kind == SRUPB_T_JOIN ? SRUPB_CHAN_JOIN : SRUPB_CHAN_DEVICE;
 	c.chan.a = t->a;
@@ -363,10 +568,10 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	 * elsewhere (that would be not_allowed), so it costs no index write. */
 	if (rk != SRUPB_RULE_OWN || srupb_policy_allows(p, SRUPB_RULE_PEER, role, m->type) ||
 	    srupb_policy_allows(p, SRUPB_RULE_JOIN, role, m->type)) {
-		c.seen_max = p->seen_index;
+		c.seen_max = p->seen_window[role < SRUPB_ROLE__COUNT ? role : SRUPB_ROLE_NONE];
 	}
 	if (!srupb_sha256(ctx, payload, len, c.mark.digest) ||
-	    !client_digest(ctx, client_id, mark.digest)) {
+	    !client_digest(ctx, pb->client_id, mark.digest)) {
 		srupb_store_read_end(ctx->store);
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "SHA-256 failed");
 	}
@@ -381,11 +586,8 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		if (m->sequence_id == mark.seq &&
 		    CRYPTO_memcmp(mark.digest, c.mark.digest, sizeof mark.digest) == 0 &&
 		    CRYPTO_memcmp(mark.client, c.mark.client, sizeof mark.client) == 0) {
-			/* The bytes were verified when first accepted: a QoS resend, not an attack. */
-			d->verdict = SRUPB_V_RETRANSMIT;
-			d->reason = SRUPB_R_NONE;
-			snprintf(d->detail, sizeof d->detail, "resend of the last accepted message");
-			return SRUPB_V_RETRANSMIT;
+			/* The bytes were verified when first accepted. */
+			return resend_check(ctx, pb, c.mark.digest, d);
 		}
 		return drop(d, SRUPB_R_REPLAY, "sequence %" PRIu64 " not above %" PRIu64, m->sequence_id,
 		            mark.seq);
@@ -399,7 +601,13 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		return drop(d, SRUPB_R_REPLAY,
 		            "the same signed message was already accepted on another channel");
 	}
-	/* 7. signature, with a cached parsed key */
+	e = srupb_store_seen_room(ctx->store, m->sender_id, c.seen_max, &found);
+	if (e != SRUP_OK || !found) {
+		srupb_store_read_end(ctx->store);
+		return drop(d, e != SRUP_OK ? SRUPB_R_INTERNAL_ERROR : SRUPB_R_SEEN_INDEX_FULL,
+		            "no room in the seen index for an entry of %s", sender_text);
+	}
+	/* 8. signature, with a cached parsed key */
 	if (!cached) {
 		e = srupb_keystore_get(ctx->keys, rec.id, rec.generation, rec.pem, rec.pem_len, &key, &ver);
 		if (e == SRUP_OK) {
@@ -408,8 +616,12 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	}
 	srupb_store_read_end(ctx->store);
 	if (e != SRUP_OK) {
-		return drop(d, SRUPB_R_INTERNAL_ERROR, "stored key of %s is unusable: %s", sender_text,
+		return drop(d, SRUPB_R_BAD_KEY, "stored key of %s is unusable: %s", sender_text,
 		            srup_strerror(e));
+	}
+	if (srup_key_bits(key) > p->max_key_bits) {
+		return drop(d, SRUPB_R_BAD_KEY, "stored key of %s has %u bits, policy max_key_bits %zu",
+		            sender_text, srup_key_bits(key), p->max_key_bits);
 	}
 	if (m->signature.len != srup_key_size(key)) {
 		return drop(d, SRUPB_R_BAD_SIGNATURE, "signature is %zu bytes, key needs %zu",
@@ -423,15 +635,19 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	if (e != SRUP_OK) {
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "verify: %s", srup_strerror(e));
 	}
-	/* 8. commit durably, then apply what the message means */
-	membership_effect(m, t, rk, role, &c);
+	/* 9. commit durably, then apply what the message means */
 	e = srupb_store_commit(ctx->store, &c, &stale);
 	if (e != SRUP_OK) {
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "commit: %s", srupb_store_strerror(ctx->store));
 	}
+	if (c.seen_full) {
+		return drop(d, SRUPB_R_SEEN_INDEX_FULL, "no room in the seen index for an entry of %s",
+		            sender_text);
+	}
 	if (stale) {
 		return drop(d, SRUPB_R_REPLAY, "sequence no longer above the committed mark");
 	}
+	apply_memory_effects(ctx, t, m, tok_dg, pb, &c);
 	if (c.revoke && c.n_removed < SRUPB_REMOVED_MAX) {
 		/* the device itself is the addressee of a DEREGISTER_CMD */
 		c.removed[c.n_removed++] = c.member_device;
@@ -507,14 +723,14 @@ static void record(struct srupb_ctx *ctx, const struct decision *d, struct srupb
 }
 
 int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic,
-                         const void *payload, uint32_t payloadlen, bool retain, bool from_message)
+                         const void *payload, uint32_t payloadlen, int qos, bool retain,
+                         bool from_message)
 {
 	struct srupb_topic t;
 	struct srupb_event ev;
 	struct decision d;
 	struct srup_msg m;
-	const char *client_id;
-	const char *identity;
+	struct pub pb;
 	char idbuf[SRUPB_IDENTITY_MAX];
 	int result;
 
@@ -526,7 +742,7 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 		case SRUPB_T_CONTROL: {
 			/* Only an admin identity may reach the control topic; it never reaches MESSAGE. */
 			uint64_t id = 0;
-			identity = srupb_identity(ctx, client, idbuf, sizeof idbuf);
+			const char *identity = srupb_identity(ctx, client, idbuf, sizeof idbuf);
 			if (identity != NULL && srup_id_parse(identity, strlen(identity), &id) == SRUP_OK &&
 			    srupb_policy_is_admin(ctx->policy, id)) {
 				return MOSQ_ERR_SUCCESS;
@@ -551,22 +767,41 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	if (from_message && !ctx->have_tick && ctx->n_kicks > 0) {
 		srupb_kick_run_except(ctx, client);
 	}
-	client_id = client != NULL ? mosquitto_client_id(client) : NULL;
-	identity = srupb_identity(ctx, client, idbuf, sizeof idbuf);
+	memset(&pb, 0, sizeof pb);
+	pb.client = client;
+	pb.client_id = client != NULL ? mosquitto_client_id(client) : NULL;
+	pb.identity = srupb_identity(ctx, client, idbuf, sizeof idbuf);
+	pb.qos = qos;
+	pb.retain = retain;
+	pb.from_message = from_message;
+	/* Publishers are learnt too (a revoked key's connection that only publishes is closed at
+	 * the next reload); a WRITE after the client's DISCONNECT is its Will. */
+	pb.conn = srupb_clients_seen(ctx, client, !from_message, &pb.is_will);
 	memset(&ev, 0, sizeof ev);
-	ev.client_id = client_id;
-	ev.identity = identity;
+	ev.client_id = pb.client_id;
+	ev.identity = pb.identity;
 	ev.topic = topic;
 	ev.type = -1;
 	memset(&d, 0, sizeof d);
-	(void)decide(ctx, &t, client_id, identity, payload, payloadlen, retain, &m, &ev, &d);
+	(void)decide(ctx, &t, &pb, payload, payloadlen, &m, &ev, &d);
+	if (d.verdict == SRUPB_V_DROP && d.reason == SRUPB_R_BAD_SIGNATURE && !pb.is_will) {
+		/* Forgeries cost a signature check each: a connection gets a few, then it goes. */
+		unsigned limit = ctx->policy->bad_signatures;
+		unsigned n = pb.conn != NULL ? ++pb.conn->bad_sigs : limit;
+		if (limit > 0 && n >= limit) {
+			d.kick_publisher = true;
+			size_t dl = strlen(d.detail);
+			snprintf(d.detail + dl, sizeof d.detail - dl,
+			         "; %u bad signatures on this connection: disconnecting it", n);
+		}
+	}
 	record(ctx, &d, &ev);
-	if (d.verdict == SRUPB_V_DROP && client_id != NULL &&
+	if (d.verdict == SRUPB_V_DROP && pb.client_id != NULL && !pb.is_will &&
 	    (d.kick_publisher || ctx->policy->disconnect_on_violation)) {
-		srupb_kick_queue(ctx, client_id, false);
+		srupb_kick_queue(ctx, pb.client_id, false);
 	}
 	result = d.verdict == SRUPB_V_DROP ? MOSQ_ERR_ACL_DENIED : MOSQ_ERR_SUCCESS;
-	if (!from_message) {
+	if (!from_message && !pb.is_will) {
 		ctx->slot.valid = true;
 		ctx->slot.client = client;
 		ctx->slot.payload = payload;

@@ -69,6 +69,11 @@ const char *mosquitto_client_username(const struct mosquitto *client)
 	return client->username;
 }
 
+bool mosquitto_client_clean_session(const struct mosquitto *client)
+{
+	return !client->resumed;
+}
+
 void *mosquitto_client_certificate(const struct mosquitto *client)
 {
 	/* As the broker: a new reference the caller frees with X509_free. */

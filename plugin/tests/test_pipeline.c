@@ -35,12 +35,12 @@ static struct srup_key *k_dev2;
 static struct srupb_ctx *ctx;
 static void *ud;
 
-static struct mosquitto c_server = {"srv", "b9d077e223834cf6", NULL};
-static struct mosquitto c_dev = {"dev", "5f5f5f5f5f5f5f5f", NULL};
-static struct mosquitto c_dev_b = {"dev-second-conn", "5f5f5f5f5f5f5f5f", NULL};
-static struct mosquitto c_dev2 = {"dev2", "d2", NULL};
-static struct mosquitto c_admin = {"admin", "ad", NULL};
-static struct mosquitto c_anon = {"anon", NULL, NULL};
+static struct mosquitto c_server = {"srv", "b9d077e223834cf6", NULL, false};
+static struct mosquitto c_dev = {"dev", "5f5f5f5f5f5f5f5f", NULL, false};
+static struct mosquitto c_dev_b = {"dev-second-conn", "5f5f5f5f5f5f5f5f", NULL, false};
+static struct mosquitto c_dev2 = {"dev2", "d2", NULL, false};
+static struct mosquitto c_admin = {"admin", "ad", NULL, false};
+static struct mosquitto c_anon = {"anon", NULL, NULL, false};
 
 static struct srup_key *load_key(const char *name)
 {
@@ -151,7 +151,8 @@ static struct buf build(unsigned type, uint64_t seq, uint64_t sender, const stru
 }
 
 /* One publish as the broker runs it: ACL WRITE, then (if allowed) MESSAGE. */
-static int pub_r(struct mosquitto *c, const char *topic, const void *p, size_t len, bool retain)
+static int pub_q(struct mosquitto *c, const char *topic, const void *p, size_t len, bool retain,
+                 int qos)
 {
 	struct mosquitto_evt_acl_check acl;
 	struct mosquitto_evt_message msg;
@@ -162,6 +163,7 @@ static int pub_r(struct mosquitto *c, const char *topic, const void *p, size_t l
 	acl.payloadlen = (uint32_t)len;
 	acl.access = MOSQ_ACL_WRITE;
 	acl.retain = retain;
+	acl.qos = (uint8_t)qos;
 	int rc = stub_cb[MOSQ_EVT_ACL_CHECK](MOSQ_EVT_ACL_CHECK, &acl,
 	                                     stub_userdata[MOSQ_EVT_ACL_CHECK]);
 	if (rc != MOSQ_ERR_SUCCESS) {
@@ -173,12 +175,36 @@ static int pub_r(struct mosquitto *c, const char *topic, const void *p, size_t l
 	msg.payload = (void *)p;
 	msg.payloadlen = (uint32_t)len;
 	msg.retain = retain;
+	msg.qos = (uint8_t)qos;
 	return stub_cb[MOSQ_EVT_MESSAGE](MOSQ_EVT_MESSAGE, &msg, stub_userdata[MOSQ_EVT_MESSAGE]);
+}
+
+static int pub_r(struct mosquitto *c, const char *topic, const void *p, size_t len, bool retain)
+{
+	return pub_q(c, topic, p, len, retain, 1);
 }
 
 static int pub(struct mosquitto *c, const char *topic, const struct buf *b)
 {
 	return pub_r(c, topic, b->p, b->len, false);
+}
+
+/* A Will: only the ACL WRITE check, after the client's DISCONNECT event. */
+static int will(struct mosquitto *c, const char *topic, const struct buf *b)
+{
+	struct mosquitto_evt_disconnect dis;
+	struct mosquitto_evt_acl_check acl;
+	memset(&dis, 0, sizeof dis);
+	dis.client = c;
+	stub_cb[MOSQ_EVT_DISCONNECT](MOSQ_EVT_DISCONNECT, &dis, stub_userdata[MOSQ_EVT_DISCONNECT]);
+	memset(&acl, 0, sizeof acl);
+	acl.client = c;
+	acl.topic = topic;
+	acl.payload = b->p;
+	acl.payloadlen = (uint32_t)b->len;
+	acl.access = MOSQ_ACL_WRITE;
+	acl.qos = 1;
+	return stub_cb[MOSQ_EVT_ACL_CHECK](MOSQ_EVT_ACL_CHECK, &acl, stub_userdata[MOSQ_EVT_ACL_CHECK]);
 }
 
 static int acl(struct mosquitto *c, int access, const char *topic, const struct buf *b)
@@ -217,6 +243,19 @@ static int audit_count(const char *needle)
 
 #define CH_DEV  "SRUP/5f5f5f5f5f5f5f5f"
 #define CH_DEV2 "SRUP/d2"
+#define JT_DEV  "SRUP/servers/b9d077e223834cf6/5f5f5f5f5f5f5f5f"
+#define JT_DEV2 "SRUP/servers/b9d077e223834cf6/d2"
+
+/* The simple join (spec §5.5): the device's JOIN_REQ, then the server's JOIN_SUCCESS with the
+ * same token; seq numbers are the caller's. */
+static void join(struct mosquitto *dc, uint64_t dev, const struct srup_key *dk, uint64_t dseq,
+                 const char *jt, const char *ch, uint64_t sseq)
+{
+	struct buf rq = build(SRUP_MSG_JOIN_REQ, dseq, dev, dk, "");
+	ck_assert_int_eq(pub(dc, jt, &rq), MOSQ_ERR_SUCCESS);
+	struct buf js = build(SRUP_MSG_RESPONSE, sseq, SERVER, k_server, "50");
+	ck_assert_int_eq(pub(&c_server, ch, &js), MOSQ_ERR_SUCCESS);
+}
 
 START_TEST(test_pipeline_accepts_once_then_replay_and_retransmit)
 {
@@ -225,11 +264,12 @@ START_TEST(test_pipeline_accepts_once_then_replay_and_retransmit)
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m1), MOSQ_ERR_SUCCESS);
 	/* WRITE + MESSAGE of one publish: one decision */
 	ck_assert_uint_eq(ctx->metrics.accepted, 1);
-	/* byte-identical resend by the same client: delivered, counted as retransmission */
+	/* byte-identical QoS 1 resend by the same connection: delivered, once */
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m1), MOSQ_ERR_SUCCESS);
 	ck_assert_uint_eq(ctx->metrics.retransmitted, 1);
 	ck_assert_uint_eq(ctx->metrics.accepted, 1);
-	/* the same bytes from another connection: replay */
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m1), MOSQ_ERR_ACL_DENIED);
+	/* the same bytes from another connection (not a resumed session): replay */
 	ck_assert_int_eq(pub(&c_dev_b, CH_DEV, &m1), MOSQ_ERR_ACL_DENIED);
 	/* an equal sequence id with other content: replay */
 	struct buf m1b = build(SRUP_MSG_DATA, 1, DEV, k_dev, "other");
@@ -238,11 +278,39 @@ START_TEST(test_pipeline_accepts_once_then_replay_and_retransmit)
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m2), MOSQ_ERR_SUCCESS);
 	/* an older message is now a replay even from its own client */
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m1), MOSQ_ERR_ACL_DENIED);
-	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REPLAY], 3);
-	ck_assert_int_eq(audit_count("\"reason\":\"replay\""), 3);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REPLAY], 4);
+	ck_assert_int_eq(audit_count("\"reason\":\"replay\""), 4);
 	ck_assert_int_eq(audit_count("\"verdict\":\"retransmit\""), 1);
 	ck_assert_int_eq(audit_count("\"verdict\":\"accept\""), 0);
-	ck_assert_int_ge(stub_warnings, 3);
+	ck_assert_int_ge(stub_warnings, 4);
+	stop();
+}
+END_TEST
+
+/* The retransmission exception covers MQTT retransmission only: QoS 1/2, the same connection
+ * or its resumed session, once; never QoS 0, never a Will. */
+START_TEST(test_pipeline_retransmit_only_as_mqtt_does)
+{
+	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	struct buf m1 = build(SRUP_MSG_DATA, 1, DEV, k_dev, "one");
+	ck_assert_int_eq(pub_q(&c_dev, CH_DEV, m1.p, m1.len, false, 0), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(pub_q(&c_dev, CH_DEV, m1.p, m1.len, false, 0), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.retransmitted, 0);
+	/* a resumed session of the same client id may resend once */
+	struct buf m2 = build(SRUP_MSG_DATA, 2, DEV, k_dev, "two");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m2), MOSQ_ERR_SUCCESS);
+	struct mosquitto resumed = {"dev", "5f5f5f5f5f5f5f5f", NULL, true};
+	ck_assert_int_eq(pub(&resumed, CH_DEV, &m2), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(pub(&resumed, CH_DEV, &m2), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.retransmitted, 1);
+	/* a Will carrying the last accepted message is refused */
+	struct buf m3 = build(SRUP_MSG_DATA, 3, DEV, k_dev, "three");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m3), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(will(&c_dev, CH_DEV, &m3), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.retransmitted, 1);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REPLAY], 3);
+	/* a Will is never counted as a bad-signature publisher's kick either */
+	ck_assert_int_eq(stub_kicks, 0);
 	stop();
 }
 END_TEST
@@ -330,8 +398,12 @@ START_TEST(test_pipeline_each_drop_reason)
 	struct buf join = build(SRUP_MSG_JOIN_REQ, 1, DEV, k_dev, "");
 	expect_drop(&c_dev, "SRUP/servers/b9d077e223834cf6/d2", join.p, join.len, false,
 	            SRUPB_R_JOIN_TOPIC_MISMATCH);
-	ck_assert_int_eq(pub(&c_dev, "SRUP/servers/b9d077e223834cf6/5f5f5f5f5f5f5f5f", &join),
-	                 MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(pub(&c_dev, JT_DEV, &join), MOSQ_ERR_SUCCESS);
+	struct buf srv_act = build(SRUP_MSG_ACTION, 1, SERVER, k_server, "");
+	expect_drop(&c_server, CH_DEV, srv_act.p, srv_act.len, false, SRUPB_R_NOT_MEMBER);
+	expect_drop(&c_server, "SRUP/99", srv_act.p, srv_act.len, false, SRUPB_R_UNKNOWN_TARGET);
+	struct buf js = build(SRUP_MSG_RESPONSE, 2, SERVER, k_server, "50");
+	expect_drop(&c_server, CH_DEV2, js.p, js.len, false, SRUPB_R_NO_PENDING_JOIN);
 	struct buf sig = build(SRUP_MSG_DATA, 2, DEV, k_dev2, "x");
 	expect_drop(&c_dev, CH_DEV, sig.p, sig.len, false, SRUPB_R_BAD_SIGNATURE);
 	/* revoked: via the store tool path while running (next message sees it) */
@@ -346,7 +418,9 @@ START_TEST(test_pipeline_each_drop_reason)
 	for (unsigned r = 0; r < SRUPB_R__COUNT; r++) {
 		char needle[64];
 		snprintf(needle, sizeof needle, "\"reason\":\"%s\"", srupb_reason_name(r));
-		if (r == SRUPB_R_BAD_PAD || r == SRUPB_R_REPLAY || r == SRUPB_R_INTERNAL_ERROR) {
+		if (r == SRUPB_R_BAD_PAD || r == SRUPB_R_REPLAY || r == SRUPB_R_INTERNAL_ERROR ||
+		    r == SRUPB_R_PENDING_FULL || r == SRUPB_R_BAD_KEY ||
+		    r == SRUPB_R_SEEN_INDEX_FULL) { /* their own tests */
 			continue;
 		}
 		ck_assert_msg(audit_count(needle) >= 1, "no audit line for %s", srupb_reason_name(r));
@@ -359,13 +433,49 @@ END_TEST
 START_TEST(test_pipeline_same_bytes_on_another_channel_is_replay)
 {
 	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	join(&c_dev, DEV, k_dev, 1, JT_DEV, CH_DEV, 1);
+	join(&c_dev2, DEV2, k_dev2, 1, JT_DEV2, CH_DEV2, 2);
 	struct buf a = build(SRUP_MSG_ACTION, 5, SERVER, k_server, "");
 	ck_assert_int_eq(pub(&c_server, CH_DEV, &a), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(pub(&c_server, CH_DEV2, &a), MOSQ_ERR_ACL_DENIED);
 	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REPLAY], 1);
 	/* a fresh message for the other device is fine */
-	struct buf b = build(SRUP_MSG_ACTION, 1, SERVER, k_server, "");
+	struct buf b = build(SRUP_MSG_ACTION, 3, SERVER, k_server, "");
 	ck_assert_int_eq(pub(&c_server, CH_DEV2, &b), MOSQ_ERR_SUCCESS);
+	stop();
+}
+END_TEST
+
+/* No free record in the seen index for a sender below its window: dropped before the
+ * signature check, counted and audited, and no state moves; a sender at its window still
+ * evicts its own entries. */
+START_TEST(test_pipeline_seen_index_full_fails_closed)
+{
+	ck_assert_int_eq(start("version 1\nseen_index 1\njoin_command b9d077e223834cf6\n"
+	                       "allow device_channel server ACTION JOIN_CMD\n"
+	                       "allow device_channel device DATA\n",
+	                       NULL, NULL),
+	                 MOSQ_ERR_SUCCESS);
+	/* the server joins both devices; its second entry replaces its first */
+	struct buf j1 = build(SRUP_MSG_JOIN_CMD, 1, SERVER, k_server, "5f5f5f5f5f5f5f5f");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &j1), MOSQ_ERR_SUCCESS);
+	struct buf j2 = build(SRUP_MSG_JOIN_CMD, 1, SERVER, k_server, "d2");
+	ck_assert_int_eq(pub(&c_server, CH_DEV2, &j2), MOSQ_ERR_SUCCESS);
+	struct buf d = build(SRUP_MSG_DATA, 1, DEV, k_dev, "x");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV2, &d), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_SEEN_INDEX_FULL], 1);
+	ck_assert_int_ge(audit_count("\"reason\":\"seen_index_full\""), 1);
+	struct srupb_mark mk;
+	bool found = true;
+	struct srupb_chan ch = {SRUPB_CHAN_DEVICE, 0xd2, 0};
+	ck_assert_int_eq(srupb_store_mark_find(ctx->store, DEV, &ch, &mk, &found), SRUP_OK);
+	srupb_store_read_end(ctx->store);
+	ck_assert(!found);
+	/* the server at its window of 1 replaces its own entry */
+	struct buf b = build(SRUP_MSG_ACTION, 2, SERVER, k_server, "");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &b), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(pub(&c_server, CH_DEV2, &b), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REPLAY], 1);
 	stop();
 }
 END_TEST
@@ -412,9 +522,8 @@ START_TEST(test_pipeline_membership_read_and_subscribe)
 	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$share/g/" CH_DEV, NULL), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, "$CONTROL/srup/v1/response", NULL),
 	                 MOSQ_ERR_ACL_DENIED);
-	/* the server's verified JOIN_SUCCESS makes it a member */
-	struct buf js = build(SRUP_MSG_RESPONSE, 1, SERVER, k_server, "50");
-	ck_assert_int_eq(pub(&c_server, CH_DEV, &js), MOSQ_ERR_SUCCESS);
+	/* the server's verified JOIN_SUCCESS answering the device's request makes it a member */
+	join(&c_dev, DEV, k_dev, 1, JT_DEV, CH_DEV, 1);
 	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
 	/* resignation: the server still gets the RESIGN_REQUEST itself, then nothing */
@@ -434,14 +543,15 @@ START_TEST(test_pipeline_deregister_revokes_and_kicks)
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &dr), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(stub_kicks, 0);
 	tick();
-	ck_assert_int_eq(stub_kicks, 1);
+	/* its connection known from its publish (by client id), and whoever holds its username */
+	ck_assert_int_eq(stub_kicks, 2);
 	ck_assert_str_eq(stub_last_kick, "5f5f5f5f5f5f5f5f");
 	struct buf d = build(SRUP_MSG_DATA, 2, DEV, k_dev, "x");
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
 	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REVOKED_SENDER], 1);
 	/* a server's DEREGISTER_CMD still reaches the device it deregisters */
+	join(&c_dev2, DEV2, k_dev2, 1, JT_DEV2, CH_DEV2, 1);
 	struct buf js = build(SRUP_MSG_RESPONSE, 1, SERVER, k_server, "50");
-	ck_assert_int_eq(pub(&c_server, CH_DEV2, &js), MOSQ_ERR_SUCCESS);
 	struct buf dc = build(SRUP_MSG_DEREGISTER_CMD, 2, SERVER, k_server, "");
 	ck_assert_int_eq(pub(&c_server, CH_DEV2, &dc), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, CH_DEV2, &dc), MOSQ_ERR_SUCCESS);
@@ -449,6 +559,105 @@ START_TEST(test_pipeline_deregister_revokes_and_kicks)
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, CH_DEV2, &js), MOSQ_ERR_ACL_DENIED);
 	/* a revoked device no longer receives on its channel either */
 	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
+	stop();
+}
+END_TEST
+
+/* Red-team items 1, 2, 14: broker state follows what messages prove, not one side's claim. */
+START_TEST(test_pipeline_membership_needs_proof)
+{
+	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	/* a non-member server cannot terminate or deregister a device: no effect, not delivered */
+	struct buf dc = build(SRUP_MSG_DEREGISTER_CMD, 1, SERVER, k_server, "");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &dc), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_NOT_MEMBER], 1);
+	struct buf tc = build(SRUP_MSG_TERMINATE_CMD, 2, SERVER, k_server, "");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &tc), MOSQ_ERR_ACL_DENIED);
+	struct buf d = build(SRUP_MSG_DATA, 1, DEV, k_dev, "still here");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &d), MOSQ_ERR_SUCCESS);
+	/* nor revoke another server through its channel: not a device */
+	struct buf dcs = build(SRUP_MSG_DEREGISTER_CMD, 3, SERVER, k_server, "");
+	ck_assert_int_eq(pub(&c_server, "SRUP/ad", &dcs), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_UNKNOWN_TARGET], 1);
+	/* a JOIN_SUCCESS nobody asked for, or a JOIN_CMD from a server not trusted with it, makes
+	 * no membership */
+	struct buf js = build(SRUP_MSG_RESPONSE, 4, SERVER, k_server, "50");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &js), MOSQ_ERR_ACL_DENIED);
+	struct buf jc = build(SRUP_MSG_JOIN_CMD, 5, SERVER, k_server, "5f5f5f5f5f5f5f5f");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &jc), MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
+	/* a join request to an unregistered server id stores nothing */
+	struct buf rq = build(SRUP_MSG_JOIN_REQ, 2, DEV, k_dev, "");
+	ck_assert_int_eq(pub(&c_dev, "SRUP/servers/99/5f5f5f5f5f5f5f5f", &rq), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_UNKNOWN_TARGET], 2);
+	/* the real request, then an answer with another token: still no membership */
+	ck_assert_int_eq(pub(&c_dev, JT_DEV, &rq), MOSQ_ERR_SUCCESS);
+	ck_assert_uint_eq(srupb_pending_count(ctx->pending), 1);
+	struct srup_msg m;
+	struct buf other;
+	memset(&m, 0, sizeof m);
+	m.version = SRUP_VERSION;
+	m.type = SRUP_MSG_RESPONSE;
+	m.sequence_id = 6;
+	m.sender_id = SERVER;
+	m.token.p = (const uint8_t *)"OTHER";
+	m.token.len = 5;
+	m.status = SRUP_ST_JOIN_SUCCESS;
+	ck_assert_int_eq(srup_msg_sign_encode(&m, k_server, other.p, sizeof other.p, &other.len, NULL),
+	                 SRUP_OK);
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &other), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_NO_PENDING_JOIN], 2);
+	/* the matching answer makes the server a member, once */
+	struct buf ok = build(SRUP_MSG_RESPONSE, 7, SERVER, k_server, "50");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &ok), MOSQ_ERR_SUCCESS);
+	ck_assert_uint_eq(srupb_pending_count(ctx->pending), 0);
+	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_SUCCESS);
+	/* now its TERMINATE_CMD ends its own membership */
+	struct buf t2 = build(SRUP_MSG_TERMINATE_CMD, 8, SERVER, k_server, "");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &t2), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
+	stop();
+}
+END_TEST
+
+/* JOIN_CMD makes a member only for a server the policy names with join_command. */
+START_TEST(test_pipeline_join_command_needs_policy)
+{
+	ck_assert_int_eq(start("version 1\njoin_command b9d077e223834cf6\n"
+	                       "allow device_channel server JOIN_CMD ACTION\n",
+	                       NULL, NULL),
+	                 MOSQ_ERR_SUCCESS);
+	struct buf bad = build(SRUP_MSG_JOIN_CMD, 1, SERVER, k_server, "d2");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &bad), MOSQ_ERR_ACL_DENIED);
+	struct buf jc = build(SRUP_MSG_JOIN_CMD, 2, SERVER, k_server, "5f5f5f5f5f5f5f5f");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &jc), MOSQ_ERR_SUCCESS);
+	struct buf a = build(SRUP_MSG_ACTION, 3, SERVER, k_server, "");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &a), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_server, MOSQ_ACL_READ, CH_DEV, &a), MOSQ_ERR_SUCCESS);
+	stop();
+}
+END_TEST
+
+/* Red-team items 5 and 7: delivery re-checks the sender; forgeries cost a connection. */
+START_TEST(test_pipeline_delivery_rechecks_sender_and_bad_signatures_kick)
+{
+	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	join(&c_dev, DEV, k_dev, 1, JT_DEV, CH_DEV, 1);
+	struct buf a = build(SRUP_MSG_ACTION, 2, SERVER, k_server, "");
+	ck_assert_int_eq(pub(&c_server, CH_DEV, &a), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, CH_DEV, &a), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(srupb_store_key_revoke(ctx->store, SERVER, NULL), SRUP_OK);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, CH_DEV, &a), MOSQ_ERR_ACL_DENIED);
+	/* garbage is never delivered on a SRUP topic */
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, CH_DEV, NULL), MOSQ_ERR_ACL_DENIED);
+	/* five bad signatures (the default) and the connection is closed from TICK */
+	for (uint64_t i = 0; i < 5; i++) {
+		struct buf f = build(SRUP_MSG_DATA, 10 + i, DEV, k_dev2, "forged");
+		ck_assert_int_eq(pub(&c_dev, CH_DEV, &f), MOSQ_ERR_ACL_DENIED);
+		tick();
+		ck_assert_int_eq(stub_kicks, i == 4 ? 1 : 0);
+	}
+	ck_assert_str_eq(stub_last_kick, "dev");
 	stop();
 }
 END_TEST
@@ -462,8 +671,9 @@ START_TEST(test_pipeline_kick_without_tick_waits_for_another_client)
 	struct buf d = build(SRUP_MSG_DATA, 2, DEV, k_dev, "x");
 	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
 	ck_assert_int_eq(stub_kicks, 0);
-	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, CH_DEV2, &d), MOSQ_ERR_SUCCESS);
-	ck_assert_int_eq(stub_kicks, 1);
+	struct buf d2 = build(SRUP_MSG_DATA, 1, DEV2, k_dev2, "x");
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, CH_DEV2, &d2), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(stub_kicks, 2);
 	ck_assert_str_eq(stub_last_kick, "5f5f5f5f5f5f5f5f");
 	stop();
 }
@@ -609,14 +819,19 @@ Suite *plugin_pipeline_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_pipeline_accepts_once_then_replay_and_retransmit);
+	tcase_add_test(tc, test_pipeline_retransmit_only_as_mqtt_does);
 	tcase_add_test(tc, test_pipeline_forgery_moves_no_state);
 	tcase_add_test(tc, test_pipeline_prefixes_and_flips_are_dropped);
 	tcase_add_test(tc, test_pipeline_each_drop_reason);
 	tcase_add_test(tc, test_pipeline_same_bytes_on_another_channel_is_replay);
 	tcase_add_test(tc, test_pipeline_own_channel_index_follows_policy);
+	tcase_add_test(tc, test_pipeline_seen_index_full_fails_closed);
 	tcase_add_test(tc, test_pipeline_membership_read_and_subscribe);
 	tcase_add_test(tc, test_pipeline_deregister_revokes_and_kicks);
 	tcase_add_test(tc, test_pipeline_kick_without_tick_waits_for_another_client);
+	tcase_add_test(tc, test_pipeline_membership_needs_proof);
+	tcase_add_test(tc, test_pipeline_join_command_needs_policy);
+	tcase_add_test(tc, test_pipeline_delivery_rechecks_sender_and_bad_signatures_kick);
 	tcase_add_test(tc, test_pipeline_bad_options_refuse_start);
 	tcase_add_test(tc, test_pipeline_registration_failure_refuses_start);
 	tcase_add_test(tc, test_pipeline_reload_keeps_last_good_policy);

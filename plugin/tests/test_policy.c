@@ -102,6 +102,35 @@ START_TEST(test_policy_rejects_with_file_and_line)
 	parse_bad(MIN_POLICY "key_cache 12abc\n", 3, "key_cache");
 	parse_bad(MIN_POLICY "metrics_interval 0\n", 3, "metrics_interval");
 	parse_bad("version 1\nprefix SRUP\n", 0, "no 'allow' rule");
+	parse_bad(MIN_POLICY "seen_window admin 5\n", 3, "unknown role 'admin'");
+	parse_bad(MIN_POLICY "seen_window device\n", 3, "needs");
+	parse_bad(MIN_POLICY "seen_window device -1\n", 3, "seen_window");
+	parse_bad(MIN_POLICY "seen_window device 5\nseen_window device 6\n", 4, "twice");
+	parse_bad(MIN_POLICY "seen_index 100\nseen_window server 101\n", 0,
+	          "seen_window server 101 is larger than seen_index 100");
+}
+END_TEST
+
+/* seen_window: per-role defaults, explicit values, defaults lowered to a smaller seen_index. */
+START_TEST(test_policy_seen_windows)
+{
+	struct srupb_policy *p = parse_ok(MIN_POLICY);
+	ck_assert_uint_eq(p->seen_index, 262144);
+	ck_assert_uint_eq(p->seen_window[SRUPB_ROLE_SERVER], 65536);
+	ck_assert_uint_eq(p->seen_window[SRUPB_ROLE_DEVICE], 64);
+	ck_assert_uint_eq(p->seen_window[SRUPB_ROLE_OBSERVER], 64);
+	ck_assert_uint_eq(p->seen_window[SRUPB_ROLE_NONE], 0);
+	free(p);
+	p = parse_ok(MIN_POLICY "seen_index 1000\nseen_window device 0\nseen_window observer 1000\n");
+	ck_assert_uint_eq(p->seen_window[SRUPB_ROLE_SERVER], 1000); /* default, lowered */
+	ck_assert_uint_eq(p->seen_window[SRUPB_ROLE_DEVICE], 0);
+	ck_assert_uint_eq(p->seen_window[SRUPB_ROLE_OBSERVER], 1000);
+	free(p);
+	p = parse_ok(MIN_POLICY "seen_index 0\n"); /* the index off: nothing is indexed */
+	for (unsigned r = 0; r < SRUPB_ROLE__COUNT; r++) {
+		ck_assert_uint_eq(p->seen_window[r], 0);
+	}
+	free(p);
 }
 END_TEST
 
@@ -216,12 +245,13 @@ END_TEST
 
 START_TEST(test_policy_reason_names_match_contract)
 {
-	static const char *const want[] = {"empty_payload",       "too_large",      "truncated",
-	                                   "field_length",        "trailing_bytes", "bad_version",
-	                                   "unknown_type",        "bad_pad",        "not_allowed",
-	                                   "unknown_sender",      "revoked_sender", "identity_mismatch",
-	                                   "join_topic_mismatch", "replay",         "bad_signature",
-	                                   "retained_refused",    "internal_error"};
+	static const char *const want[] = {
+	        "empty_payload",       "too_large",      "truncated",       "field_length",
+	        "trailing_bytes",      "bad_version",    "unknown_type",    "bad_pad",
+	        "not_allowed",         "unknown_sender", "revoked_sender",  "identity_mismatch",
+	        "join_topic_mismatch", "replay",         "bad_signature",   "retained_refused",
+	        "internal_error",      "not_member",     "no_pending_join", "pending_full",
+	        "unknown_target",      "bad_key",        "seen_index_full"};
 	ck_assert_uint_eq(sizeof want / sizeof want[0], SRUPB_R__COUNT);
 	for (unsigned i = 0; i < SRUPB_R__COUNT; i++) {
 		ck_assert_str_eq(srupb_reason_name(i), want[i]);
@@ -239,6 +269,7 @@ Suite *plugin_policy_suite(void)
 	tcase_add_test(tc, test_policy_rejects_with_file_and_line);
 	tcase_add_loop_test(tc, test_policy_max_payload_bounds, 0, 5);
 	tcase_add_test(tc, test_policy_directives_take_effect);
+	tcase_add_test(tc, test_policy_seen_windows);
 	tcase_add_test(tc, test_policy_classifies_topics);
 	tcase_add_test(tc, test_policy_reason_names_match_contract);
 	suite_add_tcase(s, tc);

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT
  * test_store.c - unit tests of store.c (LMDB): keys, marks, the bounded seen index, membership,
  * revocation, and persistence across close/reopen. Each test uses a fresh temp directory. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <check.h>
+#include <lmdb.h>
 
 #include "srupb.h"
 #include "testutil.h"
@@ -97,6 +99,49 @@ static int collect(const struct srupb_keyrec *rec, void *arg)
 	return 0;
 }
 
+/* srupb_store_key_add: a taken id is replaced only with force, a revoked one never. */
+START_TEST(test_store_key_add_refuses_taken_and_revoked_ids)
+{
+	struct srupb_store *st = fresh();
+	enum srupb_add_result res = SRUPB_ADD_EXISTS;
+	struct srupb_keyrec old;
+	struct srupb_keyrec rec;
+	char *pem = NULL;
+	bool found = false;
+
+	ck_assert_int_eq(srupb_store_key_add(st, 42, SRUPB_ROLE_DEVICE, "PEM-A", 5, false, &res, &old),
+	                 SRUP_OK);
+	ck_assert_int_eq(res, SRUPB_ADD_NEW);
+	ck_assert_int_eq(srupb_store_key_add(st, 42, SRUPB_ROLE_SERVER, "PEM-B", 5, false, &res, &old),
+	                 SRUP_OK);
+	ck_assert_int_eq(res, SRUPB_ADD_EXISTS);
+	ck_assert_uint_eq(old.role, SRUPB_ROLE_DEVICE);
+	ck_assert_int_eq(srupb_store_key_get(st, 42, &rec, &pem, &found), SRUP_OK);
+	ck_assert(found && rec.role == SRUPB_ROLE_DEVICE && strcmp(pem, "PEM-A") == 0);
+	free(pem);
+	ck_assert_int_eq(srupb_store_key_add(st, 42, SRUPB_ROLE_SERVER, "PEM-B", 5, true, &res, NULL),
+	                 SRUP_OK);
+	ck_assert_int_eq(res, SRUPB_ADD_REPLACED);
+	ck_assert_int_eq(srupb_store_key_get(st, 42, &rec, &pem, &found), SRUP_OK);
+	ck_assert(found && rec.role == SRUPB_ROLE_SERVER && strcmp(pem, "PEM-B") == 0);
+	free(pem);
+	ck_assert_int_eq(srupb_store_key_revoke(st, 42, &found), SRUP_OK);
+	for (int force = 0; force <= 1; force++) {
+		ck_assert_int_eq(
+		        srupb_store_key_add(st, 42, SRUPB_ROLE_DEVICE, "PEM-C", 5, force, &res, &old),
+		        SRUP_OK);
+		ck_assert_int_eq(res, SRUPB_ADD_REVOKED);
+		ck_assert_int_eq(srupb_store_key_get(st, 42, &rec, &pem, &found), SRUP_OK);
+		ck_assert(found && rec.status == SRUPB_KEY_REVOKED && strcmp(pem, "PEM-B") == 0);
+		free(pem);
+	}
+	ck_assert_int_eq(srupb_store_key_add(st, 43, SRUPB_ROLE_NONE, "x", 1, false, &res, NULL),
+	                 SRUP_ERR_INVAL);
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
 START_TEST(test_store_foreach_in_id_order_and_put_many)
 {
 	struct srupb_store *st = fresh();
@@ -163,25 +208,34 @@ START_TEST(test_store_seen_index_is_bounded)
 	struct srupb_store *st = fresh();
 	bool stale = false;
 	bool found = true;
+	bool room = false;
+	size_t used = 1;
+	size_t cap = 1;
 	uint8_t dg[32];
 
-	/* without srupb_store_seen_open (the srup tool) nothing is indexed or found */
+	/* without srupb_store_seen_open (the srup tool) nothing is indexed or found, nor refused */
 	struct srupb_commit c0 = commit_for(5, 9, 1, 1);
 	ck_assert_int_eq(srupb_store_commit(st, &c0, &stale), SRUP_OK);
+	ck_assert(!c0.seen_full);
 	memset(dg, 1, sizeof dg);
 	ck_assert_int_eq(srupb_store_seen_find(st, dg, &found), SRUP_OK);
 	ck_assert(!found);
+	ck_assert_int_eq(srupb_store_seen_room(st, 5, 3, &room), SRUP_OK);
+	ck_assert(room);
+	srupb_store_seen_stats(st, &used, &cap);
+	ck_assert_uint_eq(used, 0);
+	ck_assert_uint_eq(cap, 0);
 	srupb_store_close(st);
 	cleanup_dir();
 
 	st = fresh();
-	ck_assert_int_eq(srupb_store_seen_open(st, 3), SRUP_OK);
-	ck_assert_int_eq(srupb_store_seen_open(st, 3), SRUP_ERR_INVAL); /* once */
-	ck_assert_uint_eq(srupb_store_seen_window(st, 3), 3);
+	ck_assert_int_eq(srupb_store_seen_open(st, 8), SRUP_OK);
+	ck_assert_int_eq(srupb_store_seen_open(st, 8), SRUP_ERR_INVAL); /* once */
 	for (uint8_t i = 1; i <= 5; i++) {
 		struct srupb_commit c = commit_for(5, 9, i, i);
 		c.seen_max = 3;
 		ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+		ck_assert(!stale && !c.seen_full);
 	}
 	/* seen_max 0: committed, not indexed */
 	struct srupb_commit c6 = commit_for(5, 9, 6, 6);
@@ -192,12 +246,44 @@ START_TEST(test_store_seen_index_is_bounded)
 		ck_assert_int_eq(srupb_store_seen_find(st, dg, &found), SRUP_OK);
 		ck_assert_msg(found == (i > 2 && i < 6), "digest %u: found %d", i, found);
 	}
-	/* the window can shrink and grow back on reload, up to what the file holds (1024) */
-	ck_assert_uint_eq(srupb_store_seen_window(st, 1), 1);
+	/* another sender fills the other five records */
+	for (uint8_t i = 11; i <= 15; i++) {
+		struct srupb_commit c = commit_for(6, 9, i, i);
+		c.seen_max = 64;
+		ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+		ck_assert(!c.seen_full);
+	}
+	srupb_store_seen_stats(st, &used, &cap);
+	ck_assert_uint_eq(used, 8);
+	ck_assert_uint_eq(cap, 8);
+	/* full: sender 6 (below its window) and a new sender are refused, and nothing is written */
+	ck_assert_int_eq(srupb_store_seen_room(st, 6, 64, &room), SRUP_OK);
+	ck_assert(!room);
+	struct srupb_commit c7 = commit_for(7, 9, 1, 0x77);
+	c7.seen_max = 64;
+	ck_assert_int_eq(srupb_store_commit(st, &c7, &stale), SRUP_OK);
+	ck_assert(c7.seen_full);
+	struct srupb_mark mk;
+	ck_assert_int_eq(srupb_store_mark_find(st, 7, &c7.chan, &mk, &found), SRUP_OK);
+	srupb_store_read_end(st);
+	ck_assert(!found);
+	memset(dg, 0x77, sizeof dg);
+	ck_assert_int_eq(srupb_store_seen_find(st, dg, &found), SRUP_OK);
+	ck_assert(!found);
+	/* a commit that indexes nothing still goes through; sender 5 at its window evicts its own */
+	c7.seen_max = 0;
+	ck_assert_int_eq(srupb_store_commit(st, &c7, &stale), SRUP_OK);
+	ck_assert(!c7.seen_full && !stale);
+	ck_assert_int_eq(srupb_store_seen_room(st, 5, 3, &room), SRUP_OK);
+	ck_assert(room);
+	struct srupb_commit c8 = commit_for(5, 9, 8, 8);
+	c8.seen_max = 3;
+	ck_assert_int_eq(srupb_store_commit(st, &c8, &stale), SRUP_OK);
+	ck_assert(!c8.seen_full);
 	memset(dg, 3, sizeof dg);
 	ck_assert_int_eq(srupb_store_seen_find(st, dg, &found), SRUP_OK);
 	ck_assert(!found);
-	ck_assert_uint_eq(srupb_store_seen_window(st, 5000), 1024);
+	memset(dg, 11, sizeof dg);
 	ck_assert_int_eq(srupb_store_seen_find(st, dg, &found), SRUP_OK);
 	ck_assert(found);
 	srupb_store_close(st);
@@ -293,6 +379,138 @@ START_TEST(test_store_writemap_mode)
 }
 END_TEST
 
+static struct srupb_store *reopen(void)
+{
+	struct srupb_store *st = NULL;
+	char err[256] = "";
+	ck_assert_msg(srupb_store_open(dir, false, SRUPB_SYNC_OS, &st, err, sizeof err) == SRUP_OK,
+	              "%s", err);
+	return st;
+}
+
+static void file_id(const char *name, uint8_t id[16])
+{
+	char path[160];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, id, 16, 64), 16);
+	close(fd);
+}
+
+static void set_file_id(const char *name, const uint8_t id[16])
+{
+	char path[160];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, id, 16, 64), 16);
+	close(fd);
+}
+
+/* Item 16: LMDB holds a store id, the journal and the seen index carry it; parts that disagree
+ * (data.mdb emptied, or a file of another store) are refused with one line saying what to do;
+ * a store from before ids gets one and its files adopt it. */
+START_TEST(test_store_id_binds_files_and_refuses_disagreement)
+{
+	static const uint8_t zero[16];
+	uint8_t sid[16];
+	uint8_t fid[16];
+	size_t n = 1;
+	struct srupb_store *st = fresh();
+
+	srupb_store_id(st, sid);
+	ck_assert(memcmp(sid, zero, 16) != 0);
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_OK);
+	ck_assert_int_eq(srupb_store_seen_open(st, 64), SRUP_OK);
+	ck_assert_int_eq(srupb_store_key_put(st, 5, SRUPB_ROLE_DEVICE, "K", 1), SRUP_OK);
+	srupb_store_close(st);
+	file_id("marks.journal", fid);
+	ck_assert(memcmp(fid, sid, 16) == 0);
+	file_id("seen.idx", fid);
+	ck_assert(memcmp(fid, sid, 16) == 0);
+
+	/* the same store again: fine, same id */
+	st = reopen();
+	srupb_store_id(st, fid);
+	ck_assert(memcmp(fid, sid, 16) == 0);
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_OK);
+	ck_assert_int_eq(srupb_store_seen_open(st, 64), SRUP_OK);
+	srupb_store_close(st);
+
+	/* data.mdb truncated to 0: LMDB opens empty, the journal is refused */
+	char mdb[128];
+	snprintf(mdb, sizeof mdb, "%s/data.mdb", dir);
+	ck_assert_int_eq(truncate(mdb, 0), 0);
+	st = reopen();
+	ck_assert_int_eq(srupb_store_key_count(st, &n), SRUP_OK);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_ERR_INVAL);
+	const char *e = srupb_store_strerror(st);
+	ck_assert_msg(strstr(e, "data.mdb has no store id") != NULL && strstr(e, "marks.journal") &&
+	                      strstr(e, "restore") && strstr(e, "remove marks.journal and seen.idx"),
+	              "%s", e);
+	ck_assert_int_eq(srupb_store_seen_open(st, 64), SRUP_ERR_INVAL);
+	ck_assert_msg(strstr(srupb_store_strerror(st), "seen.idx belongs to store") != NULL, "%s",
+	              srupb_store_strerror(st));
+	srupb_store_close(st);
+	/* ... and on every later start (LMDB now has an id of its own): still refused */
+	st = reopen();
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_ERR_INVAL);
+	ck_assert_msg(strstr(srupb_store_strerror(st), "disagree") != NULL, "%s",
+	              srupb_store_strerror(st));
+	srupb_store_close(st);
+	/* the documented way out: remove both files, knowingly */
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "rm %s/marks.journal %s/seen.idx", dir, dir);
+	ck_assert_int_eq(system(cmd), 0);
+	st = reopen();
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_OK);
+	ck_assert_int_eq(srupb_store_seen_open(st, 64), SRUP_OK);
+	srupb_store_id(st, sid);
+	srupb_store_close(st);
+
+	/* a store from before ids: no id in LMDB nor in the files; it gets one, the files adopt it */
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val k = {8, (void *)"store_id"};
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_del(txn, dbi, &k, NULL), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	set_file_id("marks.journal", zero);
+	set_file_id("seen.idx", zero);
+	st = reopen();
+	srupb_store_id(st, sid);
+	ck_assert(memcmp(sid, zero, 16) != 0);
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_OK);
+	ck_assert_int_eq(srupb_store_seen_open(st, 64), SRUP_OK);
+	srupb_store_close(st);
+	file_id("marks.journal", fid);
+	ck_assert(memcmp(fid, sid, 16) == 0);
+	file_id("seen.idx", fid);
+	ck_assert(memcmp(fid, sid, 16) == 0);
+
+	/* a file of another store */
+	uint8_t other[16];
+	memset(other, 0xab, sizeof other);
+	set_file_id("seen.idx", other);
+	st = reopen();
+	ck_assert_int_eq(srupb_store_journal_open(st, 64), SRUP_OK);
+	ck_assert_int_eq(srupb_store_seen_open(st, 64), SRUP_ERR_INVAL);
+	ck_assert_msg(strstr(srupb_store_strerror(st), "seen.idx belongs to store abababab") != NULL,
+	              "%s", srupb_store_strerror(st));
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
 START_TEST(test_store_open_errors)
 {
 	struct srupb_store *st = NULL;
@@ -316,11 +534,13 @@ Suite *plugin_store_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_store_keys_put_get_revoke_list);
+	tcase_add_test(tc, test_store_key_add_refuses_taken_and_revoked_ids);
 	tcase_add_test(tc, test_store_foreach_in_id_order_and_put_many);
 	tcase_add_test(tc, test_store_marks_only_move_up_and_persist);
 	tcase_add_test(tc, test_store_seen_index_is_bounded);
 	tcase_add_test(tc, test_store_membership_and_deregistration);
 	tcase_add_test(tc, test_store_writemap_mode);
+	tcase_add_test(tc, test_store_id_binds_files_and_refuses_disagreement);
 	tcase_add_test(tc, test_store_open_errors);
 	suite_add_tcase(s, tc);
 	return s;

@@ -38,7 +38,8 @@ SLOW = 4.0 if VALGRIND else 1.0
 DROP_REASONS = ("empty_payload too_large truncated field_length trailing_bytes bad_version "
                 "unknown_type bad_pad not_allowed unknown_sender revoked_sender "
                 "identity_mismatch join_topic_mismatch replay bad_signature retained_refused "
-                "internal_error").split()
+                "internal_error not_member no_pending_join pending_full unknown_target "
+                "bad_key seen_index_full").split()
 
 RC_OK = 0x00
 RC_NO_SUBSCRIBERS = 0x10

@@ -111,20 +111,31 @@ def test_keys_reloaded(lab, check):
     h.expect_drop(lab, check, c, "SRUP/%s" % lab.dev3.hex,
                   lab.msg(lab.dev3, "DATA", data_id=b"x", data=b"revoked"), "revoked_sender",
                   "device revoked while running, after SIGHUP")
-    # Re-adding (a new key for the same id) makes it valid again.
+    # Re-adding a revoked id is refused (exit 3), even with --force: it stays revoked.
     new3 = h.Identity("dev3b", lab.dir, "device")
-    new3.id, new3.hex, new3.seq = lab.dev3.id, lab.dev3.hex, lab.dev3.seq
-    lab.keys_add(new3)
+    p = h.run([h.SRUP, "keys", "add", "--store", lab.store, "--id", lab.dev3.hex, "--role",
+               "device", "--key", new3.pub, "--force"], check=False)
+    check(p.returncode == 3, "re-adding a revoked id: exit %d, want 3" % p.returncode)
     check(lab.broker.hup(), "no reload after SIGHUP")
     c = lab.connect(lab.dev3)
-    rc = c.publish("SRUP/%s" % lab.dev3.hex, lab.msg(new3, "DATA", data_id=b"x", data=b"b"))
-    check(h.delivered(rc), "re-added id with a new key: PUBACK %s" % h.rc_name(rc))
-    lab.dev3.seq = new3.seq
-    rc = c.publish("SRUP/%s" % lab.dev3.hex, lab.msg(lab.dev3, "DATA", data_id=b"x",
-                                                     data=b"old key"))
+    h.expect_drop(lab, check, c, "SRUP/%s" % lab.dev3.hex,
+                  lab.msg(lab.dev3, "DATA", data_id=b"x", data=b"still revoked"),
+                  "revoked_sender", "revoked id after a refused re-add")
+    c.close()
+    # Replacing the key of an active id (--force) makes the new key the valid one.
+    newl = h.Identity("lateb", lab.dir, "device")
+    newl.id, newl.hex, newl.seq = late.id, late.hex, late.seq
+    h.run([h.SRUP, "keys", "add", "--store", lab.store, "--id", late.hex, "--role", "device",
+           "--key", newl.pub, "--force"])
+    check(lab.broker.hup(), "no reload after SIGHUP")
+    c = lab.connect(late)
+    rc = c.publish("SRUP/%s" % late.hex, lab.msg(newl, "DATA", data_id=b"x", data=b"b"))
+    check(h.delivered(rc), "id with a replaced key, new key: PUBACK %s" % h.rc_name(rc))
+    late.seq = newl.seq
+    rc = c.publish("SRUP/%s" % late.hex, lab.msg(late, "DATA", data_id=b"x",
+                                                 data=b"old key"))
     check(rc == h.RC_NOT_AUTHORIZED, "message signed with the replaced key: PUBACK %s"
           % h.rc_name(rc))
-
 
 if __name__ == "__main__":
     h.main([test_policy_change_applies_on_sighup, test_broken_policy_keeps_last_good,

@@ -62,6 +62,12 @@ def test_cn_is_the_identity(lab, check):
     h.expect_accept(lab, check, d1, ch, lab.msg(lab.dev1, "DATA", data_id=b"t", data=b"tls"),
                     "dev1's DATA over TLS with CN = dev1", receivers=[d1])
     s = tls_client(lab, lab.server.hex, "tls-server")
+    tok = lab.token()
+    h.expect_accept(lab, check, d1, "SRUP/servers/%s/%s" % (lab.server.hex, lab.dev1.hex),
+                    lab.msg(lab.dev1, "JOIN_REQ", token=tok), "dev1's JOIN_REQ over TLS")
+    h.expect_accept(lab, check, s, ch, lab.msg(lab.server, "RESPONSE", token=tok,
+                                               status=h.JOIN_SUCCESS),
+                    "server's JOIN_SUCCESS over TLS", receivers=[d1])
     h.expect_accept(lab, check, s, ch, lab.msg(lab.server, "ACTION", action_id=1),
                     "server's ACTION over TLS with CN = server", receivers=[d1])
     S["d1"] = d1

@@ -767,8 +767,161 @@ def group_terminal(ctx):
         if want_rc == 3:
             one_error_line(ctx, p.stderr, "encode", "binary to a terminal")
 
+AUDIT_KEYS = {"time", "verdict", "reason", "source", "command", "target", "role", "result",
+              "detail", "uid"}
+
+
+def audit_records(ctx, path):
+    """The JSON lines of an audit log, each checked against the admin line schema."""
+    if not os.path.exists(path):
+        return []
+    recs = []
+    with open(path) as f:
+        text = f.read()
+    ctx.check(text == "" or text.endswith("\n"), "%s ends with a newline" % path)
+    for line in text.splitlines():
+        r = parse_json_strict(line)
+        ctx.check(set(r.keys()) == AUDIT_KEYS, "audit line members: %s" % sorted(r.keys()))
+        ctx.check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", r.get("time", "")) is not None,
+                  "audit time %r" % r.get("time"))
+        ctx.check(r.get("verdict") == "admin" and r.get("reason") is None and
+                  r.get("source") == "srup keys" and r.get("uid") == os.getuid(),
+                  "audit constant members: %r" % r)
+        recs.append(r)
+    return recs
+
+
+def show(ctx, store, ident):
+    rc, out, err = ctx.run(["keys", "show", "--store", store, "--id", ident])
+    fields = dict(l.split(": ", 1) for l in out.decode().splitlines() if ": " in l)
+    return rc, fields
+
+
+def group_keys_admin(ctx):
+    """Issue 10 items 15 and 6: add refuses a taken id without --force (exit 3), never
+    un-revokes, refuses e != 65537 and more than 4096 bits; every add and revoke is one JSON line
+    in <store>/audit.jsonl (or --audit FILE), refusals included."""
+    store = ctx.path("kstore")
+    audit = os.path.join(store, "audit.jsonl")
+    _, pub_a = keygen(ctx, "ka")
+    _, pub_b = keygen(ctx, "kb")
+    rc, out, err = ctx.run(["keys", "add", "--store", store, "--id", "1234", "--role", "device",
+                            "--key", pub_a])
+    ctx.check(rc == 0, "first add: rc %d %r" % (rc, err))
+    rc, f = show(ctx, store, "1234")
+    fp_a = f.get("fingerprint")
+    ctx.check(rc == 0 and f.get("role") == "device" and f.get("status") == "active",
+              "after add: %r" % f)
+    recs = audit_records(ctx, audit)
+    ctx.check(len(recs) == 1 and recs[0]["command"] == "add" and recs[0]["target"] == "1234"
+              and recs[0]["role"] == "device" and recs[0]["result"] == "ok"
+              and fp_a is not None and fp_a in recs[0]["detail"], "audit of add: %r" % recs)
+
+    # the same id again, without --force: refused, nothing changed, audited
+    rc, out, err = ctx.run(["keys", "add", "--store", store, "--id", "1234", "--role", "server",
+                            "--key", pub_b])
+    ctx.check(rc == 3, "add of a taken id without --force: rc %d" % rc)
+    one_error_line(ctx, err, "keys add", "taken id")
+    ctx.check(b"--force" in err and b"1234" in err, "the refusal names the id and --force: %r" % err)
+    rc, f = show(ctx, store, "1234")
+    ctx.check(f.get("role") == "device" and f.get("fingerprint") == fp_a,
+              "refused add changed the record: %r" % f)
+    recs = audit_records(ctx, audit)
+    ctx.check(len(recs) == 2 and recs[1]["result"] == "refused" and recs[1]["command"] == "add",
+              "audit of the refused add: %r" % recs[1:])
+
+    # --force replaces key and role
+    rc, out, err = ctx.run(["keys", "add", "--store", store, "--id", "1234", "--role", "server",
+                            "--key", pub_b, "--force"])
+    ctx.check(rc == 0, "add --force: rc %d %r" % (rc, err))
+    rc, f = show(ctx, store, "1234")
+    ctx.check(f.get("role") == "server" and f.get("status") == "active"
+              and f.get("fingerprint") not in (None, fp_a), "after add --force: %r" % f)
+    recs = audit_records(ctx, audit)
+    ctx.check(len(recs) == 3 and recs[2]["result"] == "ok" and recs[2]["role"] == "server"
+              and "--force" in recs[2]["detail"] and "device" in recs[2]["detail"],
+              "audit of add --force: %r" % recs[2:])
+
+    # revoke, then add (with and without --force) never un-revokes
+    rc, out, err = ctx.run(["keys", "revoke", "--store", store, "--id", "1234"])
+    ctx.check(rc == 0, "revoke: rc %d" % rc)
+    for extra in ([], ["--force"]):
+        rc, out, err = ctx.run(["keys", "add", "--store", store, "--id", "1234", "--role",
+                                "device", "--key", pub_a] + extra)
+        ctx.check(rc == 3, "add %r of a revoked id: rc %d" % (extra, rc))
+        one_error_line(ctx, err, "keys add", "revoked id")
+        ctx.check(b"revoked" in err, "the refusal says the id is revoked: %r" % err)
+        if extra:
+            ctx.check(b"even with --force" in err, "the refusal says --force does not help: %r"
+                      % err)
+        rc, f = show(ctx, store, "1234")
+        ctx.check(f.get("status") == "revoked" and f.get("role") == "server",
+                  "add %r un-revoked or changed the id: %r" % (extra, f))
+    recs = audit_records(ctx, audit)
+    ctx.check(len(recs) == 6 and recs[3]["command"] == "revoke" and recs[3]["result"] == "ok"
+              and recs[3]["role"] == "server" and recs[4]["result"] == "refused"
+              and recs[5]["result"] == "refused", "audit of revoke and refused re-adds: %r"
+              % recs[3:])
+    rc, out, err = ctx.run(["keys", "revoke", "--store", store, "--id", "99"])
+    ctx.check(rc == 3, "revoke of an unknown id: rc %d" % rc)
+    recs = audit_records(ctx, audit)
+    ctx.check(len(recs) == 7 and recs[6]["result"] == "not_found" and recs[6]["target"] == "99",
+              "audit of an unknown revoke: %r" % recs[6:])
+
+    # bulk add: one line
+    rc, out, err = ctx.run(["keys", "add", "--store", store, "--random", "3", "--role", "device",
+                            "--key", pub_a])
+    ctx.check(rc == 0 and len(out.split()) == 3, "add --random 3: rc %d" % rc)
+    recs = audit_records(ctx, audit)
+    ctx.check(len(recs) == 8 and recs[7]["command"] == "add" and recs[7]["target"] is None
+              and "3" in recs[7]["detail"] and recs[7]["result"] == "ok",
+              "audit of a bulk add: %r" % recs[7:])
+
+    # --audit FILE overrides the default; an audit log that cannot be opened changes nothing
+    other = ctx.path("other-audit.jsonl")
+    rc, out, err = ctx.run(["keys", "add", "--store", store, "--id", "77", "--role", "observer",
+                            "--key", pub_a, "--audit", other])
+    ctx.check(rc == 0, "add --audit FILE: rc %d" % rc)
+    ctx.check(len(audit_records(ctx, audit)) == 8, "--audit FILE also wrote the default log")
+    orecs = audit_records(ctx, other)
+    ctx.check(len(orecs) == 1 and orecs[0]["target"] == "77" and orecs[0]["role"] == "observer",
+              "--audit FILE: %r" % orecs)
+    rc, out, err = ctx.run(["keys", "add", "--store", store, "--id", "78", "--role", "device",
+                            "--key", pub_a, "--audit", ctx.path("no/such/dir/a.jsonl")])
+    ctx.check(rc == 3, "add with an unopenable audit log: rc %d" % rc)
+    one_error_line(ctx, err, "keys add", "unopenable audit log")
+    rc, f = show(ctx, store, "78")
+    ctx.check(rc == 3, "add with an unopenable audit log still added the key")
+    rc, out, err = ctx.run(["keys", "revoke", "--store", store, "--id", "77", "--audit",
+                            ctx.path("no/such/dir/a.jsonl")])
+    rc2, f = show(ctx, store, "77")
+    ctx.check(rc == 3 and f.get("status") == "active",
+              "revoke with an unopenable audit log: rc %d, %r" % (rc, f))
+
+    # item 6: e != 65537 and more than 4096 bits are refused before the store is touched
+    e3 = ctx.path("e3.pem")
+    e3pub = ctx.path("e3.pub.pem")
+    p = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                        "rsa_keygen_bits:2048", "-pkeyopt", "rsa_keygen_pubexp:3", "-out", e3],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p2 = subprocess.run(["openssl", "pkey", "-in", e3, "-pubout", "-out", e3pub],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ctx.check(p.returncode == 0 and p2.returncode == 0, "openssl made an e=3 key")
+    big = os.path.join(ctx.vectors, "..", "unit", "fixtures", "rsa8192_public.pem")
+    n_before = len(audit_records(ctx, audit))
+    for key, want, label in ((e3pub, b"65537", "e = 3"), (big, b"4096", "8192 bits")):
+        rc, out, err = ctx.run(["keys", "add", "--store", store, "--id", "4242", "--role",
+                                "device", "--key", key])
+        ctx.check(rc == 3, "add of a key with %s: rc %d" % (label, rc))
+        one_error_line(ctx, err, "keys add", label)
+        ctx.check(want in err, "the refusal of %s names %r: %r" % (label, want, err))
+        rc, f = show(ctx, store, "4242")
+        ctx.check(rc == 3, "a key with %s was stored" % label)
+    ctx.check(len(audit_records(ctx, audit)) == n_before, "refused key files wrote audit lines")
+
 
 GROUPS = {
+    "keys_admin": group_keys_admin,
     "terminal": group_terminal,
     "mutations": group_mutations,
     "vectors": group_vectors,

@@ -12,6 +12,9 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <unistd.h>
 
 #include "srup/srup.h"
 #include "testutil.h"
@@ -206,6 +209,100 @@ START_TEST(test_key_rejects_wrong_size)
 }
 END_TEST
 
+/* PEM (SubjectPublicKeyInfo) of an RSA public key with modulus n and exponent e, made from
+ * parameters: a key no keygen would produce, which is exactly what an attacker can register. */
+static char *pub_pem_from(const BIGNUM *n, const BIGNUM *e, size_t *len)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	ck_assert_ptr_nonnull(bld);
+	ck_assert_int_eq(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n), 1);
+	ck_assert_int_eq(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e), 1);
+	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+	ck_assert_ptr_nonnull(params);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	EVP_PKEY *pkey = NULL;
+	ck_assert_ptr_nonnull(ctx);
+	ck_assert_int_eq(EVP_PKEY_fromdata_init(ctx), 1);
+	ck_assert_int_eq(EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params), 1);
+	BIO *bio = BIO_new(BIO_s_mem());
+	ck_assert_int_eq(PEM_write_bio_PUBKEY(bio, pkey), 1);
+	char *data = NULL;
+	long n_bytes = BIO_get_mem_data(bio, &data);
+	ck_assert_int_gt(n_bytes, 0);
+	char *out = malloc((size_t)n_bytes + 1);
+	ck_assert_ptr_nonnull(out);
+	memcpy(out, data, (size_t)n_bytes);
+	out[n_bytes] = '\0';
+	*len = (size_t)n_bytes;
+	BIO_free(bio);
+	EVP_PKEY_free(pkey);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	return out;
+}
+
+static enum srup_err load_text(const char *pem, size_t len, enum srup_key_kind kind,
+                               struct srup_diag *diag)
+{
+	struct srup_key *key = NULL;
+	enum srup_err rc = srup_key_load_pem(pem, len, kind, &key, diag);
+	ck_assert(rc == SRUP_OK ? key != NULL : key == NULL);
+	srup_key_free(key);
+	return rc;
+}
+
+/* e = 65537 only: keys made by `openssl genpkey ... rsa_keygen_pubexp:3` (private and public
+ * half) and a 2048-bit modulus with a 2040-bit odd exponent are refused with a reason; the
+ * same modulus with e = 65537 loads (the construction itself is sound). */
+START_TEST(test_key_rejects_public_exponent_other_than_65537)
+{
+	char tdir[] = "/tmp/srup-key-e-XXXXXX";
+	char cmd[512];
+	char priv[96];
+	char pub[96];
+	struct srup_diag diag;
+
+	ck_assert_ptr_nonnull(mkdtemp(tdir));
+	snprintf(priv, sizeof priv, "%s/e3.pem", tdir);
+	snprintf(pub, sizeof pub, "%s/e3.pub.pem", tdir);
+	snprintf(cmd, sizeof cmd,
+	         "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 "
+	         "-pkeyopt rsa_keygen_pubexp:3 -out %s 2>/dev/null && "
+	         "openssl pkey -in %s -pubout -out %s 2>/dev/null",
+	         priv, priv, pub);
+	ck_assert_int_eq(system(cmd), 0);
+	assert_refused(priv, SRUP_KEY_PRIVATE, SRUP_ERR_KEY, "exponent is not 65537");
+	assert_refused(priv, SRUP_KEY_PUBLIC, SRUP_ERR_KEY, "exponent is not 65537");
+	assert_refused(pub, SRUP_KEY_PUBLIC, SRUP_ERR_KEY, "exponent is not 65537");
+	unlink(priv);
+	unlink(pub);
+	ck_assert_int_eq(rmdir(tdir), 0);
+
+	BIGNUM *n = BN_new();
+	BIGNUM *e = BN_new();
+	ck_assert_int_eq(BN_rand(n, 2048, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD), 1);
+	ck_assert_int_eq(BN_rand(e, 2040, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD), 1);
+	size_t len = 0;
+	char *pem = pub_pem_from(n, e, &len);
+	memset(&diag, 0, sizeof diag);
+	ck_assert_int_eq(load_text(pem, len, SRUP_KEY_PUBLIC, &diag), SRUP_ERR_KEY);
+	ck_assert_msg(strstr(diag.detail, "2040 bits") != NULL, "%s", diag.detail);
+	free(pem);
+	ck_assert_int_eq(BN_set_word(e, 65537), 1);
+	pem = pub_pem_from(n, e, &len);
+	memset(&diag, 0, sizeof diag);
+	ck_assert_msg(load_text(pem, len, SRUP_KEY_PUBLIC, &diag) == SRUP_OK, "%s", diag.detail);
+	free(pem);
+	ck_assert_int_eq(BN_set_word(e, 65539), 1); /* prime, odd, but not 65537 */
+	pem = pub_pem_from(n, e, &len);
+	ck_assert_int_eq(load_text(pem, len, SRUP_KEY_PUBLIC, &diag), SRUP_ERR_KEY);
+	free(pem);
+	BN_free(n);
+	BN_free(e);
+}
+END_TEST
+
 START_TEST(test_key_rejects_garbage)
 {
 	static const char *const bad[] = {
@@ -392,6 +489,7 @@ Suite *key_suite(void)
 	tcase_add_test(tc, test_key_rejects_encrypted);
 	tcase_add_test(tc, test_key_rejects_non_rsa);
 	tcase_add_test(tc, test_key_rejects_wrong_size);
+	tcase_add_test(tc, test_key_rejects_public_exponent_other_than_65537);
 	tcase_add_test(tc, test_key_rejects_garbage);
 	tcase_add_test(tc, test_key_rejects_bad_arguments);
 	tcase_add_test(tc, test_key_load_file_io_errors);

@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: MIT
  * cmd_keys.c - `srup keys add|revoke|list|show`: the broker's key store (plugin_opt_store).
  * Works on the same LMDB environment as a running broker; the broker sees a change on the
- * sender's next message (the record generation changes) and drops its key cache on reload. */
+ * sender's next message (the record generation changes) and drops its key cache on reload.
+ * Every change (and every add or revoke refused because of what the store holds) is written to
+ * the audit log as one JSON line. */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <srup/srup.h>
 
@@ -16,25 +21,34 @@
 
 #define KEYS_RANDOM_MAX 10000000u
 #define KEYS_BATCH      100000u
+/* `srup keys add` registers keys of at most this many bits; libsrup loads up to
+ * SRUP_KEY_BITS_MAX, but each bit more costs the broker on every message it verifies. */
+#define KEYS_ADD_BITS_MAX 4096u
 
 static void keys_help(void)
 {
 	printf("usage: srup keys add    --store DIR --id ID --role server|device|observer --key "
 	       "PUB.pem\n"
-	       "       srup keys add    --store DIR --random N --role ROLE --key PUB.pem\n"
-	       "       srup keys revoke --store DIR --id ID\n"
+	       "                        [--force] [--audit FILE]\n"
+	       "       srup keys add    --store DIR --random N --role ROLE --key PUB.pem [--audit "
+	       "FILE]\n"
+	       "       srup keys revoke --store DIR --id ID [--audit FILE]\n"
 	       "       srup keys list   --store DIR\n"
 	       "       srup keys show   --store DIR --id ID\n"
 	       "\n"
 	       "Manage the key store of the SRUP broker plugin (the LMDB directory given to the\n"
-	       "broker as plugin_opt_store). A key is an RSA public key (2048..8192 bits, PEM\n"
-	       "SubjectPublicKeyInfo or PKCS#1); it is stored re-encoded as SubjectPublicKeyInfo.\n"
-	       "add replaces an existing key of the same id and makes it active again; revoke keeps\n"
-	       "the key but refuses its messages (and drops its memberships).\n"
+	       "broker as plugin_opt_store). A key is an RSA public key (2048..4096 bits, public\n"
+	       "exponent 65537, PEM SubjectPublicKeyInfo or PKCS#1); it is stored re-encoded as\n"
+	       "SubjectPublicKeyInfo. add refuses an id that already has a key unless --force is\n"
+	       "given (then the key and role are replaced); a revoked id is never made active again\n"
+	       "by add, even with --force. revoke keeps the key but refuses its messages (and drops\n"
+	       "its memberships).\n"
+	       "Every add and revoke is appended to the audit log (default DIR/audit.jsonl, the\n"
+	       "broker's default; --audit FILE to change it) as one JSON line with verdict \"admin\".\n"
 	       "--random N registers N new random ids with the same key and prints them (for tests\n"
 	       "and benchmarks). list prints one line per key: id, role, status, added (UTC).\n"
 	       "\n"
-	       "Exit codes: 0 ok, 3 usage, unknown id, I/O or store errors.\n");
+	       "Exit codes: 0 ok, 3 usage, id taken or revoked, unknown id, I/O or store errors.\n");
 }
 
 static int open_store(const char *cmd, const char *dir, bool readonly, struct srupb_store **st)
@@ -73,6 +87,132 @@ static void fmt_time(uint64_t t, char *out, size_t cap)
 	}
 }
 
+/* The audit log of the key changes: the broker's format (one JSON object per line, appended
+ * with one write(2) on an O_APPEND descriptor, so lines of concurrent writers never mix). */
+struct keys_audit {
+	int fd;
+	char path[4096];
+};
+
+/* Open the audit log (path, or <store>/audit.jsonl) before any change, so that a change is
+ * never made that cannot be recorded. */
+static int audit_open(const char *cmd, const char *path, const char *store, struct keys_audit *a)
+{
+	a->fd = -1;
+	if (path != NULL) {
+		snprintf(a->path, sizeof a->path, "%s", path);
+	} else if ((size_t)snprintf(a->path, sizeof a->path, "%s/audit.jsonl", store) >=
+	           sizeof a->path) {
+		tool_err(cmd, "store path too long for the audit log; nothing changed");
+		return SRUP_EXIT_USAGE;
+	}
+	a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (a->fd < 0) {
+		tool_err(cmd, "cannot open the audit log %s: %s; nothing changed", a->path,
+		         strerror(errno));
+		return SRUP_EXIT_USAGE;
+	}
+	return SRUP_EXIT_OK;
+}
+
+static void audit_close(struct keys_audit *a)
+{
+	if (a->fd >= 0) {
+		close(a->fd);
+		a->fd = -1;
+	}
+}
+
+/* Append s to buf (cap bytes, *len used) as JSON string contents. */
+static void json_esc(char *buf, size_t cap, size_t *len, const char *s)
+{
+	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
+		char e[8];
+		size_t n;
+		if (*c == '"' || *c == '\\') {
+			e[0] = '\\';
+			e[1] = (char)*c;
+			n = 2;
+		} else if (*c < 0x20 || *c == 0x7f) {
+			n = (size_t)snprintf(e, sizeof e, "\\u%04x", (unsigned)*c);
+		} else {
+			e[0] = (char)*c;
+			n = 1;
+		}
+		if (*len + n >= cap) {
+			return;
+		}
+		memcpy(buf + *len, e, n);
+		*len += n;
+	}
+}
+
+static void json_add(char *buf, size_t cap, size_t *len, const char *fmt, const char *value)
+{
+	/* fmt is a member prefix like ",\"role\":"; value NULL writes null */
+	int n = snprintf(buf + *len, cap - *len, "%s", fmt);
+	if (n < 0 || (size_t)n >= cap - *len) {
+		return;
+	}
+	*len += (size_t)n;
+	if (value == NULL) {
+		if (*len + 4 < cap) {
+			memcpy(buf + *len, "null", 4);
+			*len += 4;
+		}
+		return;
+	}
+	if (*len + 1 < cap) {
+		buf[(*len)++] = '"';
+	}
+	json_esc(buf, cap - 1, len, value);
+	if (*len + 1 < cap) {
+		buf[(*len)++] = '"';
+	}
+}
+
+/* Write one line: {"time","verdict":"admin","reason":null,"source":"srup keys","command",
+ * "target","role","result","detail","uid"}. Returns SRUP_EXIT_OK or, if the line could not be
+ * written whole, SRUP_EXIT_USAGE after saying so. */
+static int audit_line(const char *cmd, struct keys_audit *a, const char *command,
+                      const char *target, const char *role, const char *result, const char *detail)
+{
+	char line[2048];
+	char when[96];
+	size_t len = 0;
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (gmtime_r(&ts.tv_sec, &tm) == NULL) {
+		memset(&tm, 0, sizeof tm);
+	}
+	snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	json_add(line, sizeof line, &len, "{\"time\":", when);
+	json_add(line, sizeof line, &len, ",\"verdict\":", "admin");
+	json_add(line, sizeof line, &len, ",\"reason\":", NULL);
+	json_add(line, sizeof line, &len, ",\"source\":", "srup keys");
+	json_add(line, sizeof line, &len, ",\"command\":", command);
+	json_add(line, sizeof line, &len, ",\"target\":", target);
+	json_add(line, sizeof line, &len, ",\"role\":", role);
+	json_add(line, sizeof line, &len, ",\"result\":", result);
+	json_add(line, sizeof line, &len, ",\"detail\":", detail);
+	int n = snprintf(line + len, sizeof line - len, ",\"uid\":%u}\n", (unsigned)getuid());
+	if (n < 0 || (size_t)n >= sizeof line - len) {
+		tool_err(cmd, "audit line too long; not written to %s", a->path);
+		return SRUP_EXIT_USAGE;
+	}
+	len += (size_t)n;
+	ssize_t w = write(a->fd, line, len);
+	if (w < 0 || (size_t)w != len) {
+		tool_err(cmd, "cannot write the audit log %s: %s (the change above WAS made)", a->path,
+		         w < 0 ? strerror(errno) : "short write");
+		return SRUP_EXIT_USAGE;
+	}
+	return SRUP_EXIT_OK;
+}
+
 static int keys_add(int argc, char **argv)
 {
 	const char *store = NULL;
@@ -80,10 +220,16 @@ static int keys_add(int argc, char **argv)
 	const char *role_arg = NULL;
 	const char *key_arg = NULL;
 	const char *random_arg = NULL;
+	const char *audit_arg = NULL;
+	int force = 0;
 	const struct tool_opt opts[] = {
 	        {"store", &store, NULL}, {"id", &id_arg, NULL},         {"role", &role_arg, NULL},
-	        {"key", &key_arg, NULL}, {"random", &random_arg, NULL},
+	        {"key", &key_arg, NULL}, {"random", &random_arg, NULL}, {"audit", &audit_arg, NULL},
+	        {"force", NULL, &force},
 	};
+	struct keys_audit audit = {-1, ""};
+	char fpr_text[80] = "";
+	unsigned bits = 0;
 	const char *pos[1];
 	size_t n_pos = 0;
 	struct srup_key *key = NULL;
@@ -96,7 +242,8 @@ static int keys_add(int argc, char **argv)
 	enum srupb_role role;
 	int rc;
 
-	enum tool_parse pr = tool_parse_args(argc, argv, opts, 5, pos, 0, &n_pos);
+	enum tool_parse pr =
+	        tool_parse_args(argc, argv, opts, sizeof opts / sizeof opts[0], pos, 0, &n_pos);
 	if (pr == TOOL_PARSE_HELP) {
 		keys_help();
 		return SRUP_EXIT_OK;
@@ -107,6 +254,10 @@ static int keys_add(int argc, char **argv)
 	if (random_arg != NULL) {
 		if (id_arg != NULL) {
 			tool_err("keys add", "give --id or --random, not both");
+			return SRUP_EXIT_USAGE;
+		}
+		if (force) {
+			tool_err("keys add", "--force applies to --id only (--random ids are new)");
 			return SRUP_EXIT_USAGE;
 		}
 		if (tool_parse_uint(random_arg, strlen(random_arg), KEYS_RANDOM_MAX, &nrandom) != 0 ||
@@ -139,6 +290,21 @@ static int keys_add(int argc, char **argv)
 		         diag.detail[0] != '\0' ? ": " : "", diag.detail);
 		return SRUP_EXIT_USAGE;
 	}
+	bits = srup_key_bits(key);
+	if (bits > KEYS_ADD_BITS_MAX) {
+		srup_key_free(key);
+		tool_err("keys add", "%s: RSA key has %u bits; srup keys add accepts %u..%u", key_arg, bits,
+		         SRUP_KEY_BITS_MIN, KEYS_ADD_BITS_MAX);
+		return SRUP_EXIT_USAGE;
+	}
+	{
+		uint8_t fp[32];
+		char fph[65];
+		if (srup_key_fingerprint(key, fp) == SRUP_OK &&
+		    srup_hex_encode(fp, sizeof fp, fph, sizeof fph) == SRUP_OK) {
+			snprintf(fpr_text, sizeof fpr_text, "sha256:%s", fph);
+		}
+	}
 	if (srup_key_public_pem(key, &pem, &pem_len) != SRUP_OK) {
 		srup_key_free(key);
 		tool_err("keys add", "cannot export the public key");
@@ -146,14 +312,55 @@ static int keys_add(int argc, char **argv)
 	}
 	srup_key_free(key);
 	rc = open_store("keys add", store, false, &st);
+	if (rc == SRUP_EXIT_OK) {
+		rc = audit_open("keys add", audit_arg, store, &audit);
+	}
 	if (rc != SRUP_EXIT_OK) {
+		srupb_store_close(st);
 		free(pem);
 		return rc;
 	}
 	if (nrandom == 0) {
-		if (srupb_store_key_put(st, id, role, pem, pem_len) != SRUP_OK) {
+		enum srupb_add_result res = SRUPB_ADD_NEW;
+		struct srupb_keyrec old;
+		char id_text[SRUP_ID_TEXT_MAX];
+		char detail[256];
+		memset(&old, 0, sizeof old);
+		if (srup_id_format(id, id_text, sizeof id_text) != SRUP_OK) {
+			snprintf(id_text, sizeof id_text, "%016" PRIx64, id);
+		}
+		if (srupb_store_key_add(st, id, role, pem, pem_len, force != 0, &res, &old) != SRUP_OK) {
 			tool_err("keys add", "%s", srupb_store_strerror(st));
 			rc = SRUP_EXIT_USAGE;
+		} else if (res == SRUPB_ADD_EXISTS) {
+			tool_err("keys add",
+			         "id %s already has an active key (role %s); nothing changed: give --force to "
+			         "replace its key and role",
+			         id_text, srupb_role_name(old.role));
+			snprintf(detail, sizeof detail,
+			         "refused: the id already has an active key (role %s); --force not given",
+			         srupb_role_name(old.role));
+			(void)audit_line("keys add", &audit, "add", id_text, role_arg, "refused", detail);
+			rc = SRUP_EXIT_USAGE;
+		} else if (res == SRUPB_ADD_REVOKED) {
+			tool_err("keys add",
+			         "id %s is revoked; add never makes a revoked id active again%s; nothing "
+			         "changed: register the device under a new id",
+			         id_text, force ? ", even with --force" : "");
+			snprintf(detail, sizeof detail,
+			         "refused: the id is revoked (role %s) and add never un-revokes%s",
+			         srupb_role_name(old.role), force ? ", even with --force" : "");
+			(void)audit_line("keys add", &audit, "add", id_text, role_arg, "refused", detail);
+			rc = SRUP_EXIT_USAGE;
+		} else {
+			if (res == SRUPB_ADD_REPLACED) {
+				snprintf(detail, sizeof detail,
+				         "--force: replaced the active key (was role %s); new key %s",
+				         srupb_role_name(old.role), fpr_text);
+			} else {
+				snprintf(detail, sizeof detail, "added key %s, %u bits", fpr_text, bits);
+			}
+			rc = audit_line("keys add", &audit, "add", id_text, role_arg, "ok", detail);
 		}
 	} else {
 		uint64_t *ids = malloc(KEYS_BATCH * sizeof *ids);
@@ -179,7 +386,16 @@ static int keys_add(int argc, char **argv)
 		if (fflush(stdout) != 0) {
 			rc = SRUP_EXIT_USAGE;
 		}
+		char detail[256];
+		snprintf(detail, sizeof detail, "--random: %s %" PRIu64 " new random ids, key %s, %u bits",
+		         rc == SRUP_EXIT_OK ? "added" : "failed part-way", nrandom, fpr_text, bits);
+		int arc = audit_line("keys add", &audit, "add", NULL, role_arg,
+		                     rc == SRUP_EXIT_OK ? "ok" : "error", detail);
+		if (rc == SRUP_EXIT_OK) {
+			rc = arc;
+		}
 	}
+	audit_close(&audit);
 	srupb_store_close(st);
 	free(pem);
 	return rc;
@@ -188,17 +404,21 @@ static int keys_add(int argc, char **argv)
 /* The prologue of the subcommands that take --store DIR --id ID: parse both, open the store.
  * Returns SRUP_EXIT_OK with *st open, or the exit code to return (with *done set after --help). */
 static int id_command_open(const char *cmd, int argc, char **argv, bool readonly,
-                           struct srupb_store **st, uint64_t *id, const char **id_arg, bool *done)
+                           struct srupb_store **st, uint64_t *id, const char **id_arg, bool *done,
+                           struct keys_audit *audit)
 {
 	const char *store = NULL;
-	const struct tool_opt opts[] = {{"store", &store, NULL}, {"id", id_arg, NULL}};
+	const char *audit_arg = NULL;
+	const struct tool_opt opts[] = {
+	        {"store", &store, NULL}, {"id", id_arg, NULL}, {"audit", &audit_arg, NULL}};
 	const char *pos[1];
 	size_t n_pos = 0;
 	int rc;
 
 	*st = NULL;
 	*done = false;
-	enum tool_parse pr = tool_parse_args(argc, argv, opts, 2, pos, 0, &n_pos);
+	/* only the commands that change the store take --audit */
+	enum tool_parse pr = tool_parse_args(argc, argv, opts, audit != NULL ? 3 : 2, pos, 0, &n_pos);
 	if (pr == TOOL_PARSE_HELP) {
 		keys_help();
 		*done = true;
@@ -211,6 +431,13 @@ static int id_command_open(const char *cmd, int argc, char **argv, bool readonly
 	if (rc == SRUP_EXIT_OK) {
 		rc = open_store(cmd, store, readonly, st);
 	}
+	if (rc == SRUP_EXIT_OK && audit != NULL) {
+		rc = audit_open(cmd, audit_arg, store, audit);
+		if (rc != SRUP_EXIT_OK) {
+			srupb_store_close(*st);
+			*st = NULL;
+		}
+	}
 	return rc;
 }
 
@@ -221,18 +448,41 @@ static int keys_revoke(int argc, char **argv)
 	uint64_t id = 0;
 	bool found = false;
 	bool done = false;
-	int rc = id_command_open("keys revoke", argc, argv, false, &st, &id, &id_arg, &done);
+	struct keys_audit audit = {-1, ""};
+	int rc = id_command_open("keys revoke", argc, argv, false, &st, &id, &id_arg, &done, &audit);
+	struct srupb_keyrec rec;
+	char *pem = NULL;
+	bool had = false;
+	char id_text[SRUP_ID_TEXT_MAX];
 
 	if (rc != SRUP_EXIT_OK || done) {
 		return rc;
 	}
+	if (srup_id_format(id, id_text, sizeof id_text) != SRUP_OK) {
+		snprintf(id_text, sizeof id_text, "%016" PRIx64, id);
+	}
+	/* the role and former status, for the audit line only */
+	memset(&rec, 0, sizeof rec);
+	if (srupb_store_key_get(st, id, &rec, &pem, &had) != SRUP_OK) {
+		had = false;
+	}
+	free(pem);
 	if (srupb_store_key_revoke(st, id, &found) != SRUP_OK) {
 		tool_err("keys revoke", "%s", srupb_store_strerror(st));
 		rc = SRUP_EXIT_USAGE;
 	} else if (!found) {
 		tool_err("keys revoke", "no key with id %s", id_arg);
+		(void)audit_line("keys revoke", &audit, "revoke", id_text, NULL, "not_found",
+		                 "no key with this id; nothing changed");
 		rc = SRUP_EXIT_USAGE;
+	} else {
+		rc = audit_line("keys revoke", &audit, "revoke", id_text,
+		                had ? srupb_role_name(rec.role) : NULL, "ok",
+		                had && rec.status != SRUPB_KEY_ACTIVE
+		                        ? "was already revoked; memberships dropped"
+		                        : "revoked; memberships dropped");
 	}
+	audit_close(&audit);
 	srupb_store_close(st);
 	return rc;
 }
@@ -293,7 +543,7 @@ static int keys_show(int argc, char **argv)
 	uint64_t id = 0;
 	bool found = false;
 	bool done = false;
-	int rc = id_command_open("keys show", argc, argv, true, &st, &id, &id_arg, &done);
+	int rc = id_command_open("keys show", argc, argv, true, &st, &id, &id_arg, &done, NULL);
 
 	if (rc != SRUP_EXIT_OK || done) {
 		return rc;

@@ -26,8 +26,8 @@ enum srup_key_kind {
 /* Load a PEM key from memory. Private: PKCS#1 "RSA PRIVATE KEY", unencrypted PKCS#8
  * "PRIVATE KEY", and a PKCS#8 body under the "RSA PRIVATE KEY" label. Public: SubjectPublicKeyInfo
  * "PUBLIC KEY" and PKCS#1 "RSA PUBLIC KEY". Passphrase-protected keys are refused (never prompts).
- * Only RSA keys of SRUP_KEY_BITS_MIN..MAX bits. Returns OK and an owned *out, or KEY/NOMEM/INVAL
- * with *out NULL. Thread-safe. */
+ * Only RSA keys of SRUP_KEY_BITS_MIN..MAX bits with public exponent 65537. Returns OK and an
+ * owned *out, or KEY/NOMEM/INVAL with *out NULL. Thread-safe. */
 enum srup_err srup_key_load_pem(const char *pem, size_t pem_len, enum srup_key_kind kind,
                                 struct srup_key **out, struct srup_diag *diag);
 
