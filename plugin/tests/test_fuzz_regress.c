@@ -2,10 +2,16 @@
  * test_fuzz_regress.c - minimal unit tests for plugin defects found by the fuzz targets of
  * tests/fuzz/ (each names the corpus input that found it). The fuzzers keep replaying those
  * inputs; these tests say what was wrong in one module, without the fuzz harness. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <check.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
 
 #include "srupb.h"
 #include "stubs.h"
@@ -68,11 +74,124 @@ START_TEST(test_audit_cut_keeps_utf8_characters_whole)
 }
 END_TEST
 
+int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
+                          struct mosquitto_opt *opts, int opt_count);
+int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int opt_count);
+
+#define DEV    0x5f5f5f5f5f5f5f5fu
+#define CH_DEV "SRUP/5f5f5f5f5f5f5f5f"
+
+/* One publish as the broker runs it: ACL WRITE, then (if allowed) MESSAGE. Returns the WRITE
+ * answer in *write_rc and the MESSAGE answer (or -1 if MESSAGE did not run). */
+static int publish(struct mosquitto *c, const uint8_t *p, size_t len, int *write_rc)
+{
+	struct mosquitto_evt_acl_check acl;
+	struct mosquitto_evt_message msg;
+	memset(&acl, 0, sizeof acl);
+	acl.client = c;
+	acl.topic = CH_DEV;
+	acl.payload = p;
+	acl.payloadlen = (uint32_t)len;
+	acl.access = MOSQ_ACL_WRITE;
+	acl.qos = 0; /* QoS 0: no retransmission can excuse a second decision */
+	*write_rc = stub_cb[MOSQ_EVT_ACL_CHECK](MOSQ_EVT_ACL_CHECK, &acl,
+	                                        stub_userdata[MOSQ_EVT_ACL_CHECK]);
+	if (*write_rc != MOSQ_ERR_SUCCESS) {
+		return -1;
+	}
+	memset(&msg, 0, sizeof msg);
+	msg.client = c;
+	msg.topic = (char *)(uintptr_t)CH_DEV;
+	msg.payload = (void *)(uintptr_t)p;
+	msg.payloadlen = (uint32_t)len;
+	msg.qos = 0;
+	return stub_cb[MOSQ_EVT_MESSAGE](MOSQ_EVT_MESSAGE, &msg, stub_userdata[MOSQ_EVT_MESSAGE]);
+}
+
+static size_t signed_data(const struct srup_key *k, uint64_t seq, uint8_t *out, size_t cap)
+{
+	struct srup_msg m;
+	size_t len = 0;
+	memset(&m, 0, sizeof m);
+	m.version = SRUP_VERSION;
+	m.type = SRUP_MSG_DATA;
+	m.sequence_id = seq;
+	m.sender_id = DEV;
+	m.token.p = (const uint8_t *)"T";
+	m.token.len = 1;
+	m.data_id.p = (const uint8_t *)"id";
+	m.data_id.len = 2;
+	ck_assert_int_eq(srup_msg_sign_encode(&m, k, out, cap, &len, NULL), SRUP_OK);
+	return len;
+}
+
+/* corpus/pipeline/reconnect_in_reused_memory: after a client's DISCONNECT, a new connection
+ * with the same client id that the broker placed in the memory of the old one (malloc hands the
+ * freed context back) is taken for the old client's Will: its publishes are decided at WRITE
+ * without filling the WRITE/MESSAGE slot, so MESSAGE decides them again, finds its own mark and
+ * refuses them as replays. The message is lost although its mark was committed. */
+START_TEST(test_reconnect_in_reused_memory_is_not_a_will)
+{
+	char dir[64] = "/tmp/srupb-fuzzreg-XXXXXX";
+	char store_dir[128];
+	char audit_path[128];
+	char cmd[160];
+	struct srupb_store *st = NULL;
+	struct srup_key *k = NULL;
+	char *pem = NULL;
+	size_t pem_len = 0;
+	char err[256];
+	void *ud = NULL;
+	uint8_t buf[2048];
+	size_t len;
+	int wrc = 0;
+	struct mosquitto conn = {"dev", "5f5f5f5f5f5f5f5f", NULL, false};
+	struct mosquitto_evt_disconnect dis;
+
+	stub_reset();
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(store_dir, sizeof store_dir, "%s/state", dir);
+	snprintf(audit_path, sizeof audit_path, "%s/audit.jsonl", dir);
+	ck_assert_int_eq(srup_key_load_file(tu_vector_path("keys/device_private.pem"), SRUP_KEY_PRIVATE,
+	                                    &k, NULL),
+	                 SRUP_OK);
+	ck_assert_int_eq(srupb_store_open(store_dir, false, SRUPB_SYNC_OS, &st, err, sizeof err),
+	                 SRUP_OK);
+	ck_assert_int_eq(srup_key_public_pem(k, &pem, &pem_len), SRUP_OK);
+	ck_assert_int_eq(srupb_store_key_put(st, DEV, SRUPB_ROLE_DEVICE, pem, pem_len), SRUP_OK);
+	free(pem);
+	srupb_store_close(st);
+	struct mosquitto_opt opts[] = {{"store", store_dir}, {"audit_log", audit_path}};
+	ck_assert_int_eq(mosquitto_plugin_init(NULL, &ud, opts, 2), MOSQ_ERR_SUCCESS);
+
+	len = signed_data(k, 1, buf, sizeof buf);
+	ck_assert_int_eq(publish(&conn, buf, len, &wrc), MOSQ_ERR_SUCCESS);
+	memset(&dis, 0, sizeof dis);
+	dis.client = &conn;
+	ck_assert_int_eq(stub_cb[MOSQ_EVT_DISCONNECT](MOSQ_EVT_DISCONNECT, &dis,
+	                                              stub_userdata[MOSQ_EVT_DISCONNECT]),
+	                 MOSQ_ERR_SUCCESS);
+	/* the device connects again; its new context has the old one's address */
+	len = signed_data(k, 2, buf, sizeof buf);
+	int mrc = publish(&conn, buf, len, &wrc);
+	ck_assert_int_eq(wrc, MOSQ_ERR_SUCCESS);
+	ck_assert_msg(mrc == MOSQ_ERR_SUCCESS,
+	              "MESSAGE refused (%d) the publish its WRITE check accepted", mrc);
+
+	ck_assert_int_eq(mosquitto_plugin_cleanup(ud, NULL, 0), MOSQ_ERR_SUCCESS);
+	srup_key_free(k);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 Suite *plugin_fuzz_regress_suite(void)
 {
 	Suite *s = suite_create("plugin_fuzz_regress");
 	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_audit_cut_keeps_utf8_characters_whole);
+	tcase_add_test(tc, test_reconnect_in_reused_memory_is_not_a_will);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -509,8 +509,14 @@ static uint8_t u8(struct in *in)
 	return in->p[in->off++];
 }
 
+/* A client slot: its connections, one broker context each. A new connection gets a context
+ * never used before in this run, unless the input asks for the memory of the last one (the
+ * broker's allocator may hand it out again). */
+#define CONNS_MAX (OPS_MAX + 2)
 struct slot {
-	struct mosquitto c;
+	struct mosquitto pool[CONNS_MAX];
+	unsigned gen;
+	struct mosquitto *c; /* the current connection's context */
 	const char *cid;
 	const char *user;
 	size_t cert; /* index into certs[] */
@@ -552,6 +558,9 @@ struct run {
 };
 
 static struct run *cur; /* for the kick hook */
+/* SRUP_FUZZ_NO_REUSE=1: never put a new connection in the memory of a disconnected one (to fuzz
+ * past a known finding while it is open, see README.md). */
+static bool no_reuse;
 
 /* Client ids a (re)connecting client may use: the names, and two plain ones. */
 static const char *cid_name(uint8_t b)
@@ -564,14 +573,23 @@ static const char *cid_name(uint8_t b)
 	return extra[b & 1];
 }
 
-static void slot_init(struct slot *s, const char *cid, const char *user, size_t cert)
+/* A new connection of slot s with these credentials; reuse: in the last context's memory. */
+static void slot_init(struct slot *s, const char *cid, const char *user, size_t cert, bool reuse,
+                      bool resumed)
 {
+	if (s->c == NULL) {
+		s->c = &s->pool[0];
+	} else if (!reuse && s->gen + 1 < CONNS_MAX) {
+		s->gen++;
+		s->c = &s->pool[s->gen];
+	}
 	s->cid = cid;
 	s->user = user;
 	s->cert = cert;
-	s->c.id = cid;
-	s->c.username = user;
-	s->c.cert = certs[cert];
+	s->c->id = cid;
+	s->c->username = user;
+	s->c->cert = certs[cert];
+	s->c->resumed = resumed;
 	s->connected = true;
 }
 
@@ -590,7 +608,7 @@ static void disconnect(struct slot *s)
 		return;
 	}
 	memset(&d, 0, sizeof d);
-	d.client = &s->c;
+	d.client = s->c;
 	s->connected = false;
 	if (event(MOSQ_EVT_DISCONNECT, &d) != MOSQ_ERR_SUCCESS) {
 		fail("DISCONNECT did not return SUCCESS");
@@ -616,7 +634,9 @@ static void kick_hook(const char *name, bool by_username)
 static struct slot *use_slot(struct run *r, uint8_t b)
 {
 	struct slot *s = &r->slots[b % SLOTS];
-	s->connected = true;
+	if (!s->connected) {
+		slot_init(s, s->cid, s->user, s->cert, false, true);
+	}
 	return s;
 }
 
@@ -943,7 +963,7 @@ static void publish(struct run *r, struct slot *s, const char *topic, const uint
 	uint64_t drop0 = ctx->metrics.dropped_total;
 
 	memset(&acl, 0, sizeof acl);
-	acl.client = &s->c;
+	acl.client = s->c;
 	acl.topic = topic;
 	acl.payload = p;
 	acl.payloadlen = (uint32_t)len;
@@ -1008,7 +1028,7 @@ static void publish(struct run *r, struct slot *s, const char *topic, const uint
 		uint64_t before =
 		        ctx->metrics.accepted + ctx->metrics.retransmitted + ctx->metrics.dropped_total;
 		memset(&msg, 0, sizeof msg);
-		msg.client = &s->c;
+		msg.client = s->c;
 		msg.topic = (char *)(uintptr_t)topic;
 		msg.payload = p;
 		msg.payloadlen = (uint32_t)len;
@@ -1045,7 +1065,7 @@ static void read_check(struct run *r, struct slot *s, const char *topic, const s
 		memcpy(p, pl->p, len);
 	}
 	memset(&e, 0, sizeof e);
-	e.client = &s->c;
+	e.client = s->c;
 	e.topic = topic;
 	e.payload = p;
 	e.payloadlen = (uint32_t)len;
@@ -1115,7 +1135,7 @@ static void subscribe_check(struct run *r, struct slot *s, const char *filter, u
 	uint64_t rid = 0;
 
 	memset(&e, 0, sizeof e);
-	e.client = &s->c;
+	e.client = s->c;
 	e.topic = filter;
 	/* SUBSCRIBE mostly; sometimes UNSUBSCRIBE or an access value 2.0.11 never sends. */
 	e.access = access < 200 ? MOSQ_ACL_SUBSCRIBE : (access < 230 ? MOSQ_ACL_UNSUBSCRIBE : access);
@@ -1187,7 +1207,7 @@ static void control(struct run *r, struct slot *s, struct in *in)
 	len = strlen(buf);
 send:
 	memset(&e, 0, sizeof e);
-	e.client = &s->c;
+	e.client = s->c;
 	e.topic = "$CONTROL/srup/v1";
 	e.payload = len > 0 ? buf : NULL;
 	e.payloadlen = (uint32_t)len;
@@ -1463,9 +1483,13 @@ static void run_ops(struct run *r, struct in *in)
 			case 7: { /* DISCONNECT, then maybe a new connection with other credentials */
 				struct slot *s = &r->slots[u8(in) % SLOTS];
 				uint8_t how = u8(in);
-				/* how 3: the broker reused the context's memory for a new client without a
-				 * DISCONNECT event (a session takeover, see clients.c) */
-				if ((how & 3) != 3) {
+				/* how & 3 == 3: the broker reused the context's memory for a new client
+				 * without a DISCONNECT event (a session takeover, see clients.c); how & 4:
+				 * the new connection after a DISCONNECT got the old context's memory;
+				 * how & 8: it resumes its session (clean start off) */
+				bool takeover = (how & 3) == 3;
+				bool reuse = takeover || ((how & 4) != 0 && !no_reuse);
+				if (!takeover) {
 					disconnect(s);
 				}
 				if ((how & 1) != 0) {
@@ -1473,7 +1497,8 @@ static void run_ops(struct run *r, struct in *in)
 					uint8_t cb = u8(in);
 					uint8_t nb = u8(in);
 					uint8_t xb = u8(in);
-					slot_init(s, cid_name(cb), names[nb % N_NAMES], xb % N_CERTS);
+					slot_init(s, cid_name(cb), names[nb % N_NAMES], xb % N_CERTS, reuse,
+					          (how & 8) != 0);
 				}
 				break;
 			}
@@ -1809,6 +1834,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mosquitto_opt opts[3];
 
 	setup_fixture();
+	no_reuse = getenv("SRUP_FUZZ_NO_REUSE") != NULL;
 	if (size == 0) {
 		return 0;
 	}
@@ -1831,14 +1857,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.seen_at_open = r.ctx->policy->seen_index;
 	/* server, device, second device, second server, observer, admin, anonymous, and a second
 	 * connection of the device */
-	slot_init(&r.slots[0], id_text[0], id_text[0], 0);
-	slot_init(&r.slots[1], id_text[2], id_text[2], 2);
-	slot_init(&r.slots[2], id_text[3], id_text[3], 3);
-	slot_init(&r.slots[3], id_text[1], id_text[1], 1);
-	slot_init(&r.slots[4], id_text[4], id_text[4], 4);
-	slot_init(&r.slots[5], id_text[5], id_text[5], 5);
-	slot_init(&r.slots[6], "anon", NULL, CERT_NO_CN);
-	slot_init(&r.slots[7], "c7", id_text[2], 2);
+	slot_init(&r.slots[0], id_text[0], id_text[0], 0, false, false);
+	slot_init(&r.slots[1], id_text[2], id_text[2], 2, false, false);
+	slot_init(&r.slots[2], id_text[3], id_text[3], 3, false, false);
+	slot_init(&r.slots[3], id_text[1], id_text[1], 1, false, false);
+	slot_init(&r.slots[4], id_text[4], id_text[4], 4, false, false);
+	slot_init(&r.slots[5], id_text[5], id_text[5], 5, false, false);
+	slot_init(&r.slots[6], "anon", NULL, CERT_NO_CN, false, false);
+	slot_init(&r.slots[7], "c7", id_text[2], 2, false, false);
 	cur = &r;
 
 	run_ops(&r, &in);

@@ -83,10 +83,13 @@ def sub(slot, topic, share=0, access=0):
     return bytes([6, slot, access, share]) + topic
 
 
-def disconnect(slot, cid=None, name=None, cert=None, takeover=False):
+def disconnect(slot, cid=None, name=None, cert=None, takeover=False, reuse=False, resumed=False):
+    """takeover: no DISCONNECT event, same memory; reuse: the new connection gets the memory of
+    the disconnected one"""
     if cid is None:
         return bytes([7, slot, 0])
-    return bytes([7, slot, 3 if takeover else 1, cid, name, cert])
+    how = (3 if takeover else 1) | (4 if reuse else 0) | (8 if resumed else 0)
+    return bytes([7, slot, how, cid, name, cert])
 
 
 TICK = bytes([8])
@@ -234,6 +237,15 @@ def seeds():
         raw(S_DEV, shape(7, ZERO, b"A" * 120 + b"\x80" * 7), b"\x05\x05"),
         raw(S_DEV, shape(7, ZERO, b"B" * 119 + b"\x81" * 8), b"\x05\x05"),
         raw(S_DEV, chan(DEV, b"/" + b"\x82" * 126), b"\x05\x05"),
+    ])
+    # The device reconnects with the same client id and the broker gives the new connection
+    # the memory of the old one: its publishes are no Will.
+    s["reconnect_in_reused_memory"] = bytes([V_SHIPPED]) + b"".join([
+        signed(S_DEV, chan(DEV), "DATA", DEV, 1, data()),
+        disconnect(S_DEV, DEV, DEV, DEV, reuse=True),
+        signed(S_DEV, chan(DEV), "DATA", DEV, 2, data()),
+        disconnect(S_DEV, DEV, DEV, DEV, resumed=True),
+        again(S_DEV, chan(DEV), 1, flags=4),
     ])
     s["certificate_identity"] = bytes([V_CERT]) + b"".join([
         signed(S_DEV, chan(DEV), "DATA", DEV, 1, data()),
