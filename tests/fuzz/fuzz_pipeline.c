@@ -893,7 +893,19 @@ static void check_accept(struct run *r, const struct slot *s, const struct srupb
 	/* The same signed bytes are accepted once, whoever sends them and wherever, while the seen
 	 * index remembers them and the policy has not changed since. */
 	size_t window = pol->seen_index < r->seen_at_open ? pol->seen_index : r->seen_at_open;
-	if (r->acc_in_epoch < window) {
+	/* ... and the sender's own window (per role) still holds them */
+	size_t by_sender = 0;
+	for (size_t i = 0; i < r->n_acc; i++) {
+		by_sender += r->acc[i].epoch == r->epoch && r->acc[i].sender == m.sender_id;
+	}
+	unsigned srole = 0;
+	for (size_t i = 0; i < N_IDS; i++) {
+		if (ids[i].id == m.sender_id) {
+			srole = (unsigned)ids[i].role;
+		}
+	}
+	size_t own = srole < SRUPB_ROLE__COUNT ? pol->seen_window[srole] : 0;
+	if (r->acc_in_epoch < window && by_sender < own) {
 		for (size_t i = 0; i < r->n_acc; i++) {
 			const struct accepted *a = &r->acc[i];
 			if (a->epoch == r->epoch && a->len == len && memcmp(a->p, p, len) == 0) {

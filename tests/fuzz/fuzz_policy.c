@@ -63,6 +63,15 @@ static struct srupb_policy *parse_checked(const char *text, size_t len)
 	    p->n_admins > SRUPB_ADMINS_MAX) {
 		fail("a number out of its documented range", NULL);
 	}
+	for (unsigned role = 0; role < SRUPB_ROLE__COUNT; role++) {
+		if (p->seen_window[role] > p->seen_index) {
+			fail("a role's seen_window is larger than the seen index", NULL);
+		}
+	}
+	if (p->n_join_commanders > SRUPB_JOIN_COMMANDERS_MAX || p->max_key_bits < 2048 ||
+	    p->max_key_bits > 16384) {
+		fail("join_command or max_key_bits out of its documented range", NULL);
+	}
 	if (p->identity != SRUPB_ID_USERNAME && p->identity != SRUPB_ID_CLIENT_ID &&
 	    p->identity != SRUPB_ID_CERTIFICATE) {
 		fail("unknown identity source", NULL);

@@ -43,6 +43,14 @@ def main():
             "metrics_interval 3600\nadmin 0\nadmin ffffffffffffffff\n"
             "allow\tjoin_topic\tobserver\tOBS_JOIN_REQ # tabs and a comment\n",
             ["Acme/0", "Acme/servers/1/2", "SRUP/d2", "Acme", "acme/d2"]),
+        "seen_windows_joins": with_topics(
+            MIN + "seen_index 100\nseen_window server 100\nseen_window device 0\n"
+            "seen_window observer 1\njoin_command b9d077e223834cf6\npending_joins 10 2 600\n"
+            "max_key_bits 16384\nbad_signatures 0\n"),
+        "err_window_over_index": (MIN + "seen_index 10\nseen_window server 11\n").encode(),
+        "err_window_twice": (MIN + "seen_window device 1\nseen_window device 2\n").encode(),
+        "err_key_bits": (MIN + "max_key_bits 2047\n").encode(),
+        "err_pending_args": (MIN + "pending_joins 10 2\n").encode(),
         "durability_fsync": with_topics(MIN + "durability fsync\nseen_index 100000000\n"),
         "durability_metasync": (MIN + "durability metasync\nkey_cache 10000000\n").encode(),
         "err_empty": b"",
