@@ -247,6 +247,19 @@ def seeds():
         disconnect(S_DEV, DEV, DEV, DEV, resumed=True),
         again(S_DEV, chan(DEV), 1, flags=4),
     ])
+    # A QoS 1 resend of the accepted message: from the same connection once, from a resumed
+    # session, but not from a new clean one with the same client id.
+    s["resend_connections"] = bytes([V_SHIPPED]) + b"".join([
+        signed(S_DEV, chan(DEV), "DATA", DEV, 1, data()),
+        again(S_DEV, chan(DEV), 0, flags=4), again(S_DEV, chan(DEV), 0, flags=8),
+        signed(S_DEV, chan(DEV), "DATA", DEV, 2, data(d=b"2")),
+        disconnect(S_DEV, DEV, DEV, DEV),               # clean session, same client id
+        again(S_DEV, chan(DEV), 3, flags=4),
+        signed(S_DEV, chan(DEV), "DATA", DEV, 3, data(d=b"3")),
+        disconnect(S_DEV, DEV, DEV, DEV, resumed=True),
+        again(S_DEV, chan(DEV), 5, flags=4), again(S_DEV, chan(DEV), 5, flags=4),
+        again(S_DEV, chan(DEV), 5),                     # QoS 0
+    ])
     s["certificate_identity"] = bytes([V_CERT]) + b"".join([
         signed(S_DEV, chan(DEV), "DATA", DEV, 1, data()),
         signed(S_SERVER, chan(DEV), "ACTION", SERVER, 1, bytes([2])),
