@@ -203,3 +203,18 @@ void srupb_clients_kick_revoked(struct srupb_ctx *ctx)
 	}
 	srupb_store_read_end(ctx->store);
 }
+
+void srupb_clients_kick_id(struct srupb_ctx *ctx, uint64_t id)
+{
+	struct srupb_clients *cl = ctx->clients;
+	if (cl == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < cl->nb; i++) {
+		for (struct cl_ent *e = cl->b[i]; e != NULL; e = e->next) {
+			if (e->id == id) {
+				srupb_kick_queue(ctx, e->client_id, false);
+			}
+		}
+	}
+}

@@ -47,6 +47,7 @@ enum srupb_reason {
 	SRUPB_R_BAD_SIGNATURE,
 	SRUPB_R_RETAINED_REFUSED,
 	SRUPB_R_INTERNAL_ERROR,
+	SRUPB_R_NO_IDENTITY, /* a SRUP publish by a client with no proven identity */
 	SRUPB_R__COUNT,
 	SRUPB_R_NONE = SRUPB_R__COUNT,
 };
@@ -358,6 +359,8 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 void srupb_clients_gone(struct srupb_ctx *ctx, struct mosquitto *client);
 /* Queue kicks for every known client whose identity's key is now revoked or gone. */
 void srupb_clients_kick_revoked(struct srupb_ctx *ctx);
+/* Queue kicks (by client id) for every known client whose identity is id. */
+void srupb_clients_kick_id(struct srupb_ctx *ctx, uint64_t id);
 size_t srupb_clients_count(const struct srupb_clients *cl);
 
 /* ---------------------------------------------------------------- acl.c */

@@ -134,6 +134,11 @@ void srupb_kick_identity(struct srupb_ctx *ctx, uint64_t id)
 	if (srup_id_format(id, text, sizeof text) != SRUP_OK) {
 		return;
 	}
+	if (ctx->policy->identity == SRUPB_ID_CERTIFICATE) {
+		/* No broker lookup by certificate: the connections seen holding id, by client id. */
+		srupb_clients_kick_id(ctx, id);
+		return;
+	}
 	srupb_kick_queue(ctx, text, ctx->policy->identity == SRUPB_ID_USERNAME);
 }
 
@@ -267,6 +272,10 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	struct srup_verifier *ver = NULL;
 	char sender_text[SRUP_ID_TEXT_MAX];
 
+	/* 0. a client that proved no identity can never be the sender of anything */
+	if (p->bind_identity && identity == NULL) {
+		return drop(d, SRUPB_R_NO_IDENTITY, "the client has no proven identity");
+	}
 	/* 1. topic */
 	if (t->kind == SRUPB_T_PROTECTED) {
 		return drop(
