@@ -757,7 +757,7 @@ class Lab:
     usernames: also send username = the id text over TLS (for `identity username` labs)."""
 
     def __init__(self, policy=None, start=True, names=None, extra_opts=(), log_types=("all",),
-                 plugin=True, tls=True, usernames=False):
+                 plugin=True, tls=True, usernames=False, tls_extra=(), extra_conf=()):
         self.dir = tempfile.mkdtemp(prefix="srup-it-")
         self.store = os.path.join(self.dir, "store")
         os.makedirs(self.store)
@@ -791,7 +791,9 @@ class Lab:
             policy = None
         self.broker = Broker(self.dir, self.store, self.audit_path, policy=policy,
                              plugin=plugin, extra_opts=extra_opts, log_types=log_types,
-                             tls_conf=self.pki.listener_conf() if self.pki else None)
+                             extra_conf=extra_conf,
+                             tls_conf=self.pki.listener_conf() + list(tls_extra)
+                             if self.pki else None)
         self.clients = []
         self.n_clients = 0
         self.token_n = 0
@@ -801,10 +803,15 @@ class Lab:
         if start:
             self.broker.start()
 
-    def policy_text(self, extra=""):
-        """The shipped policy, `admin <lab admin>`, then extra lines."""
+    def policy_text(self, extra="", identity=None):
+        """The shipped policy, `admin <lab admin>`, then extra lines; identity: another
+        identity source than the shipped one (certificate)."""
         with open(SHIPPED_POLICY) as f:
             text = f.read()
+        if identity is not None:
+            if "\nidentity certificate\n" not in text:
+                raise HarnessError("no 'identity certificate' line in %s" % SHIPPED_POLICY)
+            text = text.replace("\nidentity certificate\n", "\nidentity %s\n" % identity)
         return text + "\nadmin %s\n" % self.admin.hex + extra
 
     # -- store --
@@ -866,6 +873,9 @@ class Lab:
         if not plain and (ident is not None or cert is not None):
             if self.pki is None:
                 raise HarnessError("this lab has no TLS listener: connect(..., plain=True)")
+            if cert is None and ident.name not in self.certs:  # an identity made later
+                self.certs[ident.name] = self.pki.cert(ident.name, "/CN=%s" % ident.hex,
+                                                       key=ident.priv)
             tls = self.pki.context(cert or self.certs[ident.name])
             port = self.broker.tls_port
         if username is None and ident is not None and (tls is None or self.usernames):
@@ -984,6 +994,27 @@ class Lab:
         elif failed:
             log("kept temp dir %s" % self.dir)
         return bool(vg)
+
+
+def username_lab(passwords=None, **kw):
+    """A started lab under `identity username` where the broker authenticates every username:
+    on the TLS listener use_identity_as_username makes it the certificate CN, and on the plain
+    listener a username needs its password from a password_file (passwords: {name: password};
+    a client without a username stays anonymous, with no identity)."""
+    lab = Lab(start=False, **kw)
+    pw = os.path.join(lab.dir, "passwords")
+    users = dict(passwords or {})
+    users.setdefault("nobody", "x%d" % random.getrandbits(64))  # mosquitto wants one user
+    for i, (user, secret) in enumerate(sorted(users.items())):
+        run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) + [pw, user, secret])
+    policy = os.path.join(lab.dir, "username.policy")
+    with open(policy, "w") as f:
+        f.write(lab.policy_text(identity="username"))
+    lab.broker.policy = policy
+    lab.broker.tls_conf.append("use_identity_as_username true")
+    lab.broker.extra_conf.append("password_file %s" % pw)
+    lab.broker.start()
+    return lab
 
 
 # ---------------------------------------------------------------------------------------------
