@@ -999,11 +999,12 @@ class Lab:
 def username_lab(passwords=None, **kw):
     """A started lab under `identity username` where the broker authenticates every username:
     on the TLS listener use_identity_as_username makes it the certificate CN, and on the plain
-    listener a username needs its password from a password_file (passwords: {name: password};
-    a client without a username stays anonymous, with no identity)."""
+    listener a username needs its password from a password_file (passwords: {identity name:
+    password}, the username being that identity's id text; a client without a username stays
+    anonymous, with no identity)."""
     lab = Lab(start=False, **kw)
     pw = os.path.join(lab.dir, "passwords")
-    users = dict(passwords or {})
+    users = dict((lab.ids[n].hex, secret) for n, secret in (passwords or {}).items())
     users.setdefault("nobody", "x%d" % random.getrandbits(64))  # mosquitto wants one user
     for i, (user, secret) in enumerate(sorted(users.items())):
         run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) + [pw, user, secret])
