@@ -327,7 +327,6 @@ const char *srupb_identity(const struct srupb_ctx *ctx, struct mosquitto *client
 int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const char *topic,
                          const void *payload, uint32_t payloadlen, bool retain, bool from_message);
 
-
 /* Queue a client to be disconnected from TICK (never inside its own callback). */
 void srupb_kick_queue(struct srupb_ctx *ctx, const char *name, bool by_username);
 /* Kick queued clients (from TICK). */
