@@ -20,7 +20,7 @@ static const char *const reason_names[SRUPB_R__COUNT] = {
         "not_allowed",         "unknown_sender", "revoked_sender",  "identity_mismatch",
         "join_topic_mismatch", "replay",         "bad_signature",   "retained_refused",
         "internal_error",      "not_member",     "no_pending_join", "pending_full",
-        "unknown_target",      "bad_key",        "seen_index_full",
+        "unknown_target",      "bad_key",        "seen_index_full", "no_identity",
 };
 
 const char *srupb_reason_name(unsigned r)
@@ -618,7 +618,7 @@ static void policy_defaults(struct srupb_policy *p)
 	memset(p, 0, sizeof *p);
 	snprintf(p->prefix, sizeof p->prefix, "SRUP");
 	p->prefix_len = 4;
-	p->identity = SRUPB_ID_USERNAME;
+	p->identity = SRUPB_ID_CERTIFICATE;
 	p->bind_identity = true;
 	p->max_payload = 65536;
 	p->refuse_retained = true;

@@ -53,6 +53,7 @@ enum srupb_reason {
 	SRUPB_R_UNKNOWN_TARGET,  /* the topic names no active device (or server, join topics) */
 	SRUPB_R_BAD_KEY,         /* the sender's stored key is outside policy */
 	SRUPB_R_SEEN_INDEX_FULL, /* no seen-index record free for the sender's entry: fail closed */
+	SRUPB_R_NO_IDENTITY,     /* a SRUP publish by a client with no proven identity */
 	SRUPB_R__COUNT,
 	SRUPB_R_NONE = SRUPB_R__COUNT,
 };

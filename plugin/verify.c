@@ -136,7 +136,7 @@ void srupb_kick_identity(struct srupb_ctx *ctx, uint64_t id)
 	srupb_clients_kick_id(ctx, id);
 	if (ctx->policy->identity == SRUPB_ID_CERTIFICATE ||
 	    srup_id_format(id, text, sizeof text) != SRUP_OK) {
-		return;
+		return; /* no broker lookup by certificate: the table's connections are all there is */
 	}
 	srupb_kick_queue(ctx, text, ctx->policy->identity == SRUPB_ID_USERNAME);
 }
@@ -460,6 +460,10 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	char sender_text[SRUP_ID_TEXT_MAX];
 	uint8_t tok_dg[32];
 
+	/* 0. a client that proved no identity can never be the sender of anything */
+	if (p->bind_identity && pb->identity == NULL) {
+		return drop(d, SRUPB_R_NO_IDENTITY, "the client has no proven identity");
+	}
 	/* 1. topic */
 	if (t->kind == SRUPB_T_PROTECTED) {
 		return drop(
