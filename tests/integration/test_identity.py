@@ -184,6 +184,7 @@ def test_username_identity_where_chosen(lab, check):
     the TLS listener): the right password makes the username the identity, a wrong one gets
     no connection, no username is no identity."""
     ch = "SRUP/%s" % lab.dev1.hex
+    check(lab.join(lab.server, lab.dev1), "join of dev1 to server failed")
     d = lab.connect(lab.dev1, plain=True, password=PASSWORD)
     check(d.subscribe(ch) == 0x01, "dev1 with its password cannot subscribe")
     s = lab.connect(lab.server)  # TLS: use_identity_as_username makes the CN the username
