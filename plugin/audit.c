@@ -131,13 +131,33 @@ void srupb_audit_set_rate(struct srupb_audit *a, unsigned burst, double rate)
 	a->lim.rate = rate <= 0 ? 1.0 : rate;
 }
 
+/* A full bucket stays full under a new burst; a partly used one keeps its tokens (at most the
+ * new burst). */
+static void rescale(struct bucket *b, unsigned old_burst, unsigned new_burst)
+{
+	if (b->tokens >= (double)old_burst || b->tokens > (double)new_burst) {
+		b->tokens = (double)new_burst;
+	}
+}
+
 void srupb_audit_set_limits(struct srupb_audit *a, const struct srupb_audit_limits *l)
 {
+	struct srupb_audit_limits old = a->lim;
 	srupb_audit_set_rate(a, l->burst, l->rate);
 	a->lim.client_burst = l->client_burst == 0 ? 1 : l->client_burst;
 	a->lim.client_rate = l->client_rate <= 0 ? 1.0 : l->client_rate;
 	a->lim.total_burst = l->total_burst == 0 ? 1 : l->total_burst;
 	a->lim.total_rate = l->total_rate <= 0 ? 1.0 : l->total_rate;
+	for (size_t i = 0; i < B_COUNT; i++) {
+		rescale(&a->b[i], old.burst, a->lim.burst);
+	}
+	for (size_t i = 0; i < SRUPB_AUDIT_CONNS; i++) {
+		if (a->conns[i].client != NULL) {
+			rescale(&a->conns[i].b, old.client_burst, a->lim.client_burst);
+		}
+	}
+	rescale(&a->overflow, old.client_burst, a->lim.client_burst);
+	rescale(&a->total, old.total_burst, a->lim.total_burst);
 }
 
 void srupb_audit_apply_policy(struct srupb_audit *a, const struct srupb_policy *p)
