@@ -362,6 +362,41 @@ START_TEST(test_audit_admin_lines_counted)
 }
 END_TEST
 
+/* Policy directives audit_client_rate and audit_total_rate: defaults, values, refusals. */
+START_TEST(test_audit_policy_directives)
+{
+	struct srupb_policy *p = NULL;
+	char err[256];
+	const char *base = "version 1\nprefix SRUP\nallow own_channel device DATA\n";
+	char text[512];
+
+	snprintf(text, sizeof text, "%s", base);
+	ck_assert_int_eq(srupb_policy_parse("t", text, strlen(text), &p, err, sizeof err), SRUP_OK);
+	ck_assert_uint_eq(p->audit_client_burst, 20);
+	ck_assert(p->audit_client_rate == 2.0);
+	ck_assert_uint_eq(p->audit_total_burst, 200);
+	ck_assert(p->audit_total_rate == 50.0);
+	free(p);
+	snprintf(text, sizeof text, "%saudit_client_rate 7 3\naudit_total_rate 70 30\n", base);
+	ck_assert_int_eq(srupb_policy_parse("t", text, strlen(text), &p, err, sizeof err), SRUP_OK);
+	ck_assert_uint_eq(p->audit_client_burst, 7);
+	ck_assert(p->audit_client_rate == 3.0);
+	ck_assert_uint_eq(p->audit_total_burst, 70);
+	ck_assert(p->audit_total_rate == 30.0);
+	free(p);
+	static const char *const bad[] = {
+	        "audit_client_rate 0 1\n", "audit_client_rate 5\n", "audit_total_rate 5 x\n",
+	        "audit_total_rate 1 1\naudit_total_rate 2 2\n", "audit_client_rate 1 1 1\n"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(text, sizeof text, "%s%s", base, bad[i]);
+		p = NULL;
+		ck_assert_msg(srupb_policy_parse("t", text, strlen(text), &p, err, sizeof err) != SRUP_OK,
+		              "accepted: %s", bad[i]);
+		ck_assert_ptr_null(p);
+	}
+}
+END_TEST
+
 Suite *plugin_audit_suite(void)
 {
 	Suite *s = suite_create("plugin_audit");
@@ -373,6 +408,7 @@ Suite *plugin_audit_suite(void)
 	tcase_add_test(tc, test_audit_total_cap);
 	tcase_add_test(tc, test_audit_connection_table_bounded);
 	tcase_add_test(tc, test_audit_admin_lines_counted);
+	tcase_add_test(tc, test_audit_policy_directives);
 	suite_add_tcase(s, tc);
 	return s;
 }
