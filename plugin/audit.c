@@ -421,6 +421,21 @@ static bool admit(struct srupb_audit *a, size_t bi, const void *conn, const char
 	return true;
 }
 
+/* One token from each bucket that has one; never refuses. */
+static void take_any(struct srupb_audit *a, size_t bi, const void *conn, const char *client_id)
+{
+	double now = srupb_now();
+	struct bucket *b[3] = {&a->b[bi], conn_bucket(a, conn, client_id, now), &a->total};
+	refill(b[0], a->lim.burst, a->lim.rate, now);
+	refill(b[1], a->lim.client_burst, a->lim.client_rate, now);
+	refill(b[2], a->lim.total_burst, a->lim.total_rate, now);
+	for (size_t i = 0; i < 3; i++) {
+		if (b[i]->tokens >= 1.0) {
+			b[i]->tokens -= 1.0;
+		}
+	}
+}
+
 bool srupb_audit_admit(struct srupb_audit *a, const struct srupb_event *ev)
 {
 	return admit(a, bucket_index(ev->verdict, ev->reason), ev->conn, ev->client_id);
@@ -807,7 +822,14 @@ void srupb_audit_admin(struct srupb_audit *a, const struct srupb_admin_event *ae
 	size_t bi = admin_index(ae->reason);
 	size_t len;
 
-	if (a == NULL || !admit(a, bi, ae->conn, ae->client_id)) {
+	if (a == NULL) {
+		return;
+	}
+	if (ae->reason == SRUPB_AR_NONE) {
+		/* An admin's command that ran changed state (a revoke names its target): always on
+		 * record. It still spends what tokens are left, so it counts toward the caps. */
+		take_any(a, bi, ae->conn, ae->client_id);
+	} else if (!admit(a, bi, ae->conn, ae->client_id)) {
 		return; /* counted as suppressed */
 	}
 	if (a->b[bi].suppressed > 0 &&

@@ -261,7 +261,8 @@ bool srupb_audit_admit(struct srupb_audit *a, const struct srupb_event *ev);
 /* Write one JSON line (call only after srupb_audit_admit said true). Also writes, first, a
  * summary line for lines suppressed for that reason or connection, if the total cap allows. */
 void srupb_audit_write(struct srupb_audit *a, const struct srupb_event *ev);
-/* Admit and write one admin line; a refused one is counted, never silently lost. */
+/* Admit and write one admin line; a refused one is counted, never silently lost. The line of
+ * an admin's command that ran (reason NONE) is always written (it spends tokens left, if any). */
 void srupb_audit_admin(struct srupb_audit *a, const struct srupb_admin_event *ae);
 /* Write summary lines for every reason, connection and the total with suppressed lines whose
  * bucket has refilled (call about once a second). */

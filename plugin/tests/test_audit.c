@@ -340,7 +340,8 @@ START_TEST(test_audit_connection_table_bounded)
 }
 END_TEST
 
-/* Admin lines share the caps but are counted when held back, never lost silently. */
+/* Refused admin attempts share the caps but are counted when held back, never lost silently;
+ * the lines of commands that ran are all written. */
 START_TEST(test_audit_admin_lines_counted)
 {
 	int conn;
@@ -353,10 +354,20 @@ START_TEST(test_audit_admin_lines_counted)
 	for (int i = 0; i < 10; i++) {
 		srupb_audit_admin(a, &ae);
 	}
+	/* an admin's commands that ran are always on record, even past the caps */
+	ae.reason = SRUPB_AR_NONE;
+	ae.client_id = "ops";
+	ae.ok = true;
+	ae.command = "revoke";
+	ae.has_target = true;
+	for (int i = 0; i < 10; i++) {
+		ae.target = (uint64_t)i + 1;
+		srupb_audit_admin(a, &ae);
+	}
 	srupb_audit_close(a);
 	uint64_t sup;
 	size_t summaries;
-	ck_assert_uint_eq(read_log(&sup, &summaries), 4);
+	ck_assert_uint_eq(read_log(&sup, &summaries), 4 + 10);
 	ck_assert_uint_eq(sup, 7);
 	remove_log();
 }
