@@ -816,21 +816,21 @@ void srupb_audit_write(struct srupb_audit *a, const struct srupb_event *ev)
 	}
 }
 
-void srupb_audit_admin(struct srupb_audit *a, const struct srupb_admin_event *ae)
+bool srupb_audit_admin(struct srupb_audit *a, const struct srupb_admin_event *ae)
 {
 	char line[AUDIT_LINE_MAX];
 	size_t bi = admin_index(ae->reason);
 	size_t len;
 
 	if (a == NULL) {
-		return;
+		return false;
 	}
 	if (ae->reason == SRUPB_AR_NONE) {
 		/* An admin's command that ran changed state (a revoke names its target): always on
 		 * record. It still spends what tokens are left, so it counts toward the caps. */
 		take_any(a, bi, ae->conn, ae->client_id);
 	} else if (!admit(a, bi, ae->conn, ae->client_id)) {
-		return; /* counted as suppressed */
+		return false; /* counted as suppressed */
 	}
 	if (a->b[bi].suppressed > 0 &&
 	    summary_token(a, conn_bucket(a, ae->conn, ae->client_id, srupb_now()))) {
@@ -840,6 +840,7 @@ void srupb_audit_admin(struct srupb_audit *a, const struct srupb_admin_event *ae
 	if (len > 0) {
 		write_line(a, line, len);
 	}
+	return true;
 }
 
 void srupb_audit_flush_summaries(struct srupb_audit *a)

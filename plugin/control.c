@@ -204,9 +204,11 @@ void srupb_control_refused(struct srupb_ctx *ctx, struct mosquitto *client, cons
 	ae.detail = "not an admin: publish to $CONTROL/srup/v1 refused";
 	ae.conn = client;
 	srupb_metrics_admin(&ctx->metrics, false);
-	srupb_audit_admin(ctx->audit, &ae);
-	srupb_log_escape(identity, esc, sizeof esc);
-	srupb_log(MOSQ_LOG_WARNING, "control | identity=%s | refused: not an admin", esc);
+	if (srupb_audit_admin(ctx->audit, &ae)) {
+		/* the broker log follows the audit log's rate limit */
+		srupb_log_escape(identity, esc, sizeof esc);
+		srupb_log(MOSQ_LOG_WARNING, "control | identity=%s | refused: not an admin", esc);
+	}
 }
 
 int srupb_control_cb(int event, void *event_data, void *userdata)
@@ -265,7 +267,7 @@ int srupb_control_cb(int event, void *event_data, void *userdata)
 		          cmd.id, ae.detail);
 	}
 	srupb_metrics_admin(&ctx->metrics, ae.ok);
-	srupb_audit_admin(ctx->audit, &ae);
+	(void)srupb_audit_admin(ctx->audit, &ae);
 	respond(&r, ae.command, ae.ok, ae.detail);
 	reply_free(&r);
 	return MOSQ_ERR_SUCCESS;

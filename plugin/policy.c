@@ -422,7 +422,8 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 		unsigned long long r = 0;
 		unsigned bit = strcmp(d, "audit_rate") == 0
 		                       ? D_AUDIT_RATE
-		                       : (d[6] == 'c' ? D_AUDIT_CLIENT_RATE : D_AUDIT_TOTAL_RATE);
+		                       : (strcmp(d, "audit_client_rate") == 0 ? D_AUDIT_CLIENT_RATE
+		                                                              : D_AUDIT_TOTAL_RATE);
 		rc = once(ps, bit, d);
 		if (rc == SRUP_OK) {
 			rc = need_args(ps, n, 3, d, "BURST LINES_PER_SECOND");

@@ -262,8 +262,9 @@ bool srupb_audit_admit(struct srupb_audit *a, const struct srupb_event *ev);
  * summary line for lines suppressed for that reason or connection, if the total cap allows. */
 void srupb_audit_write(struct srupb_audit *a, const struct srupb_event *ev);
 /* Admit and write one admin line; a refused one is counted, never silently lost. The line of
- * an admin's command that ran (reason NONE) is always written (it spends tokens left, if any). */
-void srupb_audit_admin(struct srupb_audit *a, const struct srupb_admin_event *ae);
+ * an admin's command that ran (reason NONE) is always written (it spends tokens left, if any).
+ * True if the line was written (a broker WARNING line should follow the same answer). */
+bool srupb_audit_admin(struct srupb_audit *a, const struct srupb_admin_event *ae);
 /* Write summary lines for every reason, connection and the total with suppressed lines whose
  * bucket has refilled (call about once a second). */
 void srupb_audit_flush_summaries(struct srupb_audit *a);

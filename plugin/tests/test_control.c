@@ -272,6 +272,17 @@ START_TEST(test_non_admin_refused_and_audited)
 	ck_assert_int_eq(srupb_verify_publish(ctx, &c_admin, "$CONTROL/srup/v1", cmd,
 	                                      (uint32_t)strlen(cmd), false, false),
 	                 MOSQ_ERR_SUCCESS);
+	/* a flood of attempts: every one counted; audit and broker WARNING lines capped (20 per
+	 * connection at once by default, two already spent) */
+	int warnings = stub_warnings;
+	for (int i = 0; i < 200; i++) {
+		ck_assert_int_eq(srupb_verify_publish(ctx, &c_dev, "$CONTROL/srup/v1", cmd,
+		                                      (uint32_t)strlen(cmd), false, false),
+		                 MOSQ_ERR_ACL_DENIED);
+	}
+	ck_assert_uint_eq(ctx->metrics.admin_refused, 202);
+	ck_assert_int_le(stub_warnings - warnings, 19);
+	ck_assert_int_ge(stub_warnings - warnings, 17);
 	stop();
 }
 END_TEST
