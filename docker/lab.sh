@@ -190,8 +190,9 @@ write_broker_conf() {
 		echo "require_certificate true"
 		echo "use_identity_as_username true"
 		echo
-		echo "# Plain listener: the username is the claimed identity, with no password. Only the"
-		echo "# attacker uses it, to show that the plugin holds even when identities are spoofable."
+		echo "# Plain listener: no certificate, so no SRUP identity (policy: identity certificate),"
+		echo "# whatever username is claimed. Only the attacker uses it: every SRUP publish from it"
+		echo "# is dropped (no_identity)."
 		echo "listener $PLAIN_PORT $BIND"
 		echo
 		if [ -f "$PLUGIN" ]; then

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT
  * acl.c - the MOSQ_EVT_ACL_CHECK callback: WRITE goes to the verifier, READ and SUBSCRIBE follow
  * the join-topic and device-channel rules (membership from the store). Decision order:
- * classify the topic; non-SRUP topics get the policy's other_topics answer; $CONTROL/srup/v1 is
- * for admins only and is never granted by fall-through; SRUP topics need an active key. */
+ * the plugin's own counters ($SYS/broker/srup/...) are for admins only; classify the topic;
+ * non-SRUP topics get the policy's other_topics answer; $CONTROL/srup/v1 is for admins only and
+ * is never granted by fall-through; SRUP topics need an active key. Shared subscriptions that
+ * could match a SRUP topic are refused (a group member denied on READ would starve the rest). */
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -64,6 +66,15 @@ static bool is_admin(struct srupb_ctx *ctx, struct mosquitto *client)
 	uint64_t id = 0;
 	return ident != NULL && srup_id_parse(ident, strlen(ident), &id) == SRUP_OK &&
 	       srupb_policy_is_admin(ctx->policy, id);
+}
+
+/* The plugin's counters: verdicts and drop reasons tell an attacker which probes work. */
+#define SRUP_SYS     "$SYS/broker/srup/"
+#define SRUP_SYS_LEN (sizeof SRUP_SYS - 1)
+
+static bool is_srup_sys(const char *topic)
+{
+	return topic != NULL && strncmp(topic, SRUP_SYS, SRUP_SYS_LEN) == 0;
 }
 
 /* Was reader a member of device until the leave message with exactly these bytes? */
@@ -138,6 +149,9 @@ static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char 
 	bool member = false;
 	bool parsed = false;
 
+	if (is_srup_sys(topic)) {
+		return is_admin(ctx, client) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+	}
 	srupb_policy_classify(ctx->policy, topic, &t);
 	switch (t.kind) {
 		case SRUPB_T_OTHER:
@@ -197,8 +211,38 @@ static bool level(const char *f, unsigned n, char *out, size_t cap)
 	return true;
 }
 
+/* Could filter f match a topic whose first levels are want[0, n)? Level 0 must match literally
+ * when dollar is set (MQTT: wildcards in the first level never match a '$' topic). *named: the
+ * first n levels of f are all literal. */
+static bool may_match(const char *f, const char *const *want, unsigned n, bool dollar, bool *named)
+{
+	const char *s = f;
+
+	*named = true;
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = strcspn(s, "/");
+		if (len == 1 && s[0] == '#' && !(dollar && i == 0)) {
+			*named = false;
+			return true;
+		}
+		if (len == 1 && s[0] == '+' && !(dollar && i == 0)) {
+			*named = false;
+		} else if (len != strlen(want[i]) || strncmp(s, want[i], len) != 0) {
+			return false;
+		}
+		if (s[len] != '/') {
+			return false; /* the filter ends here: it matches no topic below this level */
+		}
+		s += len + 1;
+	}
+	return true;
+}
+
 /* SUBSCRIBE sees only the filter: deny early what could never be read (a friendly 0x87);
- * wildcards that might match SRUP topics are allowed, because READ filters every message. */
+ * wildcards that might match SRUP topics are allowed, because READ filters every message. A
+ * shared subscription gets one subscriber per message, chosen before READ, so a group member
+ * that may not read starves the others: refuse every shared filter that could match a SRUP topic
+ * (SRUP needs none), and, for non-admins, one that could match the plugin's counters. */
 static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const char *filter)
 {
 	char l0[80];
@@ -209,7 +253,11 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	unsigned role = 0;
 	bool ok = false;
 	bool parsed = false;
+	bool shared = false;
+	bool literal = false;
 	const struct srupb_policy *p = ctx->policy;
+	const char *const sys[] = {"$SYS", "broker", "srup"};
+	const char *const prefix[] = {p->prefix};
 
 	if (filter == NULL) {
 		return MOSQ_ERR_ACL_DENIED;
@@ -220,18 +268,33 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 			return MOSQ_ERR_ACL_DENIED;
 		}
 		filter = s + 1;
+		shared = true;
 	}
 	if (strncmp(filter, "$CONTROL/srup/", 14) == 0) {
 		return is_admin(ctx, client) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+	}
+	if (may_match(filter, sys, 3, true, &literal) && (literal || shared) &&
+	    !is_admin(ctx, client)) {
+		return MOSQ_ERR_ACL_DENIED;
+	}
+	if (shared && may_match(filter, prefix, 1, false, &literal)) {
+		return MOSQ_ERR_ACL_DENIED;
 	}
 	if (!level(filter, 0, l0, sizeof l0) || strcmp(l0, p->prefix) != 0) {
 		return other_result(ctx);
 	}
 	struct srupb_reader *rc = srupb_clients_seen(ctx, client, false, NULL);
+	bool active = reader_id(ctx, client, rc, srupb_store_version(ctx->store), &rid, &role, &parsed);
+	if (!parsed) {
+		/* No proven identity: nothing under the prefix is ever delivered to it. */
+		srupb_store_read_end(ctx->store);
+		return MOSQ_ERR_ACL_DENIED;
+	}
 	if (!level(filter, 1, l1, sizeof l1) || strcmp(l1, "+") == 0 || strcmp(l1, "#") == 0) {
+		srupb_store_read_end(ctx->store);
 		return MOSQ_ERR_SUCCESS;
 	}
-	if (reader_id(ctx, client, rc, srupb_store_version(ctx->store), &rid, &role, &parsed)) {
+	if (active) {
 		if (strcmp(l1, "servers") == 0) {
 			ok = role == SRUPB_ROLE_SERVER && level(filter, 2, l2, sizeof l2) &&
 			     srup_id_parse(l2, strlen(l2), &named) == SRUP_OK && named == rid;

@@ -13,11 +13,15 @@
 
 #include "srupb.h"
 
-#define AUDIT_LINE_MAX 2048
+#define AUDIT_LINE_MAX SRUPB_AUDIT_LINE_MAX
 #define AUDIT_STR_MAX  SRUPB_LOG_TRUNC
 #define B_ACCEPT       SRUPB_R__COUNT
 #define B_RETRANSMIT   (SRUPB_R__COUNT + 1)
-#define B_COUNT        (SRUPB_R__COUNT + 2)
+#define B_ADMIN        (SRUPB_R__COUNT + 2) /* + enum srupb_admin_reason */
+#define B_COUNT        (B_ADMIN + SRUPB_AR__COUNT)
+#define CONN_HASH      256
+#define CONN_NIL       UINT32_MAX
+#define CONN_IDLE      60.0 /* a full table reuses entries idle this long (Wills after DISCONNECT) */
 
 struct bucket {
 	double tokens;
@@ -25,15 +29,30 @@ struct bucket {
 	uint64_t suppressed;
 };
 
+/* One client connection's bucket, across every reason. */
+struct conn {
+	const void *client; /* NULL: free */
+	uint64_t id_hash;   /* of the whole client id: a reused pointer is another connection */
+	char id[SRUPB_LOG_TRUNC + 1];
+	struct bucket b;
+	uint32_t next; /* hash chain, or free list */
+};
+
 struct srupb_audit {
 	char *path;
 	int fd;
 	dev_t dev;
 	ino_t ino;
-	unsigned burst;
-	double rate;
+	struct srupb_audit_limits lim;
 	double last_rot_check;
+	double last_total_summary;
 	struct bucket b[B_COUNT];
+	struct bucket total;
+	struct bucket overflow; /* connections that found the table full share this one */
+	struct conn conns[SRUPB_AUDIT_CONNS];
+	uint32_t heads[CONN_HASH];
+	uint32_t free_head;
+	size_t n_conns;
 };
 
 double srupb_now(void)
@@ -44,6 +63,8 @@ double srupb_now(void)
 }
 
 static void write_summary(struct srupb_audit *a, size_t bi);
+static void write_conn_summary(struct srupb_audit *a, const char *client_id, struct bucket *b);
+static void write_total_summary(struct srupb_audit *a);
 
 static int open_fd(const char *path, char *err, size_t err_cap)
 {
@@ -80,19 +101,73 @@ enum srup_err srupb_audit_open(const char *path, unsigned burst, double rate,
 		a->dev = sb.st_dev;
 		a->ino = sb.st_ino;
 	}
+	a->lim.client_burst = 20;
+	a->lim.client_rate = 2.0;
+	a->lim.total_burst = 200;
+	a->lim.total_rate = 50.0;
 	srupb_audit_set_rate(a, burst, rate);
 	for (size_t i = 0; i < B_COUNT; i++) {
-		a->b[i].tokens = (double)a->burst;
+		a->b[i].tokens = (double)a->lim.burst;
 		a->b[i].last = srupb_now();
 	}
+	a->total.tokens = (double)a->lim.total_burst;
+	a->total.last = srupb_now();
+	a->overflow.tokens = (double)a->lim.client_burst;
+	a->overflow.last = srupb_now();
+	for (size_t i = 0; i < CONN_HASH; i++) {
+		a->heads[i] = CONN_NIL;
+	}
+	for (uint32_t i = 0; i < SRUPB_AUDIT_CONNS; i++) {
+		a->conns[i].next = i + 1 < SRUPB_AUDIT_CONNS ? i + 1 : CONN_NIL;
+	}
+	a->free_head = 0;
 	*out = a;
 	return SRUP_OK;
 }
 
 void srupb_audit_set_rate(struct srupb_audit *a, unsigned burst, double rate)
 {
-	a->burst = burst == 0 ? 1 : burst;
-	a->rate = rate <= 0 ? 1.0 : rate;
+	a->lim.burst = burst == 0 ? 1 : burst;
+	a->lim.rate = rate <= 0 ? 1.0 : rate;
+}
+
+/* A full bucket stays full under a new burst; a partly used one keeps its tokens (at most the
+ * new burst). */
+static void rescale(struct bucket *b, unsigned old_burst, unsigned new_burst)
+{
+	if (b->tokens >= (double)old_burst || b->tokens > (double)new_burst) {
+		b->tokens = (double)new_burst;
+	}
+}
+
+void srupb_audit_set_limits(struct srupb_audit *a, const struct srupb_audit_limits *l)
+{
+	struct srupb_audit_limits old = a->lim;
+	srupb_audit_set_rate(a, l->burst, l->rate);
+	a->lim.client_burst = l->client_burst == 0 ? 1 : l->client_burst;
+	a->lim.client_rate = l->client_rate <= 0 ? 1.0 : l->client_rate;
+	a->lim.total_burst = l->total_burst == 0 ? 1 : l->total_burst;
+	a->lim.total_rate = l->total_rate <= 0 ? 1.0 : l->total_rate;
+	for (size_t i = 0; i < B_COUNT; i++) {
+		rescale(&a->b[i], old.burst, a->lim.burst);
+	}
+	for (size_t i = 0; i < SRUPB_AUDIT_CONNS; i++) {
+		if (a->conns[i].client != NULL) {
+			rescale(&a->conns[i].b, old.client_burst, a->lim.client_burst);
+		}
+	}
+	rescale(&a->overflow, old.client_burst, a->lim.client_burst);
+	rescale(&a->total, old.total_burst, a->lim.total_burst);
+}
+
+void srupb_audit_apply_policy(struct srupb_audit *a, const struct srupb_policy *p)
+{
+	struct srupb_audit_limits l = {p->audit_burst,        p->audit_rate,
+	                               p->audit_client_burst, p->audit_client_rate,
+	                               p->audit_total_burst,  p->audit_total_rate};
+	if (a != NULL && p != NULL) {
+		srupb_audit_set_limits(a, &l);
+	}
 }
 
 void srupb_audit_close(struct srupb_audit *a)
@@ -100,10 +175,22 @@ void srupb_audit_close(struct srupb_audit *a)
 	if (a == NULL) {
 		return;
 	}
+	/* Whatever was suppressed is reported now, whatever the caps say. */
 	for (size_t i = 0; i < B_COUNT; i++) {
 		if (a->b[i].suppressed > 0) {
 			write_summary(a, i);
 		}
+	}
+	for (size_t i = 0; i < SRUPB_AUDIT_CONNS; i++) {
+		if (a->conns[i].client != NULL && a->conns[i].b.suppressed > 0) {
+			write_conn_summary(a, a->conns[i].id, &a->conns[i].b);
+		}
+	}
+	if (a->overflow.suppressed > 0) {
+		write_conn_summary(a, NULL, &a->overflow);
+	}
+	if (a->total.suppressed > 0) {
+		write_total_summary(a);
 	}
 	if (a->fd >= 0) {
 		close(a->fd);
@@ -154,25 +241,204 @@ static size_t bucket_index(enum srupb_verdict v, enum srupb_reason r)
 	return (size_t)r < SRUPB_R__COUNT ? (size_t)r : (size_t)SRUPB_R_INTERNAL_ERROR;
 }
 
-static void refill(struct srupb_audit *a, struct bucket *b, double now)
+static size_t admin_index(enum srupb_admin_reason r)
 {
-	b->tokens += (now - b->last) * a->rate;
-	if (b->tokens > (double)a->burst) {
-		b->tokens = (double)a->burst;
+	return B_ADMIN + ((size_t)r < SRUPB_AR__COUNT ? (size_t)r : (size_t)SRUPB_AR_NOT_ADMIN);
+}
+
+static void refill(struct bucket *b, unsigned burst, double rate, double now)
+{
+	if (now > b->last) {
+		b->tokens += (now - b->last) * rate;
+	}
+	if (b->tokens > (double)burst) {
+		b->tokens = (double)burst;
 	}
 	b->last = now;
 }
 
-bool srupb_audit_admit(struct srupb_audit *a, enum srupb_verdict v, enum srupb_reason r)
+/* --- per-connection buckets --- */
+
+static uint64_t hash_id(const char *s)
 {
-	struct bucket *b = &a->b[bucket_index(v, r)];
-	refill(a, b, srupb_now());
-	if (b->tokens >= 1.0) {
-		b->tokens -= 1.0;
-		return true;
+	uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
+	if (s == NULL) {
+		return 0;
 	}
-	b->suppressed++;
-	return false;
+	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
+		h = (h ^ *c) * 0x100000001b3u;
+	}
+	return h;
+}
+
+static size_t conn_slot(const void *client)
+{
+	uintptr_t p = (uintptr_t)client;
+	return (size_t)((p >> 4) ^ (p >> 12)) % CONN_HASH;
+}
+
+static void conn_unlink(struct srupb_audit *a, uint32_t i)
+{
+	uint32_t *pp = &a->heads[conn_slot(a->conns[i].client)];
+	while (*pp != CONN_NIL && *pp != i) {
+		pp = &a->conns[*pp].next;
+	}
+	if (*pp == i) {
+		*pp = a->conns[i].next;
+	}
+	/* What it suppressed stays counted: in the total summary. */
+	a->total.suppressed += a->conns[i].b.suppressed;
+	memset(&a->conns[i], 0, sizeof a->conns[i]);
+	a->conns[i].next = a->free_head;
+	a->free_head = i;
+	a->n_conns--;
+}
+
+/* A full table: free the entry idle longest, if idle for CONN_IDLE. */
+static void conn_reclaim(struct srupb_audit *a, double now)
+{
+	uint32_t oldest = CONN_NIL;
+	for (uint32_t i = 0; i < SRUPB_AUDIT_CONNS; i++) {
+		if (a->conns[i].client != NULL && now - a->conns[i].b.last >= CONN_IDLE &&
+		    (oldest == CONN_NIL || a->conns[i].b.last < a->conns[oldest].b.last)) {
+			oldest = i;
+		}
+	}
+	if (oldest != CONN_NIL) {
+		conn_unlink(a, oldest);
+	}
+}
+
+/* The bucket of (client, client id): its own, a new one, or the shared overflow bucket. */
+static struct bucket *conn_bucket(struct srupb_audit *a, const void *client, const char *client_id,
+                                  double now)
+{
+	uint64_t h;
+	uint32_t i;
+	size_t slot;
+
+	if (client == NULL) {
+		return &a->overflow;
+	}
+	h = hash_id(client_id);
+	slot = conn_slot(client);
+	for (i = a->heads[slot]; i != CONN_NIL; i = a->conns[i].next) {
+		if (a->conns[i].client == client) {
+			break;
+		}
+	}
+	if (i != CONN_NIL) {
+		if (a->conns[i].id_hash == h) {
+			return &a->conns[i].b;
+		}
+		conn_unlink(a, i); /* a freed connection's address, reused by another client */
+	}
+	if (a->free_head == CONN_NIL) {
+		conn_reclaim(a, now);
+		if (a->free_head == CONN_NIL) {
+			return &a->overflow;
+		}
+	}
+	i = a->free_head;
+	a->free_head = a->conns[i].next;
+	a->conns[i].client = client;
+	a->conns[i].id_hash = h;
+	if (client_id != NULL) {
+		/* cut on a character boundary: the summary line prints it */
+		size_t n = strlen(client_id);
+		if (n > SRUPB_LOG_TRUNC) {
+			n = SRUPB_LOG_TRUNC;
+			while (n > 0 && ((unsigned char)client_id[n] & 0xc0u) == 0x80u) {
+				n--;
+			}
+		}
+		memcpy(a->conns[i].id, client_id, n);
+		a->conns[i].id[n] = '\0';
+	}
+	a->conns[i].b.tokens = (double)a->lim.client_burst;
+	a->conns[i].b.last = now;
+	a->conns[i].b.suppressed = 0;
+	a->conns[i].next = a->heads[slot];
+	a->heads[slot] = i;
+	a->n_conns++;
+	return &a->conns[i].b;
+}
+
+size_t srupb_audit_conn_count(const struct srupb_audit *a)
+{
+	return a == NULL ? 0 : a->n_conns;
+}
+
+void srupb_audit_conn_gone(struct srupb_audit *a, const void *conn)
+{
+	uint32_t i;
+	if (a == NULL || conn == NULL) {
+		return;
+	}
+	for (i = a->heads[conn_slot(conn)]; i != CONN_NIL; i = a->conns[i].next) {
+		if (a->conns[i].client == conn) {
+			break;
+		}
+	}
+	if (i == CONN_NIL) {
+		return;
+	}
+	if (a->conns[i].b.suppressed > 0) {
+		refill(&a->total, a->lim.total_burst, a->lim.total_rate, srupb_now());
+		if (a->total.tokens >= 1.0) {
+			a->total.tokens -= 1.0;
+			write_conn_summary(a, a->conns[i].id, &a->conns[i].b);
+		}
+	}
+	conn_unlink(a, i); /* a summary not written now goes to the total's */
+}
+
+/* One token from each of the reason's, the connection's and the total bucket, or none. */
+static bool admit(struct srupb_audit *a, size_t bi, const void *conn, const char *client_id)
+{
+	double now = srupb_now();
+	struct bucket *rb = &a->b[bi];
+	struct bucket *cb = conn_bucket(a, conn, client_id, now);
+
+	refill(rb, a->lim.burst, a->lim.rate, now);
+	refill(cb, a->lim.client_burst, a->lim.client_rate, now);
+	refill(&a->total, a->lim.total_burst, a->lim.total_rate, now);
+	if (rb->tokens < 1.0) {
+		rb->suppressed++;
+		return false;
+	}
+	if (cb->tokens < 1.0) {
+		cb->suppressed++;
+		return false;
+	}
+	if (a->total.tokens < 1.0) {
+		a->total.suppressed++;
+		return false;
+	}
+	rb->tokens -= 1.0;
+	cb->tokens -= 1.0;
+	a->total.tokens -= 1.0;
+	return true;
+}
+
+/* One token from each bucket that has one; never refuses. */
+static void take_any(struct srupb_audit *a, size_t bi, const void *conn, const char *client_id)
+{
+	double now = srupb_now();
+	struct bucket *b[3] = {&a->b[bi], conn_bucket(a, conn, client_id, now), &a->total};
+	refill(b[0], a->lim.burst, a->lim.rate, now);
+	refill(b[1], a->lim.client_burst, a->lim.client_rate, now);
+	refill(b[2], a->lim.total_burst, a->lim.total_rate, now);
+	for (size_t i = 0; i < 3; i++) {
+		if (b[i]->tokens >= 1.0) {
+			b[i]->tokens -= 1.0;
+		}
+	}
+}
+
+bool srupb_audit_admit(struct srupb_audit *a, const struct srupb_event *ev)
+{
+	return admit(a, bucket_index(ev->verdict, ev->reason), ev->conn, ev->client_id);
 }
 
 /* --- JSON formatting --- */
@@ -200,39 +466,106 @@ static void jlit(struct jbuf *j, const char *s)
 	jraw(j, s, strlen(s));
 }
 
+/* Length of the valid UTF-8 sequence at p (n bytes available, n >= 1), 0 if it is not one:
+ * shortest form only, no surrogates, nothing above U+10FFFF (RFC 3629). */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	size_t need;
+	unsigned lo = 0x80u;
+	unsigned hi = 0xbfu;
+
+	if (c < 0x80u) {
+		return 1;
+	}
+	if (c >= 0xc2u && c <= 0xdfu) {
+		need = 2;
+	} else if (c >= 0xe0u && c <= 0xefu) {
+		need = 3;
+		if (c == 0xe0u) {
+			lo = 0xa0u;
+		} else if (c == 0xedu) {
+			hi = 0x9fu;
+		}
+	} else if (c >= 0xf0u && c <= 0xf4u) {
+		need = 4;
+		if (c == 0xf0u) {
+			lo = 0x90u;
+		} else if (c == 0xf4u) {
+			hi = 0x8fu;
+		}
+	} else {
+		return 0;
+	}
+	if (n < need || p[1] < lo || p[1] > hi) {
+		return 0;
+	}
+	for (size_t i = 2; i < need; i++) {
+		if ((p[i] & 0xc0u) != 0x80u) {
+			return 0;
+		}
+	}
+	return need;
+}
+
+bool srupb_audit_json_string(const char *s, char *out, size_t cap, size_t *len)
+{
+	struct jbuf j = {out, cap, *len, false};
+	const unsigned char *c;
+	size_t left;
+	size_t chars = 0;
+
+	if (*len >= cap) {
+		return false;
+	}
+	if (s == NULL) {
+		jlit(&j, "null");
+	} else {
+		c = (const unsigned char *)s;
+		left = strlen(s);
+		jlit(&j, "\"");
+		while (left > 0) {
+			char esc[8];
+			size_t n;
+			if (chars == AUDIT_STR_MAX) {
+				jlit(&j, "...");
+				break;
+			}
+			chars++;
+			n = utf8_len(c, left);
+			if (n == 0) {
+				/* not UTF-8: the byte's value as text, so the line stays valid UTF-8 */
+				snprintf(esc, sizeof esc, "\\\\x%02x", (unsigned)*c);
+				jlit(&j, esc);
+				n = 1;
+			} else if (*c == '"' || *c == '\\') {
+				esc[0] = '\\';
+				esc[1] = (char)*c;
+				jraw(&j, esc, 2);
+			} else if (*c < 0x20u || *c == 0x7fu) {
+				snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*c);
+				jlit(&j, esc);
+			} else {
+				jraw(&j, (const char *)c, n);
+			}
+			c += n;
+			left -= n;
+		}
+		jlit(&j, "\"");
+	}
+	if (j.overflow) {
+		out[*len] = '\0';
+		return false;
+	}
+	*len = j.len;
+	return true;
+}
+
 static void jstr(struct jbuf *j, const char *s)
 {
-	size_t chars = 0;
-	size_t cont = 0; /* continuation bytes since the last lead byte */
-	if (s == NULL) {
-		jlit(j, "null");
-		return;
+	if (j->overflow || !srupb_audit_json_string(s, j->p, j->cap, &j->len)) {
+		j->overflow = true;
 	}
-	jlit(j, "\"");
-	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
-		char esc[8];
-		cont = (*c & 0xc0u) == 0x80u ? cont + 1 : 0;
-		/* cut before a character, never inside one (a lead byte has at most 3 followers) */
-		if (chars == AUDIT_STR_MAX && (cont == 0 || cont > 3)) {
-			jlit(j, "...");
-			break;
-		}
-		/* count characters, not UTF-8 continuation bytes */
-		if ((*c & 0xc0u) != 0x80u) {
-			chars++;
-		}
-		if (*c == '"' || *c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)*c;
-			jraw(j, esc, 2);
-		} else if (*c < 0x20u || *c == 0x7fu) {
-			snprintf(esc, sizeof esc, "\\u%04x", (unsigned)*c);
-			jlit(j, esc);
-		} else {
-			jraw(j, (const char *)c, 1);
-		}
-	}
-	jlit(j, "\"");
 }
 
 static void jtime(struct jbuf *j)
@@ -301,6 +634,54 @@ size_t srupb_audit_format(const struct srupb_event *ev, uint64_t suppressed, cha
 	return j.len;
 }
 
+static const char *const admin_reasons[SRUPB_AR__COUNT] = {NULL, "not_admin", "bad_command"};
+
+size_t srupb_audit_format_admin(const struct srupb_admin_event *ae, uint64_t suppressed, char *out,
+                                size_t cap)
+{
+	struct jbuf j = {out, cap, 0, false};
+	char num[32];
+
+	if (cap == 0) {
+		return 0;
+	}
+	out[0] = '\0';
+	jlit(&j, "{\"time\":");
+	jtime(&j);
+	jlit(&j, ",\"verdict\":\"admin\",\"reason\":");
+	jstr(&j, (size_t)ae->reason < SRUPB_AR__COUNT ? admin_reasons[ae->reason] : "not_admin");
+	jlit(&j, ",\"source\":\"control\",\"client_id\":");
+	jstr(&j, ae->client_id);
+	jlit(&j, ",\"identity\":");
+	jstr(&j, ae->identity);
+	jlit(&j, ",\"topic\":\"$CONTROL/srup/v1\",\"type\":null,\"sender\":null,\"seq\":null"
+	         ",\"command\":");
+	jstr(&j, ae->command);
+	jlit(&j, ",\"target\":");
+	if (ae->has_target) {
+		char id[SRUP_ID_TEXT_MAX];
+		if (srup_id_format(ae->target, id, sizeof id) != SRUP_OK) {
+			id[0] = '\0';
+		}
+		jstr(&j, id);
+	} else {
+		jlit(&j, "null");
+	}
+	jlit(&j, ae->ok ? ",\"result\":\"ok\"" : ",\"result\":\"error\"");
+	jlit(&j, ",\"detail\":");
+	jstr(&j, ae->detail);
+	if (suppressed > 0) {
+		snprintf(num, sizeof num, "%" PRIu64, suppressed);
+		jlit(&j, ",\"suppressed\":");
+		jlit(&j, num);
+	}
+	jlit(&j, "}\n");
+	if (j.overflow) {
+		return 0;
+	}
+	return j.len;
+}
+
 static void write_line(struct srupb_audit *a, const char *line, size_t len)
 {
 	size_t off = 0;
@@ -318,31 +699,105 @@ static void write_line(struct srupb_audit *a, const char *line, size_t len)
 
 static void write_summary(struct srupb_audit *a, size_t bi)
 {
-	struct srupb_event ev;
 	char line[AUDIT_LINE_MAX];
 	char detail[96];
 	size_t len;
 	uint64_t n = a->b[bi].suppressed;
 
-	memset(&ev, 0, sizeof ev);
-	ev.type = -1;
-	if (bi == B_ACCEPT) {
-		ev.verdict = SRUPB_V_ACCEPT;
-		ev.reason = SRUPB_R_NONE;
-	} else if (bi == B_RETRANSMIT) {
-		ev.verdict = SRUPB_V_RETRANSMIT;
-		ev.reason = SRUPB_R_NONE;
-	} else {
-		ev.verdict = SRUPB_V_DROP;
-		ev.reason = (enum srupb_reason)bi;
-	}
 	snprintf(detail, sizeof detail, "rate limit: %" PRIu64 " similar lines suppressed", n);
-	ev.detail = detail;
-	len = srupb_audit_format(&ev, n, line, sizeof line);
+	if (bi >= B_ADMIN) {
+		struct srupb_admin_event ae;
+		memset(&ae, 0, sizeof ae);
+		ae.reason = (enum srupb_admin_reason)(bi - B_ADMIN);
+		ae.ok = ae.reason == SRUPB_AR_NONE;
+		ae.detail = detail;
+		len = srupb_audit_format_admin(&ae, n, line, sizeof line);
+	} else {
+		struct srupb_event ev;
+		memset(&ev, 0, sizeof ev);
+		ev.type = -1;
+		if (bi == B_ACCEPT) {
+			ev.verdict = SRUPB_V_ACCEPT;
+			ev.reason = SRUPB_R_NONE;
+		} else if (bi == B_RETRANSMIT) {
+			ev.verdict = SRUPB_V_RETRANSMIT;
+			ev.reason = SRUPB_R_NONE;
+		} else {
+			ev.verdict = SRUPB_V_DROP;
+			ev.reason = (enum srupb_reason)bi;
+		}
+		ev.detail = detail;
+		len = srupb_audit_format(&ev, n, line, sizeof line);
+	}
 	if (len > 0) {
 		write_line(a, line, len);
 	}
 	a->b[bi].suppressed = 0;
+}
+
+/* {"verdict":"suppressed",...}: lines the per-connection (client_id set; NULL for the shared
+ * overflow bucket) or the total cap held back. */
+static void write_capped(struct srupb_audit *a, const char *client_id, const char *detail,
+                         uint64_t n)
+{
+	char line[AUDIT_LINE_MAX];
+	struct jbuf j = {line, sizeof line, 0, false};
+	char num[32];
+
+	snprintf(num, sizeof num, "%" PRIu64, n);
+	jlit(&j, "{\"time\":");
+	jtime(&j);
+	jlit(&j, ",\"verdict\":\"suppressed\",\"reason\":null,\"client_id\":");
+	jstr(&j, client_id);
+	jlit(&j, ",\"identity\":null,\"topic\":null,\"type\":null,\"sender\":null,\"seq\":null,"
+	         "\"detail\":");
+	jstr(&j, detail);
+	jlit(&j, ",\"suppressed\":");
+	jlit(&j, num);
+	jlit(&j, "}\n");
+	if (!j.overflow) {
+		write_line(a, line, j.len);
+	}
+}
+
+static void write_conn_summary(struct srupb_audit *a, const char *client_id, struct bucket *b)
+{
+	char detail[128];
+	snprintf(detail, sizeof detail,
+	         client_id != NULL ? "rate limit: %" PRIu64 " lines of this connection suppressed"
+	                           : "rate limit: %" PRIu64
+	                             " lines of connections beyond the table suppressed",
+	         b->suppressed);
+	write_capped(a, client_id, detail, b->suppressed);
+	b->suppressed = 0;
+}
+
+static void write_total_summary(struct srupb_audit *a)
+{
+	char detail[96];
+	snprintf(detail, sizeof detail, "rate limit: %" PRIu64 " lines suppressed by the total cap",
+	         a->total.suppressed);
+	write_capped(a, NULL, detail, a->total.suppressed);
+	a->total.suppressed = 0;
+}
+
+/* Write a summary for bucket b ahead of a line, if a token of the total cap is left for it
+ * (and of cb, the connection's bucket, when given); else it waits, still counted. */
+static bool summary_token(struct srupb_audit *a, struct bucket *cb)
+{
+	double now = srupb_now();
+	refill(&a->total, a->lim.total_burst, a->lim.total_rate, now);
+	if (a->total.tokens < 1.0) {
+		return false;
+	}
+	if (cb != NULL) {
+		if (cb->tokens < 1.0) {
+			return false;
+		}
+		cb->tokens -= 1.0;
+	}
+	a->total.tokens -= 1.0;
+	return true;
 }
 
 void srupb_audit_write(struct srupb_audit *a, const struct srupb_event *ev)
@@ -351,13 +806,41 @@ void srupb_audit_write(struct srupb_audit *a, const struct srupb_event *ev)
 	size_t bi = bucket_index(ev->verdict, ev->reason);
 	size_t len;
 
-	if (a->b[bi].suppressed > 0) {
+	if (a->b[bi].suppressed > 0 &&
+	    summary_token(a, conn_bucket(a, ev->conn, ev->client_id, srupb_now()))) {
 		write_summary(a, bi);
 	}
 	len = srupb_audit_format(ev, 0, line, sizeof line);
 	if (len > 0) {
 		write_line(a, line, len);
 	}
+}
+
+bool srupb_audit_admin(struct srupb_audit *a, const struct srupb_admin_event *ae)
+{
+	char line[AUDIT_LINE_MAX];
+	size_t bi = admin_index(ae->reason);
+	size_t len;
+
+	if (a == NULL) {
+		return false;
+	}
+	if (ae->reason == SRUPB_AR_NONE) {
+		/* An admin's command that ran changed state (a revoke names its target): always on
+		 * record. It still spends what tokens are left, so it counts toward the caps. */
+		take_any(a, bi, ae->conn, ae->client_id);
+	} else if (!admit(a, bi, ae->conn, ae->client_id)) {
+		return false; /* counted as suppressed */
+	}
+	if (a->b[bi].suppressed > 0 &&
+	    summary_token(a, conn_bucket(a, ae->conn, ae->client_id, srupb_now()))) {
+		write_summary(a, bi);
+	}
+	len = srupb_audit_format_admin(ae, 0, line, sizeof line);
+	if (len > 0) {
+		write_line(a, line, len);
+	}
+	return true;
 }
 
 void srupb_audit_flush_summaries(struct srupb_audit *a)
@@ -372,10 +855,31 @@ void srupb_audit_flush_summaries(struct srupb_audit *a)
 		if (b->suppressed == 0) {
 			continue;
 		}
-		refill(a, b, now);
-		if (b->tokens >= 1.0) {
+		refill(b, a->lim.burst, a->lim.rate, now);
+		if (b->tokens >= 1.0 && summary_token(a, NULL)) {
 			b->tokens -= 1.0;
 			write_summary(a, i);
 		}
+	}
+	for (size_t i = 0; i < SRUPB_AUDIT_CONNS; i++) {
+		struct conn *c = &a->conns[i];
+		if (c->client == NULL || c->b.suppressed == 0) {
+			continue;
+		}
+		refill(&c->b, a->lim.client_burst, a->lim.client_rate, now);
+		if (summary_token(a, &c->b)) {
+			write_conn_summary(a, c->id, &c->b);
+		}
+	}
+	if (a->overflow.suppressed > 0) {
+		refill(&a->overflow, a->lim.client_burst, a->lim.client_rate, now);
+		if (summary_token(a, &a->overflow)) {
+			write_conn_summary(a, NULL, &a->overflow);
+		}
+	}
+	/* The total's own summary costs no token: at most one a second. */
+	if (a->total.suppressed > 0 && now - a->last_total_summary >= 1.0) {
+		a->last_total_summary = now;
+		write_total_summary(a);
 	}
 }

@@ -1,20 +1,24 @@
 /* SPDX-License-Identifier: MIT
  * control.c - reload (SIGHUP or admin command) and the admin control topic $CONTROL/srup/v1.
- * Commands: {"command":"reload"}, {"command":"revoke","id":"<hex id>"}; the answer is published
- * on $CONTROL/srup/v1/response (readable by admins only). */
+ * Commands: {"command":"reload"}, {"command":"revoke","id":"<hex id>"} (parsed in control_cmd.c);
+ * the answer is published on the request's MQTT v5 response topic when it is
+ * $CONTROL/srup/v1/response or below it, else there (readable by admins only). Every command
+ * and every refusal is audited and counted. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
+#include <mqtt_protocol.h>
 
 #include "srupb.h"
 
 #define CONTROL_RESP_TOPIC "$CONTROL/srup/v1/response"
-#define CONTROL_MAX        4096
 
 enum srup_err srupb_reload(struct srupb_ctx *ctx)
 {
@@ -62,7 +66,7 @@ enum srup_err srupb_reload(struct srupb_ctx *ctx)
 		srupb_keystore_clear(ctx->keys);
 	}
 	ctx->slot.valid = false;
-	srupb_audit_set_rate(ctx->audit, np->audit_burst, np->audit_rate);
+	srupb_audit_apply_policy(ctx->audit, np);
 	if (srupb_audit_reopen(ctx->audit, err, sizeof err) != SRUP_OK) {
 		srupb_log(MOSQ_LOG_ERR, "reload | %s (still writing to the old file)", err);
 	}
@@ -73,49 +77,6 @@ enum srup_err srupb_reload(struct srupb_ctx *ctx)
 	          ctx->cfg.policy_path != NULL ? ctx->cfg.policy_path : "(built-in)", nkeys);
 	srupb_metrics_publish(&ctx->metrics);
 	return SRUP_OK;
-}
-
-/* The string value of "key" in a flat JSON object (no escapes in the value), into out. */
-static bool json_string(const char *js, size_t len, const char *key, char *out, size_t cap)
-{
-	char pat[40];
-	const char *p;
-	const char *end = js + len;
-	size_t n;
-
-	snprintf(pat, sizeof pat, "\"%s\"", key);
-	p = js;
-	for (;;) {
-		p = strstr(p, pat);
-		if (p == NULL || p >= end) {
-			return false;
-		}
-		p += strlen(pat);
-		while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) {
-			p++;
-		}
-		if (p < end && *p == ':') {
-			break;
-		}
-	}
-	p++;
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) {
-		p++;
-	}
-	if (p >= end || *p != '"') {
-		return false;
-	}
-	p++;
-	n = 0;
-	while (p + n < end && p[n] != '"' && p[n] != '\\') {
-		n++;
-	}
-	if (p + n >= end || p[n] != '"' || n >= cap) {
-		return false;
-	}
-	memcpy(out, p, n);
-	out[n] = '\0';
-	return true;
 }
 
 /* Revoke at once: store, key cache, and the live connection (kicked from TICK). */
@@ -131,13 +92,120 @@ static enum srup_err revoke_id(struct srupb_ctx *ctx, uint64_t id, bool *found)
 	return SRUP_OK;
 }
 
-static void respond(const char *command, bool ok, const char *detail)
+/* Where the answer goes: the request's MQTT v5 response topic if it is the default response
+ * topic or below it (only admins read those), else the default topic. */
+struct reply {
+	char *topic; /* from the broker (mosquitto_free), or NULL: the default topic */
+	bool topic_refused;
+	void *corr; /* correlation data from the broker (mosquitto_free), or NULL */
+	uint16_t corr_len;
+};
+
+static bool response_topic_ok(const char *t)
 {
-	char buf[512];
-	int n = snprintf(buf, sizeof buf, "{\"command\":\"%s\",\"result\":\"%s\",\"detail\":\"%s\"}",
-	                 command, ok ? "ok" : "error", detail);
-	if (n > 0 && (size_t)n < sizeof buf) {
-		(void)mosquitto_broker_publish_copy(NULL, CONTROL_RESP_TOPIC, n, buf, 0, false, NULL);
+	size_t n = sizeof CONTROL_RESP_TOPIC - 1;
+	if (strncmp(t, CONTROL_RESP_TOPIC, n) != 0 || (t[n] != '\0' && t[n] != '/')) {
+		return false;
+	}
+	/* a topic name, not a filter */
+	return strchr(t, '+') == NULL && strchr(t, '#') == NULL;
+}
+
+static void reply_read(const struct mosquitto_evt_control *ed, struct reply *r)
+{
+	char *topic = NULL;
+	void *corr = NULL;
+	uint16_t corr_len = 0;
+
+	memset(r, 0, sizeof *r);
+	if (ed->properties == NULL) {
+		return;
+	}
+	if (mosquitto_property_read_binary(ed->properties, MQTT_PROP_CORRELATION_DATA, &corr, &corr_len,
+	                                   false) != NULL) {
+		r->corr = corr;
+		r->corr_len = corr_len;
+	}
+	if (mosquitto_property_read_string(ed->properties, MQTT_PROP_RESPONSE_TOPIC, &topic, false) !=
+	            NULL &&
+	    topic != NULL) {
+		if (response_topic_ok(topic)) {
+			r->topic = topic;
+		} else {
+			r->topic_refused = true;
+			mosquitto_free(topic);
+		}
+	}
+}
+
+static void reply_free(struct reply *r)
+{
+	mosquitto_free(r->topic);
+	mosquitto_free(r->corr);
+	memset(r, 0, sizeof *r);
+}
+
+/* {"command":...,"result":"ok"|"error","detail":...,"correlation":"<hex>"} on the reply topic,
+ * with the correlation data as an MQTT v5 property too. */
+static void respond(const struct reply *r, const char *command, bool ok, const char *detail)
+{
+	json_t *o = json_object();
+	char *text = NULL;
+	char *hex = NULL;
+	mosquitto_property *props = NULL;
+	const char *topic = r->topic != NULL ? r->topic : CONTROL_RESP_TOPIC;
+
+	if (o == NULL) {
+		return;
+	}
+	if (json_object_set_new(o, "command", command != NULL ? json_string(command) : json_null()) !=
+	            0 ||
+	    json_object_set_new(o, "result", json_string(ok ? "ok" : "error")) != 0 ||
+	    json_object_set_new(o, "detail", json_string(detail)) != 0) {
+		goto out;
+	}
+	if (r->corr != NULL && r->corr_len > 0) {
+		size_t hex_cap = 2 * (size_t)r->corr_len + 1;
+		hex = malloc(hex_cap);
+		if (hex == NULL || srup_hex_encode(r->corr, r->corr_len, hex, hex_cap) != SRUP_OK ||
+		    json_object_set_new(o, "correlation", json_string(hex)) != 0 ||
+		    mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, r->corr,
+		                                  r->corr_len) != MOSQ_ERR_SUCCESS) {
+			goto out;
+		}
+	}
+	text = json_dumps(o, JSON_COMPACT);
+	if (text == NULL || strlen(text) > INT32_MAX) {
+		goto out;
+	}
+	if (mosquitto_broker_publish_copy(NULL, topic, (int)strlen(text), text, 0, false, props) ==
+	    MOSQ_ERR_SUCCESS) {
+		props = NULL; /* the broker owns them now */
+	}
+out:
+	mosquitto_property_free_all(&props);
+	free(hex);
+	free(text);
+	json_decref(o);
+}
+
+void srupb_control_refused(struct srupb_ctx *ctx, struct mosquitto *client, const char *identity)
+{
+	struct srupb_admin_event ae;
+	char esc[4 * SRUPB_LOG_TRUNC + 8];
+
+	memset(&ae, 0, sizeof ae);
+	ae.reason = SRUPB_AR_NOT_ADMIN;
+	ae.client_id = client != NULL ? mosquitto_client_id(client) : NULL;
+	ae.identity = identity;
+	ae.ok = false;
+	ae.detail = "not an admin: publish to $CONTROL/srup/v1 refused";
+	ae.conn = client;
+	srupb_metrics_admin(&ctx->metrics, false);
+	if (srupb_audit_admin(ctx->audit, &ae)) {
+		/* the broker log follows the audit log's rate limit */
+		srupb_log_escape(identity, esc, sizeof esc);
+		srupb_log(MOSQ_LOG_WARNING, "control | identity=%s | refused: not an admin", esc);
 	}
 }
 
@@ -147,51 +215,58 @@ int srupb_control_cb(int event, void *event_data, void *userdata)
 	struct srupb_ctx *ctx = userdata;
 	char idbuf[SRUPB_IDENTITY_MAX];
 	const char *ident = srupb_identity(ctx, ed->client, idbuf, sizeof idbuf);
-	char text[CONTROL_MAX + 1];
-	char cmd[32];
-	char idtext[40];
 	char esc[4 * SRUPB_LOG_TRUNC + 8];
+	struct srupb_admin_event ae;
+	struct srupb_command cmd;
+	struct reply r;
+	const char *perr;
 	uint64_t id = 0;
+	bool found = false;
 
 	(void)event;
-	srupb_log_escape(ident, esc, sizeof esc);
+	memset(&ae, 0, sizeof ae);
+	ae.client_id = ed->client != NULL ? mosquitto_client_id(ed->client) : NULL;
+	ae.identity = ident;
+	ae.conn = ed->client;
 	if (ident == NULL || srup_id_parse(ident, strlen(ident), &id) != SRUP_OK ||
 	    !srupb_policy_is_admin(ctx->policy, id)) {
-		srupb_log(MOSQ_LOG_WARNING, "control | identity=%s | refused: not an admin", esc);
-		/* The broker acknowledges $CONTROL publishes as success whatever we return. */
+		/* The WRITE check refuses non-admins first; this is the second line of defence. The
+		 * broker acknowledges $CONTROL publishes as success whatever we return. */
+		srupb_control_refused(ctx, ed->client, ident);
 		return MOSQ_ERR_SUCCESS;
 	}
-	if (ed->payload == NULL || ed->payloadlen == 0 || ed->payloadlen > CONTROL_MAX) {
-		respond("?", false, "payload must be a JSON object of at most 4096 bytes");
-		return MOSQ_ERR_SUCCESS;
+	srupb_log_escape(ident, esc, sizeof esc);
+	reply_read(ed, &r);
+	perr = srupb_control_parse(ed->payload, ed->payloadlen, &cmd);
+	ae.command = srupb_command_name(cmd.cmd);
+	if (r.topic_refused) {
+		perr = "response topic refused: only $CONTROL/srup/v1/response and below";
 	}
-	memcpy(text, ed->payload, ed->payloadlen);
-	text[ed->payloadlen] = '\0';
-	if (!json_string(text, ed->payloadlen, "command", cmd, sizeof cmd)) {
-		respond("?", false, "missing \\\"command\\\"");
-		return MOSQ_ERR_SUCCESS;
-	}
-	if (strcmp(cmd, "reload") == 0) {
+	if (perr != NULL) {
+		ae.reason = SRUPB_AR_BAD_COMMAND;
+		ae.ok = false;
+		ae.detail = perr;
+		srupb_log(MOSQ_LOG_WARNING, "control | identity=%s | refused: %s", esc, perr);
+	} else if (cmd.cmd == SRUPB_CMD_RELOAD) {
 		srupb_log(MOSQ_LOG_NOTICE, "control | identity=%s | reload", esc);
-		enum srup_err rc = srupb_reload(ctx);
-		respond("reload", rc == SRUP_OK, rc == SRUP_OK ? "reloaded" : "policy refused, see log");
-	} else if (strcmp(cmd, "revoke") == 0) {
-		uint64_t rid = 0;
-		bool found = false;
-		if (!json_string(text, ed->payloadlen, "id", idtext, sizeof idtext) ||
-		    srup_id_parse(idtext, strlen(idtext), &rid) != SRUP_OK) {
-			respond("revoke", false, "missing or bad \\\"id\\\"");
-			return MOSQ_ERR_SUCCESS;
-		}
-		if (revoke_id(ctx, rid, &found) != SRUP_OK) {
-			respond("revoke", false, "store error, see log");
-			return MOSQ_ERR_SUCCESS;
-		}
-		srupb_log(MOSQ_LOG_NOTICE, "control | identity=%s | revoke id=%" PRIx64 " | %s", esc, rid,
-		          found ? "revoked" : "unknown id");
-		respond("revoke", found, found ? "revoked" : "unknown id");
+		ae.ok = srupb_reload(ctx) == SRUP_OK;
+		ae.detail = ae.ok ? "reloaded" : "policy refused, see log";
 	} else {
-		respond("?", false, "unknown command (reload, revoke)");
+		ae.has_target = true;
+		ae.target = cmd.id;
+		if (revoke_id(ctx, cmd.id, &found) != SRUP_OK) {
+			ae.ok = false;
+			ae.detail = "store error, see log";
+		} else {
+			ae.ok = found;
+			ae.detail = found ? "revoked" : "unknown id";
+		}
+		srupb_log(MOSQ_LOG_NOTICE, "control | identity=%s | revoke id=%" PRIx64 " | %s", esc,
+		          cmd.id, ae.detail);
 	}
+	srupb_metrics_admin(&ctx->metrics, ae.ok);
+	(void)srupb_audit_admin(ctx->audit, &ae);
+	respond(&r, ae.command, ae.ok, ae.detail);
+	reply_free(&r);
 	return MOSQ_ERR_SUCCESS;
 }

@@ -17,6 +17,8 @@ void srupb_metrics_init(struct srupb_metrics *m)
 	m->pub_accepted = UINT64_MAX;
 	m->pub_retransmitted = UINT64_MAX;
 	m->pub_dropped_total = UINT64_MAX;
+	m->pub_admin_ok = UINT64_MAX;
+	m->pub_admin_refused = UINT64_MAX;
 	for (size_t i = 0; i < SRUPB_R__COUNT; i++) {
 		m->pub_dropped[i] = UINT64_MAX;
 	}
@@ -38,6 +40,15 @@ void srupb_metrics_count(struct srupb_metrics *m, enum srupb_verdict v, enum sru
 		case SRUPB_V_PASS:
 		default:
 			break;
+	}
+}
+
+void srupb_metrics_admin(struct srupb_metrics *m, bool ok)
+{
+	if (ok) {
+		m->admin_ok++;
+	} else {
+		m->admin_refused++;
 	}
 }
 
@@ -67,5 +78,7 @@ void srupb_metrics_publish(struct srupb_metrics *m)
 		snprintf(topic, sizeof topic, "$SYS/broker/srup/dropped/%s", srupb_reason_name(i));
 		publish_one(topic, m->dropped[i], &m->pub_dropped[i]);
 	}
+	publish_one("$SYS/broker/srup/admin/ok", m->admin_ok, &m->pub_admin_ok);
+	publish_one("$SYS/broker/srup/admin/refused", m->admin_refused, &m->pub_admin_refused);
 	m->last_publish = srupb_now();
 }

@@ -126,6 +126,7 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 		ctx->slot.valid = false;
 	}
 	srupb_clients_gone(ctx, ed->client);
+	srupb_audit_conn_gone(ctx->audit, ed->client);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -244,6 +245,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 		ctx_free(ctx);
 		return MOSQ_ERR_INVAL;
 	}
+	srupb_audit_apply_policy(ctx->audit, ctx->policy);
 	ctx->clients = srupb_clients_new();
 	ctx->pending = srupb_pending_new();
 	ctx->resend = srupb_resend_new(SRUPB_RESEND_SLOTS);

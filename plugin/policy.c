@@ -20,7 +20,7 @@ static const char *const reason_names[SRUPB_R__COUNT] = {
         "not_allowed",         "unknown_sender", "revoked_sender",  "identity_mismatch",
         "join_topic_mismatch", "replay",         "bad_signature",   "retained_refused",
         "internal_error",      "not_member",     "no_pending_join", "pending_full",
-        "unknown_target",      "bad_key",        "seen_index_full",
+        "unknown_target",      "bad_key",        "seen_index_full", "no_identity",
 };
 
 const char *srupb_reason_name(unsigned r)
@@ -84,7 +84,9 @@ void srupb_policy_classify(const struct srupb_policy *p, const char *topic, stru
 		if (strncmp(topic, ctl, sizeof ctl - 1) == 0) {
 			if (topic[sizeof ctl - 1] == '\0') {
 				out->kind = SRUPB_T_CONTROL;
-			} else if (strcmp(topic + sizeof ctl - 1, "/response") == 0) {
+			} else if (strncmp(topic + sizeof ctl - 1, "/response", 9) == 0 &&
+			           (topic[sizeof ctl + 8] == '\0' || topic[sizeof ctl + 8] == '/')) {
+				/* the response topic and any topic below it: admins only */
 				out->kind = SRUPB_T_CONTROL_RESP;
 			}
 		}
@@ -233,6 +235,8 @@ enum {
 	D_PENDING,
 	D_MAXKEYBITS,
 	D_BADSIG,
+	D_AUDIT_CLIENT_RATE,
+	D_AUDIT_TOTAL_RATE,
 };
 
 static enum srup_err once(struct pstate *ps, unsigned bit, const char *word)
@@ -507,9 +511,14 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 		}
 		return SRUP_OK;
 	}
-	if (strcmp(d, "audit_rate") == 0) {
+	if (strcmp(d, "audit_rate") == 0 || strcmp(d, "audit_client_rate") == 0 ||
+	    strcmp(d, "audit_total_rate") == 0) {
 		unsigned long long r = 0;
-		rc = once(ps, D_AUDIT_RATE, d);
+		unsigned bit = strcmp(d, "audit_rate") == 0
+		                       ? D_AUDIT_RATE
+		                       : (strcmp(d, "audit_client_rate") == 0 ? D_AUDIT_CLIENT_RATE
+		                                                              : D_AUDIT_TOTAL_RATE);
+		rc = once(ps, bit, d);
 		if (rc == SRUP_OK) {
 			rc = need_args(ps, n, 3, d, "BURST LINES_PER_SECOND");
 		}
@@ -517,10 +526,18 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 			return rc;
 		}
 		if (!parse_uint(w[1], 1, 1000000, &v) || !parse_uint(w[2], 1, 1000000, &r)) {
-			return perr(ps, "audit_rate needs two numbers from 1 to 1000000");
+			return perr(ps, "%s needs two numbers from 1 to 1000000", d);
 		}
-		p->audit_burst = (unsigned)v;
-		p->audit_rate = (double)r;
+		if (bit == D_AUDIT_RATE) {
+			p->audit_burst = (unsigned)v;
+			p->audit_rate = (double)r;
+		} else if (bit == D_AUDIT_CLIENT_RATE) {
+			p->audit_client_burst = (unsigned)v;
+			p->audit_client_rate = (double)r;
+		} else {
+			p->audit_total_burst = (unsigned)v;
+			p->audit_total_rate = (double)r;
+		}
 		return SRUP_OK;
 	}
 	if (strcmp(d, "key_cache") == 0 || strcmp(d, "seen_index") == 0 ||
@@ -618,12 +635,16 @@ static void policy_defaults(struct srupb_policy *p)
 	memset(p, 0, sizeof *p);
 	snprintf(p->prefix, sizeof p->prefix, "SRUP");
 	p->prefix_len = 4;
-	p->identity = SRUPB_ID_USERNAME;
+	p->identity = SRUPB_ID_CERTIFICATE;
 	p->bind_identity = true;
 	p->max_payload = 65536;
 	p->refuse_retained = true;
 	p->audit_burst = 50;
 	p->audit_rate = 10.0;
+	p->audit_client_burst = 20;
+	p->audit_client_rate = 2.0;
+	p->audit_total_burst = 200;
+	p->audit_total_rate = 50.0;
 	p->key_cache = 10000;
 	p->seen_index = 262144;
 	p->seen_window[SRUPB_ROLE_SERVER] = 65536;

@@ -53,6 +53,7 @@ enum srupb_reason {
 	SRUPB_R_UNKNOWN_TARGET,  /* the topic names no active device (or server, join topics) */
 	SRUPB_R_BAD_KEY,         /* the sender's stored key is outside policy */
 	SRUPB_R_SEEN_INDEX_FULL, /* no seen-index record free for the sender's entry: fail closed */
+	SRUPB_R_NO_IDENTITY,     /* a SRUP publish by a client with no proven identity */
 	SRUPB_R__COUNT,
 	SRUPB_R_NONE = SRUPB_R__COUNT,
 };
@@ -78,7 +79,7 @@ enum srupb_topic_kind {
 	SRUPB_T_JOIN,        /* <prefix>/servers/<server id>/<device id> */
 	SRUPB_T_PROTECTED,   /* anything else under <prefix>/: never allowed */
 	SRUPB_T_CONTROL,     /* $CONTROL/srup/v1 */
-	SRUPB_T_CONTROL_RESP /* $CONTROL/srup/v1/response */
+	SRUPB_T_CONTROL_RESP /* $CONTROL/srup/v1/response and below */
 };
 
 struct srupb_topic {
@@ -115,7 +116,11 @@ struct srupb_policy {
 	bool disconnect_on_violation;
 	bool audit_accepts;
 	unsigned audit_burst;
-	double audit_rate; /* lines per second per reason after the burst */
+	double audit_rate;           /* lines per second per reason after the burst */
+	unsigned audit_client_burst; /* per client connection, across reasons */
+	double audit_client_rate;
+	unsigned audit_total_burst; /* the whole audit log */
+	double audit_total_rate;
 	size_t key_cache;
 	size_t seen_index;                     /* seen-index capacity (records), set at start */
 	size_t seen_window[SRUPB_ROLE__COUNT]; /* per role: entries one sender keeps (0: none) */
@@ -282,28 +287,88 @@ struct srupb_event {
 	bool has_seq;
 	uint64_t seq;
 	const char *detail;
+	const void *conn; /* the client connection (struct mosquitto *), for the per-connection cap */
 };
 
-/* Open path for appending (created 0600). burst/rate: per-reason token bucket. */
+/* Admin plane lines (verdict "admin", source "control"): who asked what, and the result. */
+enum srupb_admin_reason {
+	SRUPB_AR_NONE = 0,    /* an admin's well-formed command (result ok or error) */
+	SRUPB_AR_NOT_ADMIN,   /* a client that is not an admin reached for $CONTROL/srup/v1 */
+	SRUPB_AR_BAD_COMMAND, /* an admin's command that does not parse */
+	SRUPB_AR__COUNT
+};
+
+struct srupb_admin_event {
+	enum srupb_admin_reason reason;
+	const char *client_id;
+	const char *identity;
+	const char *command; /* NULL when unknown */
+	bool has_target;
+	uint64_t target;
+	bool ok; /* result "ok" or "error" */
+	const char *detail;
+	const void *conn;
+};
+
+/* Caps on audit volume (policy audit_rate, audit_client_rate, audit_total_rate): token buckets
+ * of BURST lines, refilled at RATE lines per second. */
+struct srupb_audit_limits {
+	unsigned burst; /* per reason */
+	double rate;
+	unsigned client_burst; /* per client connection, across every reason */
+	double client_rate;
+	unsigned total_burst; /* the whole log */
+	double total_rate;
+};
+
+/* Connections with a bucket of their own; later ones share one overflow bucket. */
+#define SRUPB_AUDIT_CONNS 1024
+/* The longest line srupb_audit_format or srupb_audit_format_admin can produce, newline
+ * included: every string field cut at SRUPB_LOG_TRUNC characters of 6 escaped bytes each. */
+#define SRUPB_AUDIT_LINE_MAX 4096
+
+/* Open path for appending (created 0600). burst/rate: per-reason token bucket; the client and
+ * total caps start at their defaults (srupb_audit_set_limits changes all of them). */
 enum srup_err srupb_audit_open(const char *path, unsigned burst, double rate,
                                struct srupb_audit **out, char *err, size_t err_cap);
 void srupb_audit_close(struct srupb_audit *a);
 void srupb_audit_set_rate(struct srupb_audit *a, unsigned burst, double rate);
+void srupb_audit_set_limits(struct srupb_audit *a, const struct srupb_audit_limits *l);
+/* srupb_audit_set_limits with the policy's audit_rate, audit_client_rate, audit_total_rate. */
+void srupb_audit_apply_policy(struct srupb_audit *a, const struct srupb_policy *p);
 /* Reopen the file (rotation). Keeps the old descriptor if the reopen fails. */
 enum srup_err srupb_audit_reopen(struct srupb_audit *a, char *err, size_t err_cap);
 /* Reopen when the path no longer names the open file (moved or deleted). */
 void srupb_audit_check_rotation(struct srupb_audit *a);
-/* Rate limit: true if a line for this verdict/reason may be written now (and takes a token);
- * when false the line is counted as suppressed. The broker WARNING line follows the same
- * answer. */
-bool srupb_audit_admit(struct srupb_audit *a, enum srupb_verdict v, enum srupb_reason r);
+/* Rate limit: true if a line for ev (its verdict, reason and connection) may be written now:
+ * the reason's, the connection's and the total bucket each have a token (one is taken from
+ * each). When false the line is counted as suppressed by the first cap that refused it. The
+ * broker WARNING line follows the same answer. */
+bool srupb_audit_admit(struct srupb_audit *a, const struct srupb_event *ev);
 /* Write one JSON line (call only after srupb_audit_admit said true). Also writes, first, a
- * summary line for any lines suppressed for that reason since the last one. */
+ * summary line for lines suppressed for that reason or connection, if the total cap allows. */
 void srupb_audit_write(struct srupb_audit *a, const struct srupb_event *ev);
-/* Write summary lines for every reason with suppressed lines whose bucket has refilled. */
+/* Admit and write one admin line; a refused one is counted, never silently lost. The line of
+ * an admin's command that ran (reason NONE) is always written (it spends tokens left, if any).
+ * True if the line was written (a broker WARNING line should follow the same answer). */
+bool srupb_audit_admin(struct srupb_audit *a, const struct srupb_admin_event *ae);
+/* Write summary lines for every reason, connection and the total with suppressed lines whose
+ * bucket has refilled (call about once a second). */
 void srupb_audit_flush_summaries(struct srupb_audit *a);
+/* The connection is gone (DISCONNECT): summarise what it had suppressed, forget its bucket. */
+void srupb_audit_conn_gone(struct srupb_audit *a, const void *conn);
+/* Connections with a bucket of their own now (tests). */
+size_t srupb_audit_conn_count(const struct srupb_audit *a);
 /* Format ev as one JSON object + '\n' into out; returns the length (0 if cap too small). */
 size_t srupb_audit_format(const struct srupb_event *ev, uint64_t suppressed, char *out, size_t cap);
+/* The same for an admin line. */
+size_t srupb_audit_format_admin(const struct srupb_admin_event *ae, uint64_t suppressed, char *out,
+                                size_t cap);
+/* Append s as a JSON string to out[*len, cap): cut after SRUPB_LOG_TRUNC characters (never
+ * inside one; "..." marks the cut), '"', '\\' and control characters escaped, and each byte that
+ * is not part of valid UTF-8 written as the text \\xHH, so the result is valid UTF-8. NULL is
+ * written as null. False (out unchanged past *len) if it does not fit. */
+bool srupb_audit_json_string(const char *s, char *out, size_t cap, size_t *len);
 
 /* ---------------------------------------------------------------- metrics.c */
 
@@ -317,11 +382,16 @@ struct srupb_metrics {
 	uint64_t pub_retransmitted;
 	uint64_t pub_dropped_total;
 	uint64_t pub_dropped[SRUPB_R__COUNT];
+	uint64_t admin_ok;      /* admin commands that succeeded */
+	uint64_t admin_refused; /* the rest: not an admin, bad command, or the command failed */
+	uint64_t pub_admin_ok;
+	uint64_t pub_admin_refused;
 	double last_publish;
 };
 
 void srupb_metrics_init(struct srupb_metrics *m);
 void srupb_metrics_count(struct srupb_metrics *m, enum srupb_verdict v, enum srupb_reason r);
+void srupb_metrics_admin(struct srupb_metrics *m, bool ok);
 /* Publish changed counters as retained $SYS/broker/srup/... messages. */
 void srupb_metrics_publish(struct srupb_metrics *m);
 
@@ -461,6 +531,32 @@ int srupb_acl_check(int event, void *event_data, void *userdata);
 /* ---------------------------------------------------------------- control.c */
 
 int srupb_control_cb(int event, void *event_data, void *userdata);
+/* A non-admin's publish to $CONTROL/srup/v1 was refused by the WRITE check: audit and count it. */
+void srupb_control_refused(struct srupb_ctx *ctx, struct mosquitto *client, const char *identity);
+
+/* ---------------------------------------------------------------- control_cmd.c */
+
+#define SRUPB_CONTROL_MAX 4096 /* bytes of one command; a longer payload is refused unparsed */
+
+enum srupb_cmd {
+	SRUPB_CMD_NONE = 0,
+	SRUPB_CMD_RELOAD, /* {"command":"reload"} */
+	SRUPB_CMD_REVOKE, /* {"command":"revoke","id":"<canonical id text>"} */
+};
+
+struct srupb_command {
+	enum srupb_cmd cmd; /* set as soon as "command" names a known one, even on a later error */
+	bool has_id;
+	uint64_t id;
+};
+
+/* Parse one admin command from bytes[0, len): a JSON object (strict JSON, UTF-8, no duplicate
+ * keys) with "command" a string and, for revoke only, "id"; any other key is refused. Returns
+ * NULL on success, else a static error text (never echoes the input). Allocates nothing that
+ * outlives the call. */
+const char *srupb_control_parse(const void *bytes, size_t len, struct srupb_command *out);
+/* "reload", "revoke", or NULL. */
+const char *srupb_command_name(enum srupb_cmd c);
 /* Re-read policy (file or embedded), drop the key cache, reopen the audit log. Keeps the old
  * policy on failure. Returns OK or the failure; logs either way. */
 enum srup_err srupb_reload(struct srupb_ctx *ctx);

@@ -136,7 +136,7 @@ void srupb_kick_identity(struct srupb_ctx *ctx, uint64_t id)
 	srupb_clients_kick_id(ctx, id);
 	if (ctx->policy->identity == SRUPB_ID_CERTIFICATE ||
 	    srup_id_format(id, text, sizeof text) != SRUP_OK) {
-		return;
+		return; /* no broker lookup by certificate: the table's connections are all there is */
 	}
 	srupb_kick_queue(ctx, text, ctx->policy->identity == SRUPB_ID_USERNAME);
 }
@@ -460,6 +460,10 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 	char sender_text[SRUP_ID_TEXT_MAX];
 	uint8_t tok_dg[32];
 
+	/* 0. a client that proved no identity can never be the sender of anything */
+	if (p->bind_identity && pb->identity == NULL) {
+		return drop(d, SRUPB_R_NO_IDENTITY, "the client has no proven identity");
+	}
 	/* 1. topic */
 	if (t->kind == SRUPB_T_PROTECTED) {
 		return drop(
@@ -687,7 +691,7 @@ static void record(struct srupb_ctx *ctx, const struct decision *d, struct srupb
 	ev->verdict = d->verdict;
 	ev->reason = d->reason;
 	ev->detail = d->detail[0] != '\0' ? d->detail : NULL;
-	if (want && srupb_audit_admit(ctx->audit, d->verdict, d->reason)) {
+	if (want && srupb_audit_admit(ctx->audit, ev)) {
 		srupb_audit_write(ctx->audit, ev);
 		if (d->verdict == SRUPB_V_DROP && d->reason == SRUPB_R_INTERNAL_ERROR) {
 			srupb_log(MOSQ_LOG_ERR, "internal error, message denied | %s", d->detail);
@@ -747,6 +751,7 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 			    srupb_policy_is_admin(ctx->policy, id)) {
 				return MOSQ_ERR_SUCCESS;
 			}
+			srupb_control_refused(ctx, client, identity);
 			return MOSQ_ERR_ACL_DENIED;
 		}
 		case SRUPB_T_CONTROL_RESP:
@@ -782,6 +787,7 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	ev.identity = pb.identity;
 	ev.topic = topic;
 	ev.type = -1;
+	ev.conn = client;
 	memset(&d, 0, sizeof d);
 	(void)decide(ctx, &t, &pb, payload, payloadlen, &m, &ev, &d);
 	if (d.verdict == SRUPB_V_DROP && d.reason == SRUPB_R_BAD_SIGNATURE && !pb.is_will) {

@@ -3,6 +3,7 @@
  * Records what the plugin asked of the broker; implements nothing of MQTT. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/x509.h>
@@ -10,8 +11,17 @@
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
+#include <mqtt_protocol.h>
 
 #include "stubs.h"
+
+struct mqtt5__property {
+	int id;
+	char *s;
+	void *b;
+	uint16_t len;
+	struct mqtt5__property *next;
+};
 
 int (*stub_cb[STUB_EVENTS])(int, void *, void *);
 void *stub_userdata[STUB_EVENTS];
@@ -20,6 +30,8 @@ char stub_last_kick[256];
 int stub_publishes;
 char stub_last_topic[256];
 char stub_last_payload[512];
+unsigned char stub_last_corr[64];
+size_t stub_last_corr_len;
 char stub_last_log[1024];
 int stub_warnings;
 int stub_errors;
@@ -112,7 +124,14 @@ int mosquitto_broker_publish_copy(const char *clientid, const char *topic, int p
 	(void)clientid;
 	(void)qos;
 	(void)retain;
-	(void)properties;
+	stub_last_corr_len = 0;
+	for (const struct mqtt5__property *p = properties; p != NULL; p = p->next) {
+		if (p->id == MQTT_PROP_CORRELATION_DATA && p->len <= sizeof stub_last_corr) {
+			memcpy(stub_last_corr, p->b, p->len);
+			stub_last_corr_len = p->len;
+		}
+	}
+	mosquitto_property_free_all(&properties);
 	stub_publishes++;
 	snprintf(stub_last_topic, sizeof stub_last_topic, "%s", topic);
 	size_t n = payloadlen > 0 ? (size_t)payloadlen : 0;
@@ -151,6 +170,82 @@ int mosquitto_callback_unregister(mosquitto_plugin_id_t *identifier, int event,
 		stub_cb[event] = NULL;
 	}
 	return MOSQ_ERR_SUCCESS;
+}
+
+/* MQTT v5 properties: a plain list, enough for the control topic's response topic and
+ * correlation data. */
+int stub_add_property(mosquitto_property **list, int id, const char *s, const void *b, uint16_t len)
+{
+	struct mqtt5__property *p = calloc(1, sizeof *p);
+	if (p == NULL) {
+		return MOSQ_ERR_NOMEM;
+	}
+	p->id = id;
+	p->s = s != NULL ? strdup(s) : NULL;
+	p->b = len > 0 ? malloc(len) : NULL;
+	if (p->b != NULL) {
+		memcpy(p->b, b, len);
+	}
+	p->len = len;
+	p->next = *list;
+	*list = p;
+	return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_property_add_binary(mosquitto_property **proplist, int identifier, const void *value,
+                                  uint16_t len)
+{
+	return stub_add_property(proplist, identifier, NULL, value, len);
+}
+
+const mosquitto_property *mosquitto_property_read_string(const mosquitto_property *proplist,
+                                                         int identifier, char **value,
+                                                         bool skip_first)
+{
+	(void)skip_first;
+	for (const struct mqtt5__property *p = proplist; p != NULL; p = p->next) {
+		if (p->id == identifier && p->s != NULL) {
+			*value = strdup(p->s);
+			return p;
+		}
+	}
+	return NULL;
+}
+
+const mosquitto_property *mosquitto_property_read_binary(const mosquitto_property *proplist,
+                                                         int identifier, void **value,
+                                                         uint16_t *len, bool skip_first)
+{
+	(void)skip_first;
+	for (const struct mqtt5__property *p = proplist; p != NULL; p = p->next) {
+		if (p->id == identifier && p->s == NULL) {
+			*value = malloc(p->len > 0 ? p->len : 1);
+			if (*value != NULL && p->len > 0) {
+				memcpy(*value, p->b, p->len);
+			}
+			*len = p->len;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+void mosquitto_property_free_all(mosquitto_property **property)
+{
+	struct mqtt5__property *p = *property;
+	while (p != NULL) {
+		struct mqtt5__property *n = p->next;
+		free(p->s);
+		free(p->b);
+		free(p);
+		p = n;
+	}
+	*property = NULL;
+}
+
+void mosquitto_free(void *mem)
+{
+	free(mem);
 }
 
 /* ---- additions for tests/fuzz/fuzz_pipeline.c (keep this block separate) ---- */

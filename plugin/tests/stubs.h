@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct mosquitto {
 	const char *id;
@@ -26,6 +27,9 @@ extern char stub_last_kick[256];
 extern int stub_publishes;
 extern char stub_last_topic[256];
 extern char stub_last_payload[512];
+/* Correlation data attached to the last broker_publish_copy (its properties are freed). */
+extern unsigned char stub_last_corr[64];
+extern size_t stub_last_corr_len;
 /* Log lines captured (last one) and count of lines at warning level. */
 extern char stub_last_log[1024];
 extern int stub_warnings;
@@ -34,6 +38,10 @@ extern int stub_errors;
 extern int stub_fail_register_at;
 
 void stub_reset(void);
+/* Append a string (s) or binary (b, len) property to a stub property list. */
+typedef struct mqtt5__property mosquitto_property;
+int stub_add_property(mosquitto_property **list, int id, const char *s, const void *b,
+                      uint16_t len);
 
 /* ---- additions for tests/fuzz/fuzz_pipeline.c (keep this block separate) ---- */
 

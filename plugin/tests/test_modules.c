@@ -126,13 +126,13 @@ START_TEST(test_audit_reopens_after_rotation)
 	ev.reason = SRUPB_R_REPLAY;
 	ev.type = -1;
 	ev.detail = "first";
-	ck_assert(srupb_audit_admit(a, ev.verdict, ev.reason));
+	ck_assert(srupb_audit_admit(a, &ev));
 	srupb_audit_write(a, &ev);
 	ck_assert_int_eq(rename(path, moved), 0);
 	sleep(1);
 	srupb_audit_check_rotation(a);
 	ev.detail = "second";
-	ck_assert(srupb_audit_admit(a, ev.verdict, ev.reason));
+	ck_assert(srupb_audit_admit(a, &ev));
 	srupb_audit_write(a, &ev);
 	srupb_audit_close(a);
 	char *old = tu_read_file(moved, &len);

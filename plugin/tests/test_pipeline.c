@@ -8,6 +8,8 @@
 
 #include <check.h>
 
+#include <openssl/x509.h>
+
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -42,6 +44,19 @@ static struct mosquitto c_dev2 = {"dev2", "d2", NULL, false};
 static struct mosquitto c_admin = {"admin", "ad", NULL, false};
 static struct mosquitto c_anon = {"anon", NULL, NULL, false};
 
+static struct mosquitto *const c_with_cert[] = {&c_server, &c_dev, &c_dev_b, &c_dev2, &c_admin};
+
+/* A certificate whose subject is CN=cn (unsigned: the plugin reads only the subject). */
+static X509 *cn_cert(const char *cn)
+{
+	X509 *x = X509_new();
+	ck_assert_ptr_nonnull(x);
+	ck_assert_int_eq(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	                                            (const unsigned char *)cn, -1, -1, 0),
+	                 1);
+	return x;
+}
+
 static struct srup_key *load_key(const char *name)
 {
 	struct srup_key *k = NULL;
@@ -69,6 +84,11 @@ static int start(const char *policy_text, const char *extra_opt_key, const char 
 	int n = 0;
 
 	stub_reset();
+	/* Each named client presents a certificate with its identity as CN (the default identity
+	 * source); c_anon presents none. */
+	for (size_t i = 0; i < sizeof c_with_cert / sizeof c_with_cert[0]; i++) {
+		c_with_cert[i]->cert = cn_cert(c_with_cert[i]->username);
+	}
 	snprintf(dir, sizeof dir, "/tmp/srupb-pipe-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(store_dir, sizeof store_dir, "%s/state", dir);
@@ -113,6 +133,10 @@ static void stop(void)
 	srup_key_free(k_server);
 	srup_key_free(k_dev);
 	srup_key_free(k_dev2);
+	for (size_t i = 0; i < sizeof c_with_cert / sizeof c_with_cert[0]; i++) {
+		X509_free(c_with_cert[i]->cert);
+		c_with_cert[i]->cert = NULL;
+	}
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	ck_assert_int_eq(system(cmd), 0);
 }
@@ -299,9 +323,10 @@ START_TEST(test_pipeline_retransmit_only_as_mqtt_does)
 	/* a resumed session of the same client id may resend once */
 	struct buf m2 = build(SRUP_MSG_DATA, 2, DEV, k_dev, "two");
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m2), MOSQ_ERR_SUCCESS);
-	struct mosquitto resumed = {"dev", "5f5f5f5f5f5f5f5f", NULL, true};
+	struct mosquitto resumed = {"dev", "5f5f5f5f5f5f5f5f", cn_cert("5f5f5f5f5f5f5f5f"), true};
 	ck_assert_int_eq(pub(&resumed, CH_DEV, &m2), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(pub(&resumed, CH_DEV, &m2), MOSQ_ERR_ACL_DENIED);
+	X509_free(resumed.cert);
 	ck_assert_uint_eq(ctx->metrics.retransmitted, 1);
 	/* a Will carrying the last accepted message is refused */
 	struct buf m3 = build(SRUP_MSG_DATA, 3, DEV, k_dev, "three");
@@ -394,7 +419,7 @@ START_TEST(test_pipeline_each_drop_reason)
 	struct buf unknown = build(SRUP_MSG_DATA, 1, 0x99, k_dev, "x");
 	expect_drop(&c_dev, "SRUP/99", unknown.p, unknown.len, false, SRUPB_R_UNKNOWN_SENDER);
 	expect_drop(&c_dev2, CH_DEV, m.p, m.len, false, SRUPB_R_IDENTITY_MISMATCH);
-	expect_drop(&c_anon, CH_DEV, m.p, m.len, false, SRUPB_R_IDENTITY_MISMATCH);
+	expect_drop(&c_anon, CH_DEV, m.p, m.len, false, SRUPB_R_NO_IDENTITY);
 	struct buf join = build(SRUP_MSG_JOIN_REQ, 1, DEV, k_dev, "");
 	expect_drop(&c_dev, "SRUP/servers/b9d077e223834cf6/d2", join.p, join.len, false,
 	            SRUPB_R_JOIN_TOPIC_MISMATCH);
@@ -519,7 +544,6 @@ START_TEST(test_pipeline_membership_read_and_subscribe)
 	                 MOSQ_ERR_ACL_DENIED);
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, CH_DEV, NULL), MOSQ_ERR_ACL_DENIED);
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, "#", NULL), MOSQ_ERR_SUCCESS);
-	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$share/g/" CH_DEV, NULL), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, "$CONTROL/srup/v1/response", NULL),
 	                 MOSQ_ERR_ACL_DENIED);
 	/* the server's verified JOIN_SUCCESS answering the device's request makes it a member */
@@ -539,13 +563,14 @@ END_TEST
 START_TEST(test_pipeline_deregister_revokes_and_kicks)
 {
 	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	/* the device listens on its channel: the plugin learns which connection holds DEV */
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, CH_DEV, NULL), MOSQ_ERR_SUCCESS);
 	struct buf dr = build(SRUP_MSG_DEREGISTER_REQ, 1, DEV, k_dev, "");
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &dr), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(stub_kicks, 0);
 	tick();
-	/* its connection known from its publish (by client id), and whoever holds its username */
-	ck_assert_int_eq(stub_kicks, 2);
-	ck_assert_str_eq(stub_last_kick, "5f5f5f5f5f5f5f5f");
+	ck_assert_int_eq(stub_kicks, 1);
+	ck_assert_str_eq(stub_last_kick, "dev"); /* its client id: the CN is no broker key */
 	struct buf d = build(SRUP_MSG_DATA, 2, DEV, k_dev, "x");
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &d), MOSQ_ERR_ACL_DENIED);
 	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REVOKED_SENDER], 1);
@@ -662,10 +687,67 @@ START_TEST(test_pipeline_delivery_rechecks_sender_and_bad_signatures_kick)
 }
 END_TEST
 
+/* A shared subscription that could match a SRUP topic is refused, even to the device itself: a
+ * group member the READ check refuses would take (and lose) its share of the messages. The
+ * plugin's counters are for admins; other $SYS topics are not the plugin's business. */
+START_TEST(test_pipeline_shared_and_sys_subscriptions)
+{
+	ck_assert_int_eq(start("version 1\nadmin ad\nallow own_channel device DATA\n", NULL, NULL),
+	                 MOSQ_ERR_SUCCESS);
+	static const char *const refused[] = {
+	        "$share/g/" CH_DEV,
+	        "$share/g/SRUP/#",
+	        "$share/g/#",
+	        "$share/g/+/"
+	        "5f5f5f5f5f5f5f5f",
+	        "$share/g/+/+/+/+",
+	        "$share/g/SRUP/servers/b9d077e223834cf6/5f5f5f5f5f5f5f5f"};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		ck_assert_msg(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, refused[i], NULL) == MOSQ_ERR_ACL_DENIED,
+		              "%s granted", refused[i]);
+		ck_assert_msg(acl(&c_server, MOSQ_ACL_SUBSCRIBE, refused[i], NULL) == MOSQ_ERR_ACL_DENIED,
+		              "%s granted to the server", refused[i]);
+	}
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, CH_DEV, NULL), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$share/g/other/topic", NULL),
+	                 MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$share/g/+", NULL), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$share/g/SRUPX/#", NULL), MOSQ_ERR_SUCCESS);
+	/* no identity: nothing under the prefix, by name or wildcard; '#' is still allowed */
+	ck_assert_int_eq(acl(&c_anon, MOSQ_ACL_SUBSCRIBE, "SRUP/#", NULL), MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_anon, MOSQ_ACL_SUBSCRIBE, "SRUP/+", NULL), MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_anon, MOSQ_ACL_SUBSCRIBE, "#", NULL), MOSQ_ERR_SUCCESS);
+	/* $SYS/broker/srup/...: admins only, by name, shared or delivered */
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$SYS/broker/srup/#", NULL),
+	                 MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_anon, MOSQ_ACL_SUBSCRIBE, "$SYS/broker/srup/accepted", NULL),
+	                 MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$SYS/+/srup/dropped/+", NULL),
+	                 MOSQ_ERR_SUCCESS); /* a wildcard: READ filters it */
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$share/g/$SYS/#", NULL), MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$SYS/#", NULL), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_admin, MOSQ_ACL_SUBSCRIBE, "$SYS/broker/srup/#", NULL),
+	                 MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_admin, MOSQ_ACL_SUBSCRIBE, "$share/g/$SYS/broker/srup/#", NULL),
+	                 MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, "$SYS/broker/srup/accepted", NULL),
+	                 MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_anon, MOSQ_ACL_READ, "$SYS/broker/srup/dropped/replay", NULL),
+	                 MOSQ_ERR_ACL_DENIED);
+	ck_assert_int_eq(acl(&c_admin, MOSQ_ACL_READ, "$SYS/broker/srup/accepted", NULL),
+	                 MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_READ, "$SYS/broker/uptime", NULL), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, "$SYS/broker/uptime", NULL), MOSQ_ERR_SUCCESS);
+	stop();
+}
+END_TEST
+
 /* Without TICK (per_listener_settings true): the kick waits for another client's event. */
 START_TEST(test_pipeline_kick_without_tick_waits_for_another_client)
 {
 	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	/* the device listens on its channel: the plugin learns which connection holds DEV */
+	ck_assert_int_eq(acl(&c_dev, MOSQ_ACL_SUBSCRIBE, CH_DEV, NULL), MOSQ_ERR_SUCCESS);
 	struct buf dr = build(SRUP_MSG_DEREGISTER_REQ, 1, DEV, k_dev, "");
 	ck_assert_int_eq(pub(&c_dev, CH_DEV, &dr), MOSQ_ERR_SUCCESS);
 	struct buf d = build(SRUP_MSG_DATA, 2, DEV, k_dev, "x");
@@ -673,8 +755,8 @@ START_TEST(test_pipeline_kick_without_tick_waits_for_another_client)
 	ck_assert_int_eq(stub_kicks, 0);
 	struct buf d2 = build(SRUP_MSG_DATA, 1, DEV2, k_dev2, "x");
 	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_READ, CH_DEV2, &d2), MOSQ_ERR_SUCCESS);
-	ck_assert_int_eq(stub_kicks, 2);
-	ck_assert_str_eq(stub_last_kick, "5f5f5f5f5f5f5f5f");
+	ck_assert_int_eq(stub_kicks, 1);
+	ck_assert_str_eq(stub_last_kick, "dev"); /* its client id: the CN is no broker key */
 	stop();
 }
 END_TEST
@@ -768,11 +850,13 @@ START_TEST(test_pipeline_control_topic_admin_only)
 	control(&c_dev, "{\"command\":\"revoke\",\"id\":\"d2\"}");
 	struct buf m = build(SRUP_MSG_DATA, 1, DEV2, k_dev2, "x");
 	ck_assert_int_eq(pub(&c_dev2, CH_DEV2, &m), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(acl(&c_dev2, MOSQ_ACL_SUBSCRIBE, CH_DEV2, NULL), MOSQ_ERR_SUCCESS);
 	control(&c_admin, "{ \"command\" : \"revoke\", \"id\": \"d2\" }");
 	ck_assert_str_eq(stub_last_topic, "$CONTROL/srup/v1/response");
 	ck_assert_ptr_nonnull(strstr(stub_last_payload, "\"result\":\"ok\""));
 	tick();
 	ck_assert_int_ge(stub_kicks, 1);
+	ck_assert_str_eq(stub_last_kick, "dev2"); /* the connection holding d2, by client id */
 	struct buf m2 = build(SRUP_MSG_DATA, 2, DEV2, k_dev2, "x");
 	ck_assert_int_eq(pub(&c_dev2, CH_DEV2, &m2), MOSQ_ERR_ACL_DENIED);
 	control(&c_admin, "{\"command\":\"revoke\",\"id\":\"777\"}");
@@ -827,6 +911,7 @@ Suite *plugin_pipeline_suite(void)
 	tcase_add_test(tc, test_pipeline_own_channel_index_follows_policy);
 	tcase_add_test(tc, test_pipeline_seen_index_full_fails_closed);
 	tcase_add_test(tc, test_pipeline_membership_read_and_subscribe);
+	tcase_add_test(tc, test_pipeline_shared_and_sys_subscriptions);
 	tcase_add_test(tc, test_pipeline_deregister_revokes_and_kicks);
 	tcase_add_test(tc, test_pipeline_kick_without_tick_waits_for_another_client);
 	tcase_add_test(tc, test_pipeline_membership_needs_proof);

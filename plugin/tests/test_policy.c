@@ -43,7 +43,7 @@ START_TEST(test_policy_shipped_default_parses)
 	ck_assert_str_eq(p->prefix, "SRUP");
 	ck_assert(p->bind_identity);
 	ck_assert(p->refuse_retained);
-	ck_assert_int_eq(p->identity, SRUPB_ID_USERNAME);
+	ck_assert_int_eq(p->identity, SRUPB_ID_CERTIFICATE);
 	ck_assert(srupb_policy_allows(p, SRUPB_RULE_JOIN, SRUPB_ROLE_DEVICE, SRUP_MSG_JOIN_REQ));
 	ck_assert(!srupb_policy_allows(p, SRUPB_RULE_JOIN, SRUPB_ROLE_SERVER, SRUP_MSG_JOIN_REQ));
 	ck_assert(srupb_policy_allows(p, SRUPB_RULE_PEER, SRUPB_ROLE_SERVER, SRUP_MSG_ACTION));
@@ -160,6 +160,20 @@ START_TEST(test_policy_max_payload_bounds)
 }
 END_TEST
 
+/* Without an identity directive the identity is the client certificate's CN: a name a client
+ * merely claims (username, client id) is never the default. */
+START_TEST(test_policy_identity_defaults_to_certificate)
+{
+	struct srupb_policy *p = parse_ok(MIN_POLICY);
+	ck_assert_int_eq(p->identity, SRUPB_ID_CERTIFICATE);
+	ck_assert(p->bind_identity);
+	free(p);
+	p = parse_ok(MIN_POLICY "identity username\n");
+	ck_assert_int_eq(p->identity, SRUPB_ID_USERNAME);
+	free(p);
+}
+END_TEST
+
 START_TEST(test_policy_directives_take_effect)
 {
 	struct srupb_policy *p = parse_ok("version 1 # comment\r\n"
@@ -251,7 +265,7 @@ START_TEST(test_policy_reason_names_match_contract)
 	        "not_allowed",         "unknown_sender", "revoked_sender",  "identity_mismatch",
 	        "join_topic_mismatch", "replay",         "bad_signature",   "retained_refused",
 	        "internal_error",      "not_member",     "no_pending_join", "pending_full",
-	        "unknown_target",      "bad_key",        "seen_index_full"};
+	        "unknown_target",      "bad_key",        "seen_index_full", "no_identity"};
 	ck_assert_uint_eq(sizeof want / sizeof want[0], SRUPB_R__COUNT);
 	for (unsigned i = 0; i < SRUPB_R__COUNT; i++) {
 		ck_assert_str_eq(srupb_reason_name(i), want[i]);
@@ -268,6 +282,7 @@ Suite *plugin_policy_suite(void)
 	tcase_add_test(tc, test_policy_file_on_disk_matches_embedded);
 	tcase_add_test(tc, test_policy_rejects_with_file_and_line);
 	tcase_add_loop_test(tc, test_policy_max_payload_bounds, 0, 5);
+	tcase_add_test(tc, test_policy_identity_defaults_to_certificate);
 	tcase_add_test(tc, test_policy_directives_take_effect);
 	tcase_add_test(tc, test_policy_seen_windows);
 	tcase_add_test(tc, test_policy_classifies_topics);

@@ -181,10 +181,22 @@ class Bench:
         finally:
             b.stop()
 
+    def policy_text(self):
+        """The shipped policy under `identity username`: the load generator speaks plain MQTT
+        and names its identity as username (a benchmark-only shortcut: the username is proven
+        by nothing; the shipped default is the TLS client certificate)."""
+        with open(h.SHIPPED_POLICY) as f:
+            text = f.read()
+        return re.sub(r"(?m)^identity .*$", "identity username", text)
+
     def broker(self, name, plugin, store=None, policy=None):
         policy = policy or self.policy
         d = os.path.join(self.dir, name)
         os.makedirs(d, exist_ok=True)
+        if plugin and policy is None:
+            policy = os.path.join(self.dir, "username.policy")
+            with open(policy, "w") as f:
+                f.write(self.policy_text())
         if store is None and plugin:
             store = os.path.join(d, "store")
             shutil.copytree(self.store0, store)
@@ -328,8 +340,7 @@ class Bench:
         b.stop()
         # Same, with durability fsync (no once-a-second store flush in the broker's loop).
         pol = os.path.join(self.dir, "fsync.policy")
-        with open(self.policy) as f:
-            text = f.read()
+        text = self.policy_text()
         with open(pol, "w") as f:
             f.write(re.sub(r"(?m)^durability .*$", "durability fsync", text))
         b = self.broker("lat-plugin-fsync", plugin=True, policy=pol)

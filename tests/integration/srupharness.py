@@ -39,7 +39,7 @@ DROP_REASONS = ("empty_payload too_large truncated field_length trailing_bytes b
                 "unknown_type bad_pad not_allowed unknown_sender revoked_sender "
                 "identity_mismatch join_topic_mismatch replay bad_signature retained_refused "
                 "internal_error not_member no_pending_join pending_full unknown_target "
-                "bad_key seen_index_full").split()
+                "bad_key seen_index_full no_identity").split()
 
 RC_OK = 0x00
 RC_NO_SUBSCRIBERS = 0x10
@@ -184,7 +184,7 @@ class Client:
     """A minimal blocking MQTT v5 client. Incoming PUBLISHes are queued in .inbox."""
 
     def __init__(self, port, client_id, username=None, will=None, keepalive=60,
-                 clean=True, timeout=5.0, tls=None):
+                 clean=True, timeout=5.0, tls=None, password=None):
         """tls: an ssl.SSLContext to speak MQTT over TLS (no hostname check is expected)."""
         self.port = port
         self.client_id = client_id
@@ -212,6 +212,9 @@ class Client:
         if username is not None:
             flags |= 0x80
             payload += _str(username)
+            if password is not None:
+                flags |= 0x40
+                payload += _str(password)
         vh = _str("MQTT") + bytes([5, flags]) + struct.pack(">H", keepalive) + _varint(0)
         self._send_packet(0x10, vh + payload)
         ptype, _, body = self._read_packet(timeout)
@@ -475,9 +478,10 @@ def _read_varint(b, off):
 class Broker:
     def __init__(self, workdir, store, audit, policy=None, plugin=True, extra_opts=(),
                  log_types=("all",), extra_conf=(), port=None, omit=(), listener_conf=(),
-                 cmd_prefix=()):
-        """listener_conf: extra lines for the listener (TLS settings); cmd_prefix: words run
-        before mosquitto (the benchmark pins it to a CPU with taskset)."""
+                 cmd_prefix=(), tls_conf=None):
+        """listener_conf: extra lines for the (plain) listener on port; tls_conf: lines for a
+        second listener on tls_port (cafile, certfile, ...), or None for none; cmd_prefix:
+        words run before mosquitto (the benchmark pins it to a CPU with taskset)."""
         self.workdir = workdir
         self.store = store
         self.audit = audit
@@ -490,6 +494,8 @@ class Broker:
         self.omit = set(omit)
         self.cmd_prefix = list(cmd_prefix)
         self.port = port
+        self.tls_conf = None if tls_conf is None else list(tls_conf)
+        self.tls_port = None
         self.proc = None
         self.valgrind_errors = None
         self.starts = 0
@@ -499,8 +505,10 @@ class Broker:
         self.log_offset = 0
 
     def write_conf(self):
-        lines = ["listener %d 127.0.0.1" % self.port] + self.listener_conf + [
-                 "allow_anonymous true",
+        lines = ["listener %d 127.0.0.1" % self.port] + self.listener_conf
+        if self.tls_conf is not None:
+            lines += ["listener %d 127.0.0.1" % self.tls_port] + self.tls_conf
+        lines += ["allow_anonymous true",
                  "persistence false", "log_dest file %s" % self.logfile,
                  "log_timestamp true", "sys_interval 1"]
         if os.geteuid() == 0:
@@ -527,6 +535,10 @@ class Broker:
         for attempt in range(5):
             if self.port is None or attempt:
                 self.port = free_port()
+            if self.tls_conf is not None and (self.tls_port is None or attempt):
+                self.tls_port = free_port()
+                while self.tls_port == self.port:
+                    self.tls_port = free_port()
             self.write_conf()
             self.starts += 1
             self.stderr_f = open(self.stderr_path, "ab")
@@ -544,7 +556,10 @@ class Broker:
                     break
                 if not expect_fail:
                     try:
-                        socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                        for port in (self.port, self.tls_port):
+                            if port is not None:
+                                socket.create_connection(("127.0.0.1", port),
+                                                         timeout=0.2).close()
                         return None
                     except OSError:
                         pass
@@ -655,30 +670,131 @@ class Identity:
         return self.seq
 
 
+# One openssl configuration for the test PKI: a CA, and leaf certificates for the broker and
+# the clients (the subject always comes from -subj).
+PKI_CNF = """[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[leaf]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth, serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+class Pki:
+    """A throwaway CA in dir (P-256, fast to make), the broker's certificate for localhost, and
+    client certificates signed by the CA, one `openssl req` each."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.cnf = os.path.join(d, "pki.cnf")
+        with open(self.cnf, "w") as f:
+            f.write(PKI_CNF)
+        self.ca = os.path.join(d, "ca.crt")
+        self.ca_key = os.path.join(d, "ca.key")
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-nodes", "-keyout", self.ca_key, "-out", self.ca,
+             "-subj", "/CN=srup-test-ca", "-days", "2", "-config", self.cnf,
+             "-extensions", "ca"])
+        self.broker = self.cert("broker", "/CN=localhost")
+        self.contexts = {}
+
+    def cert(self, name, subj, key=None):
+        """A certificate for subj (openssl -subj syntax: "/CN=x", "/CN=a/CN=b", "/O=x") signed
+        by the CA, for key (a PEM private key file; None: a new P-256 key). (crt, key)."""
+        crt = os.path.join(self.dir, name + ".crt")
+        cmd = ["openssl", "req", "-x509", "-subj", subj, "-CA", self.ca, "-CAkey", self.ca_key,
+               "-days", "2", "-config", self.cnf, "-extensions", "leaf", "-out", crt]
+        if key is None:
+            key = os.path.join(self.dir, name + ".tlskey")
+            cmd += ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key]
+        else:
+            cmd += ["-key", key]
+        run(cmd)
+        return crt, key
+
+    def context(self, cert):
+        """An ssl.SSLContext presenting cert ((crt, key)) and trusting the CA (cached)."""
+        ctx = self.contexts.get(cert)
+        if ctx is None:
+            ctx = ssl.create_default_context(cafile=self.ca)
+            ctx.check_hostname = False
+            ctx.load_cert_chain(*cert)
+            self.contexts[cert] = ctx
+        return ctx
+
+    def listener_conf(self):
+        """The lines of a mutual-TLS listener: a client certificate from this CA is required.
+        Not use_identity_as_username: the plugin reads the CN from the TLS session."""
+        crt, key = self.broker
+        return ["cafile %s" % self.ca, "certfile %s" % crt, "keyfile %s" % key,
+                "require_certificate true"]
+
+
 class Lab:
     """A temp dir with keys, a key store, an audit log and a broker with the plugin.
 
-    Identities: server, server2, dev1, dev2, dev3, observer (registered), stranger (not)."""
+    Identities: server, server2, dev1, dev2, dev3, observer (registered), stranger (not), and
+    admin (not registered; named `admin` in the lab's policy, reads the counters).
+
+    The broker has two listeners: a mutual-TLS one (broker.tls_port; every identity has a
+    certificate from the lab's CA with CN = its id in text form, on its SRUP key) and a plain
+    one (broker.port), where a client has no certificate and so, under the default
+    `identity certificate`, no SRUP identity. connect(ident) uses ident's certificate;
+    connect(None, ...) and connect(..., plain=True) use the plain listener.
+
+    policy None: the shipped policy plus `admin <admin id>` (lab.policy in the temp dir);
+    policy "builtin": no plugin_opt_policy at all (the policy compiled into the plugin).
+    usernames: also send username = the id text over TLS (for `identity username` labs)."""
 
     def __init__(self, policy=None, start=True, names=None, extra_opts=(), log_types=("all",),
-                 plugin=True):
+                 plugin=True, tls=True, usernames=False, tls_extra=(), extra_conf=()):
         self.dir = tempfile.mkdtemp(prefix="srup-it-")
         self.store = os.path.join(self.dir, "store")
         os.makedirs(self.store)
         self.audit_path = os.path.join(self.dir, "audit.jsonl")
         self.keep = os.environ.get("SRUP_KEEP_TMP") == "1"
+        self.usernames = usernames
         self.ids = {}
-        roles = names or [("server", "server"), ("server2", "server"), ("dev1", "device"),
-                          ("dev2", "device"), ("dev3", "device"), ("observer", "observer"),
-                          ("stranger", None)]
+        roles = list(names or [("server", "server"), ("server2", "server"),
+                               ("dev1", "device"), ("dev2", "device"), ("dev3", "device"),
+                               ("observer", "observer"), ("stranger", None)])
+        if "admin" not in [n for n, _ in roles]:
+            roles.append(("admin", None))
         for name, role in roles:
             ident = Identity(name, self.dir, role)
             self.ids[name] = ident
             setattr(self, name, ident)
             if role is not None:
                 self.keys_add(ident)
+        self.pki = None
+        self.certs = {}
+        if tls:
+            self.pki = Pki(self.dir)
+            for ident in self.ids.values():
+                self.certs[ident.name] = self.pki.cert(ident.name, "/CN=%s" % ident.hex,
+                                                       key=ident.priv)
+        if policy is None:
+            policy = os.path.join(self.dir, "lab.policy")
+            with open(policy, "w") as f:
+                f.write(self.policy_text())
+        elif policy == "builtin":
+            policy = None
         self.broker = Broker(self.dir, self.store, self.audit_path, policy=policy,
-                             plugin=plugin, extra_opts=extra_opts, log_types=log_types)
+                             plugin=plugin, extra_opts=extra_opts, log_types=log_types,
+                             extra_conf=extra_conf,
+                             tls_conf=self.pki.listener_conf() + list(tls_extra)
+                             if self.pki else None)
         self.clients = []
         self.n_clients = 0
         self.token_n = 0
@@ -687,6 +803,17 @@ class Lab:
         self.sysvals = {}
         if start:
             self.broker.start()
+
+    def policy_text(self, extra="", identity=None):
+        """The shipped policy, `admin <lab admin>`, then extra lines; identity: another
+        identity source than the shipped one (certificate)."""
+        with open(SHIPPED_POLICY) as f:
+            text = f.read()
+        if identity is not None:
+            if "\nidentity certificate\n" not in text:
+                raise HarnessError("no 'identity certificate' line in %s" % SHIPPED_POLICY)
+            text = text.replace("\nidentity certificate\n", "\nidentity %s\n" % identity)
+        return text + "\nadmin %s\n" % self.admin.hex + extra
 
     # -- store --
     def keys_add(self, ident, role=None):
@@ -733,14 +860,28 @@ class Lab:
         return bytes.fromhex(out.decode().strip())
 
     # -- clients --
-    def connect(self, ident=None, client_id=None, username=None, will=None, **kw):
-        """Connect as ident (username = its id text) unless username is given."""
+    def connect(self, ident=None, client_id=None, username=None, will=None, plain=False,
+                cert=None, **kw):
+        """Connect as ident over TLS with ident's certificate (or with cert, a (crt, key) pair
+        from lab.pki.cert). ident None without cert, or plain=True: the plain listener, where
+        username defaults to ident's id text (a claim, proven by nothing). Over TLS no username
+        is sent unless given (or the lab was made with usernames=True)."""
         self.n_clients += 1
         if client_id is None:
             client_id = "%s-%d" % (ident.name if ident else "anon", self.n_clients)
-        if username is None and ident is not None:
+        tls = None
+        port = self.broker.port
+        if not plain and (ident is not None or cert is not None):
+            if self.pki is None:
+                raise HarnessError("this lab has no TLS listener: connect(..., plain=True)")
+            if cert is None and ident.name not in self.certs:  # an identity made later
+                self.certs[ident.name] = self.pki.cert(ident.name, "/CN=%s" % ident.hex,
+                                                       key=ident.priv)
+            tls = self.pki.context(cert or self.certs[ident.name])
+            port = self.broker.tls_port
+        if username is None and ident is not None and (tls is None or self.usernames):
             username = ident.hex
-        c = Client(self.broker.port, client_id, username=username, will=will, **kw)
+        c = Client(port, client_id, username=username, will=will, tls=tls, **kw)
         self.clients.append(c)
         return c
 
@@ -802,8 +943,19 @@ class Lab:
             self.sysmon.close()
         if self.sysmon is None or self.sysmon.closed:
             self.sysmon_start = self.broker.starts
-            self.sysmon = Client(self.broker.port, "sys-monitor-%d" % os.getpid())
-            self.sysmon.subscribe("$SYS/broker/srup/#", qos=0)
+            # The counters are for admins: the lab's admin certificate (or, in a lab without
+            # TLS, its claimed username, which only an `identity username` policy honours).
+            if self.pki is not None:
+                self.sysmon = Client(self.broker.tls_port, "sys-monitor-%d" % os.getpid(),
+                                     tls=self.pki.context(self.certs["admin"]))
+            else:
+                self.sysmon = Client(self.broker.port, "sys-monitor-%d" % os.getpid(),
+                                     username=self.admin.hex)
+            rc = self.sysmon.subscribe("$SYS/broker/srup/#", qos=0)
+            if rc >= 0x80:
+                raise HarnessError("the lab admin cannot subscribe to $SYS/broker/srup/#: "
+                                   "SUBACK 0x%02x (is `admin %s` in the policy?)"
+                                   % (rc, self.admin.hex))
             self.sysvals = {}
         deadline = time.monotonic() + wait * SLOW
         while time.monotonic() < deadline:
@@ -843,6 +995,28 @@ class Lab:
         elif failed:
             log("kept temp dir %s" % self.dir)
         return bool(vg)
+
+
+def username_lab(passwords=None, **kw):
+    """A started lab under `identity username` where the broker authenticates every username:
+    on the TLS listener use_identity_as_username makes it the certificate CN, and on the plain
+    listener a username needs its password from a password_file (passwords: {identity name:
+    password}, the username being that identity's id text; a client without a username stays
+    anonymous, with no identity)."""
+    lab = Lab(start=False, **kw)
+    pw = os.path.join(lab.dir, "passwords")
+    users = dict((lab.ids[n].hex, secret) for n, secret in (passwords or {}).items())
+    users.setdefault("nobody", "x%d" % random.getrandbits(64))  # mosquitto wants one user
+    for i, (user, secret) in enumerate(sorted(users.items())):
+        run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) + [pw, user, secret])
+    policy = os.path.join(lab.dir, "username.policy")
+    with open(policy, "w") as f:
+        f.write(lab.policy_text(identity="username"))
+    lab.broker.policy = policy
+    lab.broker.tls_conf.append("use_identity_as_username true")
+    lab.broker.extra_conf.append("password_file %s" % pw)
+    lab.broker.start()
+    return lab
 
 
 # ---------------------------------------------------------------------------------------------

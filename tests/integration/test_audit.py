@@ -75,7 +75,7 @@ def test_every_line_is_one_json_object(lab, check):
             continue
         check(isinstance(o, dict), "line %d is not an object" % (i + 1))
         if isinstance(o, dict) and "verdict" in o:
-            check(o["verdict"] in ("drop", "accept", "retransmit"),
+            check(o["verdict"] in ("drop", "accept", "retransmit", "admin", "suppressed"),
                   "line %d verdict %r" % (i + 1, o["verdict"]))
             if o["verdict"] == "drop":
                 check(o.get("reason") in h.DROP_REASONS,
@@ -168,8 +168,145 @@ def test_drops_logged_at_warning_level(lab, check):
               "%s drop not in a log_type-warning broker log: %r" % (reason, text[-300:]))
 
 
+def strict_records(lab, since=0):
+    """Every audit line from line `since` on, decoded as strict UTF-8 then parsed as JSON; a
+    line that fails either is reported as {"_bad": raw bytes, "_why": ...}."""
+    with open(lab.audit_path, "rb") as f:
+        raw = f.read().split(b"\n")
+    out = []
+    for line in [l for l in raw if l.strip()][since:]:
+        try:
+            out.append(json.loads(line.decode("utf-8", errors="strict")))
+        except (UnicodeDecodeError, ValueError) as e:
+            out.append({"_bad": line[:300], "_why": repr(e)})
+    return out
+
+
+def hostile_values():
+    """(label, bytes, expected decoded value or None when the bytes are not UTF-8)."""
+    vals = []
+    for w, ch in (("2-byte", "\u00e9"), ("3-byte", "\u20ac"), ("4-byte", "\U0001F600")):
+        for pre in range(4):
+            s = "a" * pre + ch * 130
+            vals.append(("%s after %d ascii" % (w, pre), s.encode(), s[:128] + "..."))
+    q = '"\\' * 70
+    vals.append(("quotes and backslashes", q.encode(), q[:128] + "..."))
+    vals.append(("line separator", "x\u2028y\u2029z".encode(), "x\u2028y\u2029z"))
+    for label, b in (("0xff 0xfe", b"id\xff\xfe"), ("cut 2-byte", b"id\xc3"),
+                     ("surrogate", b"id\xed\xa0\x80"), ("overlong", b"id\xc0\xaf"),
+                     ("control chars", b"id\x01\x1f\x7f\n"), ("C1 control", b"id\xc2\x85")):
+        vals.append((label, b, None))
+    return vals
+
+
+def test_hostile_strings_stay_valid_utf8(lab, check):
+    """Hostile client ids, usernames (identities) and topics: every audit line is strict UTF-8
+    JSON, and long values are cut after 128 whole characters."""
+    mark = lab.audit_mark()
+    ch = "SRUP/%s" % lab.dev1.hex
+    expect = []  # (field, expected value)
+    refused = []
+    for label, b, want in hostile_values():
+        for field in ("client_id", "identity", "topic"):
+            try:
+                if field == "client_id":
+                    c = lab.connect(client_id=b, username=lab.dev1.hex)
+                    c.publish(ch, b"")
+                elif field == "identity":
+                    c = lab.connect(client_id="hostile-user-%d" % lab.n_clients, username=b)
+                    c.publish(ch, b"")
+                else:
+                    c = lab.connect(lab.dev1, client_id="hostile-topic-%d" % lab.n_clients)
+                    c.publish(b"SRUP/" + b, b"x")
+                c.close()
+            except (h.HarnessError, OSError) as e:
+                refused.append("%s as %s: %s" % (label, field, e))
+                continue
+            if want is not None:
+                expect.append((label, field, ("SRUP/" + want) if field == "topic" and
+                               not want.endswith("...") else want))
+    h.log("    refused by the broker itself: %d (%s)" % (len(refused), "; ".join(refused[:4])))
+    time.sleep(0.5)
+    recs = strict_records(lab, mark)
+    bad = [r for r in recs if "_bad" in r]
+    check(not bad, "%d audit lines are not strict UTF-8 JSON, first %r" % (len(bad),
+                                                                          bad[:1]))
+    check(len(recs) >= 20, "only %d audit lines for the hostile inputs" % len(recs))
+    for label, field, want in expect:
+        if field == "topic" and want.endswith("..."):
+            want = ("SRUP/" + want[:-3])[:128] + "..."
+        hit = [r for r in recs if r.get(field) == want]
+        check(hit, "%s as %s: no audit line with %s %r" % (label, field, field, want[:40]))
+    # invalid bytes that got through are written as \xHH text
+    for r in recs:
+        for f in ("client_id", "identity", "topic"):
+            v = r.get(f)
+            check(v is None or not any(0xd800 <= ord(x) <= 0xdfff for x in v),
+                  "%s has a surrogate: %r" % (f, v))
+
+
+def flood_lab():
+    return h.Lab()
+
+
+def test_one_client_flooding_every_reason_is_bounded(lab, check):
+    """One connection sends 100 of each of a dozen drop kinds at once: its audit lines stay
+    within audit_client_rate (20 at once, then 2 a second, plus one summary at DISCONNECT), the
+    counters count every drop, and the summaries account for every line held back."""
+    n = 100
+    ch = "SRUP/%s" % lab.dev1.hex
+    c = lab.connect(lab.dev1, client_id="reason-flooder")
+    good = lab.msg(lab.dev1, "DATA", data_id=b"x", data=b"ok")
+    rc = c.publish(ch, good)
+    check(h.delivered(rc), "setup message PUBACK %s" % h.rc_name(rc))
+    m = lab.msg(lab.dev1, "DATA", data_id=b"x", data=b"flood")
+    kinds = [(ch, b""), (ch, m[:-1]), (ch, m + b"\x00"), (ch, bytes([4]) + m[1:]),
+             (ch, m[:1] + b"\xee" + m[2:]), (ch, m[:-2] + bytes([m[-2] ^ 1]) + m[-1:]),
+             (ch, lab.msg(lab.dev1, "DATA", seq=1, data_id=b"x", data=b"old")),
+             (ch, lab.msg(lab.server, "ACTION", action_id=1)),
+             (ch, lab.msg(lab.stranger, "DATA", data_id=b"x", data=b"s")),
+             ("SRUP/%s" % lab.dev2.hex, lab.msg(lab.dev1, "DATA", data_id=b"x", data=b"p")),
+             ("SRUP/x/y/z", m), ("SRUP/servers/%s/%s" % (lab.server.hex, lab.dev2.hex), m)]
+    before = lab.counters()
+    mark = lab.audit_mark()
+    t0 = time.monotonic()
+    pkts = b"".join(c.publish_packet(t, p, qos=0) for t, p in kinds) * n
+    retained = c.publish_packet(ch, m, qos=0, retain=True) * n
+    c.send_raw(pkts + retained)
+    sent = (len(kinds) + 1) * n
+    rc = c.publish("SRUP/x/y/z", b"barrier", qos=1, timeout=60)
+    sent += 1
+    check(rc == h.RC_NOT_AUTHORIZED, "barrier PUBACK %s" % h.rc_name(rc))
+    time.sleep(2.2)  # the once-a-second housekeeping writes the connection's summary
+    c.disconnect()
+    time.sleep(0.5)
+    elapsed = time.monotonic() - t0
+    after = lab.counters()
+    dropped = h.counter_delta(before, after, "dropped/total")
+    check(dropped == sent, "dropped/total moved by %d, want %d" % (dropped, sent))
+    reasons = {k for k in after if k.startswith("dropped/") and
+               h.counter_delta(before, after, k) > 0 and k != "dropped/total"}
+    h.log("    %d drops over %d reasons in %.1f s: %s" % (
+        dropped, len(reasons), elapsed,
+        ", ".join("%s %d" % (k[8:], h.counter_delta(before, after, k)) for k in sorted(reasons))))
+    check(len(reasons) >= 12, "only %d drop reasons flooded: %r" % (len(reasons), reasons))
+    recs = [r for r in strict_records(lab, mark) if r.get("client_id") == "reason-flooder"]
+    bound = 20 + 2 * elapsed + 1
+    summaries = [r for r in recs if "suppressed" in r]
+    h.log("    %d audit lines for this connection (%d summaries), bound %.1f" %
+          (len(recs), len(summaries), bound))
+    check(len(recs) <= bound, "%d lines from one connection, bound %.1f" % (len(recs), bound))
+    check(len(recs) >= 20, "only %d lines: the burst was not written" % len(recs))
+    written = len(recs) - len(summaries)
+    held = sum(r["suppressed"] for r in summaries)
+    check(written + held == sent, "%d written + %d summarised != %d drops" % (written, held,
+                                                                              sent))
+
+
 if __name__ == "__main__":
     h.main([test_drop_record_fields, test_unknown_fields_are_null,
             test_every_line_is_one_json_object, test_flood_is_rate_limited,
             test_sys_counters_present, test_accept_counted,
-            (test_drops_logged_at_warning_level, warning_lab)])
+            (test_drops_logged_at_warning_level, warning_lab),
+            (test_hostile_strings_stay_valid_utf8, flood_lab),
+            (test_one_client_flooding_every_reason_is_bounded, flood_lab)])

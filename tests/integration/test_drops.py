@@ -150,14 +150,19 @@ def test_not_allowed(lab, check):
 def test_identity_mismatch(lab, check):
     other = lab.connect(lab.dev2)
     m = lab.msg(lab.dev1, "DATA", data_id=b"x", data=b"y")
-    drop(lab, check, m, "identity_mismatch", "dev1's message from username dev2", client=other)
-    anon = lab.connect(client_id=lab.dev1.hex)  # client id = sender, but no username
-    m = lab.msg(lab.dev1, "DATA", data_id=b"x", data=b"z")
-    drop(lab, check, m, "identity_mismatch", "dev1's message from an anonymous client",
-         client=anon)
+    drop(lab, check, m, "identity_mismatch", "dev1's message from dev2's certificate",
+         client=other)
     m = lab.msg(lab.server, "ACTION", action_id=1)
-    drop(lab, check, m, "identity_mismatch", "server's message from username dev1",
+    drop(lab, check, m, "identity_mismatch", "server's message from dev1's certificate",
          client=S["d"])
+
+
+def test_no_identity(lab, check):
+    # Plain listener, no certificate: client id and username both claim dev1, prove nothing.
+    anon = lab.connect(lab.dev1, client_id=lab.dev1.hex, plain=True)
+    m = lab.msg(lab.dev1, "DATA", data_id=b"x", data=b"z")
+    drop(lab, check, m, "no_identity", "dev1's message from a client without a certificate",
+         client=anon)
 
 
 def test_drop_counters(lab, check):
@@ -224,4 +229,4 @@ if __name__ == "__main__":
             test_unknown_type, test_empty_payload, test_too_large, test_size_limit_boundary,
             test_field_length,
             test_bad_pad, test_unknown_sender, test_revoked_sender, test_not_allowed,
-            test_identity_mismatch, test_drop_counters, test_every_altered_byte_is_dropped])
+            test_identity_mismatch, test_no_identity, test_drop_counters, test_every_altered_byte_is_dropped])

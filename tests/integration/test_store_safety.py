@@ -12,14 +12,13 @@ sys.dont_write_bytecode = True  # keep the source tree free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import srupharness as h  # noqa: E402
 
-SHIPPED = os.path.join(h.REPO, "policy", "srup.policy")
 FLOOD = 300  # JOIN_REQs from dev1: far beyond its window, and beyond a 128-entry global ring
 
 
 def policy_lab(seen_lines):
     """A lab whose policy is the shipped one with its seen_index/seen_window lines replaced."""
     lab = h.Lab(start=False)
-    text = open(SHIPPED).read()
+    text = lab.policy_text()
     text = re.sub(r"(?m)^\s*(seen_index|seen_window)\b.*$", "", text)
     path = os.path.join(lab.dir, "store-safety.policy")
     with open(path, "w") as f:

@@ -3,6 +3,12 @@
 # test_will_retain.py - issue 3 item 6: a Will on an SRUP topic passes the same checks as a
 # publish (Wills skip MOSQ_EVT_MESSAGE in 2.0.11, so this is the ACL WRITE path); retained SRUP
 # messages are refused by the default policy, and never replayed to later subscribers.
+#
+# Mosquitto 2.0.11 closes a client's TLS session before it checks the client's Will, so under
+# the default `identity certificate` a Will has no identity and is refused (no_identity; see
+# policy/README.md). The Will checks therefore run on a lab where the broker authenticates the
+# username (`identity username`, use_identity_as_username on the TLS listener, a password_file
+# for the plain one), and test_will_without_identity_refused shows the default's refusal.
 import os
 import sys
 import time
@@ -109,6 +115,23 @@ def test_retained_will_refused(lab, check):
           "retained Will: audit reason %r" % (rec and rec.get("reason")))
 
 
+def test_will_without_identity_refused(lab, check):
+    """Default policy (certificate): the broker has closed the TLS session when it checks the
+    Will, so even a genuine Will carries no identity and is refused, never delivered."""
+    check(lab.join(lab.server, lab.dev1), "join of dev1 to server failed")
+    S["ch"] = "SRUP/%s" % lab.dev1.hex
+    S["srv"] = lab.connect(lab.server)
+    S["srv"].subscribe(S["ch"] + "/#")
+    S["dev"] = lab.connect(lab.dev1, client_id="dev1-listener-cert")
+    S["dev"].subscribe(S["ch"])
+    m = lab.msg(lab.dev1, "DATA", data_id=b"will", data=b"genuine, certificate identity")
+    will_case(lab, check, lab.dev1, m, "genuine Will under identity certificate", False,
+              "no_identity")
+    h.expect_accept(lab, check, lab.connect(lab.dev1), S["ch"],
+                    lab.msg(lab.dev1, "DATA", data_id=b"x", data=b"live publish"),
+                    "the same device's live publish", receivers=[S["srv"], S["dev"]])
+
+
 def test_plain_retained_unaffected(lab, check):
     p = lab.connect(client_id="plain-retain")
     rc = p.publish("plain/retained", b"hello", retain=True)
@@ -123,4 +146,5 @@ if __name__ == "__main__":
     h.main([setup, test_forged_will_not_delivered, test_will_identity_and_garbage,
             test_replayed_will_not_delivered, test_valid_will_delivered,
             test_retained_srup_refused, test_retained_will_refused,
-            test_plain_retained_unaffected])
+            test_plain_retained_unaffected, (test_will_without_identity_refused, h.Lab)],
+           lab_factory=h.username_lab)
