@@ -161,8 +161,15 @@ START_TEST(test_reconnect_in_reused_memory_is_not_a_will)
 	ck_assert_int_eq(srupb_store_key_put(st, DEV, SRUPB_ROLE_DEVICE, pem, pem_len), SRUP_OK);
 	free(pem);
 	srupb_store_close(st);
-	struct mosquitto_opt opts[] = {{"store", store_dir}, {"audit_log", audit_path}};
-	ck_assert_int_eq(mosquitto_plugin_init(NULL, &ud, opts, 2), MOSQ_ERR_SUCCESS);
+	char policy_path[128];
+	snprintf(policy_path, sizeof policy_path, "%s/srup.policy", dir);
+	FILE *f = fopen(policy_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("version 1\nidentity username\nallow own_channel device DATA\n", f);
+	fclose(f);
+	struct mosquitto_opt opts[] = {
+	        {"store", store_dir}, {"audit_log", audit_path}, {"policy", policy_path}};
+	ck_assert_int_eq(mosquitto_plugin_init(NULL, &ud, opts, 3), MOSQ_ERR_SUCCESS);
 
 	len = signed_data(k, 1, buf, sizeof buf);
 	ck_assert_int_eq(publish(&conn, buf, len, &wrc), MOSQ_ERR_SUCCESS);

@@ -187,6 +187,7 @@ static void make_variants(void)
 	set_value(&variants[0], "seen_index ", "1024");
 	set_value(&variants[0], "seen_window server ", "256");
 	variants[1] = str_cat3("version 1\nidentity client_id\nadmin ad\nseen_index 256\n"
+	                       "join_command b9d077e223834cf6\n"
 	                       "audit_accepts yes\n",
 	                       rules, "");
 	variants[2] = str_cat3("version 1\nidentity certificate\nadmin ad\nadmin b9d077e223834cf6\n"
@@ -195,6 +196,7 @@ static void make_variants(void)
 	variants[3] =
 	        str_cat3("version 1\nbind_identity no\nretained allow\non_violation disconnect\n"
 	                 "audit_rate 1 1\nseen_index 4\nkey_cache 1\nother_topics defer\n"
+	                 "join_command b9d077e223834cf6\njoin_command 5e\n"
 	                 "max_payload 300\n",
 	                 rules, "allow device_channel device DATA\nallow join_topic server JOIN_REQ\n");
 	variants[4] = str_cat3("version 1\nprefix Acme\ndurability metasync\nadmin 5f5f5f5f5f5f5f5f\n"
@@ -207,7 +209,8 @@ static void make_variants(void)
 	                       "", "");
 	variants[5] = str_cat3("version 1\ndurability fsync\nseen_index 0\n", rules, "");
 	/* LMDB with a writable map: a reload can neither switch to it nor away from it */
-	variants[6] = str_cat3("version 1\ndurability map\nseen_index 128\nkey_cache 2\nadmin ad\n",
+	variants[6] = str_cat3("version 1\ndurability map\nseen_index 128\nkey_cache 2\nadmin ad\n"
+	                       "join_command 5e\n",
 	                       rules, "");
 	free(rules);
 }
@@ -1005,8 +1008,9 @@ static void publish(struct run *r, struct slot *s, const char *topic, const uint
 		fail("ACL WRITE returned something other than SUCCESS, ACL_DENIED or PLUGIN_DEFER");
 	}
 	if (getenv("SRUP_FUZZ_TRACE") != NULL) {
-		fprintf(stderr, "  publish %s by %s/%s (%zu bytes): %d\n", topic, s->cid,
-		        s->user != NULL ? s->user : "-", len, rc);
+		fprintf(stderr, "  publish %s by %s/%s (%zu bytes): %d%s%s\n", topic, s->cid,
+		        s->user != NULL ? s->user : "-", len, rc, rc != 0 ? " | " : "",
+		        rc != 0 ? stub_last_log : "");
 	}
 	uint64_t dacc = ctx->metrics.accepted - acc0;
 	uint64_t drt = ctx->metrics.retransmitted - rt0;

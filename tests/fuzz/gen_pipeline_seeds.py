@@ -111,6 +111,13 @@ def rotate(delete=False):
     return bytes([12, 0 if delete else 1])
 
 
+def joined(srv_slot, server, dev_slot, device, dev_seq=1, srv_seq=1, tok=0):
+    """The pending-join flow: the device's JOIN_REQ to the server on the join topic, then the
+    server's RESPONSE JOIN_SUCCESS with the same token on the device channel."""
+    return (signed(dev_slot, join(server, device), "JOIN_REQ", device, dev_seq, tok=tok) +
+            signed(srv_slot, chan(device), "RESPONSE", server, srv_seq, bytes([1]), tok=tok))
+
+
 def seeds():
     s = {}
     s["accept_retransmit_replay"] = bytes([V_SHIPPED]) + b"".join([
@@ -131,7 +138,7 @@ def seeds():
         signed(S_DEV, chan(DEV), "RESIGN_REQUEST", DEV, 3),
         read(S_SERVER, chan(DEV), 3), read(S_SERVER, chan(DEV), 2),
     ])
-    s["join_cmd_terminate_deregister"] = bytes([V_SHIPPED]) + b"".join([
+    s["join_cmd_terminate_deregister"] = bytes([V_CLIENT_ID]) + b"".join([  # join_command
         signed(S_SERVER, chan(DEV2), "JOIN_CMD", SERVER, 1, bytes([DEV2])),
         signed(S_SERVER, chan(DEV2), "ACTION", SERVER, 2, bytes([7])),
         read(S_SERVER, chan(DEV2), 1), read(S_DEV2, chan(DEV2), 1),
@@ -149,6 +156,7 @@ def seeds():
         again(S_DEV, chan(DEV), 0),
     ])
     s["cross_channel_replay"] = bytes([V_SHIPPED]) + b"".join([
+        joined(S_SERVER, SERVER, S_DEV, DEV), joined(S_SERVER, SERVER, S_DEV2, DEV2, 1, 2),
         signed(S_SERVER, chan(DEV), "ACTION", SERVER, 5, bytes([1])),
         again(S_SERVER, chan(DEV2), 0),
         again(S_SERVER, join(SERVER, DEV), 0),
@@ -226,6 +234,7 @@ def seeds():
     ])
     s["seen_window_grows_on_reload"] = bytes([V_FSYNC]) + b"".join([
         reload(V_SHIPPED),                              # 1024 > the file's 0: kept until restart
+        joined(S_SERVER, SERVER, S_DEV, DEV), joined(S_SERVER, SERVER, S_DEV2, DEV2, 1, 2),
         signed(S_SERVER, chan(DEV), "ACTION", SERVER, 5, bytes([1])),
         again(S_SERVER, chan(DEV2), 0),
         reload(V_MAP),                                  # cannot switch to map
@@ -261,8 +270,9 @@ def seeds():
         again(S_DEV, chan(DEV), 5),                     # QoS 0
     ])
     s["certificate_identity"] = bytes([V_CERT]) + b"".join([
+        joined(S_SERVER, SERVER, S_DEV, DEV, 10, 1),
         signed(S_DEV, chan(DEV), "DATA", DEV, 1, data()),
-        signed(S_SERVER, chan(DEV), "ACTION", SERVER, 1, bytes([2])),
+        signed(S_SERVER, chan(DEV), "ACTION", SERVER, 2, bytes([2])),
         disconnect(S_DEV, DEV, DEV, CERT_TWO_CN),       # two CNs: no identity
         signed(S_DEV, chan(DEV), "DATA", DEV, 2, data()),
         disconnect(S_DEV, DEV, DEV, CERT_NO_CN),        # no CN
@@ -287,6 +297,7 @@ def seeds():
         control(S_DEV, 0), read(S_DEV, shape(11, 1)),
     ])
     s["no_seen_index"] = bytes([V_FSYNC]) + b"".join([
+        joined(S_SERVER, SERVER, S_DEV, DEV), joined(S_SERVER, SERVER, S_DEV2, DEV2, 1, 2),
         signed(S_SERVER, chan(DEV), "ACTION", SERVER, 5, bytes([1])),
         again(S_SERVER, chan(DEV2), 0),
         signed(S_DEV, chan(DEV), "DATA", DEV, 1, data()),
@@ -302,12 +313,13 @@ def seeds():
         TICK,
     ])
     s["operator_revoke"] = bytes([V_SHIPPED]) + b"".join([
-        signed(S_SERVER, chan(DEV), "RESPONSE", SERVER, 1, bytes([1])),
+        joined(S_SERVER, SERVER, S_DEV, DEV),
         revoke(SERVER), read(S_SERVER, chan(DEV), 0),
         signed(S_SERVER, chan(DEV), "ACTION", SERVER, 2, bytes([1])),
         again(S_SERVER, chan(DEV), 0), TICK,
     ])
     s["syndication_types"] = bytes([V_SHIPPED]) + b"".join([
+        joined(S_SERVER, SERVER, S_DEV, DEV, 1, 0),
         signed(S_SERVER, chan(DEV), "SYNDICATION_INIT", SERVER, 1, b"\x02ab\x03xyz"),
         signed(S_SERVER, chan(DEV), "SYNDICATED_ACTION", SERVER, 2, bytes([1, DEV2])),
         signed(S_DEV, chan(DEV), "SYNDICATED_DATA", DEV, 1, data() + bytes([SERVER])),
