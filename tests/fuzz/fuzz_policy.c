@@ -136,7 +136,8 @@ static void check_classified(const struct srupb_policy *p, const char *topic)
 				fail("a topic under the prefix is classified OTHER", topic);
 			}
 			if (strcmp(topic, "$CONTROL/srup/v1") == 0 ||
-			    strcmp(topic, "$CONTROL/srup/v1/response") == 0) {
+			    strcmp(topic, "$CONTROL/srup/v1/response") == 0 ||
+			    strncmp(topic, "$CONTROL/srup/v1/response/", 26) == 0) {
 				fail("the control topic is classified OTHER", topic);
 			}
 			break;
@@ -163,8 +164,10 @@ static void check_classified(const struct srupb_policy *p, const char *topic)
 			}
 			break;
 		case SRUPB_T_CONTROL_RESP:
-			if (strcmp(topic, "$CONTROL/srup/v1/response") != 0) {
-				fail("CONTROL_RESP is not exactly $CONTROL/srup/v1/response", topic);
+			/* the response topic and any topic below it (admins choose response topics there) */
+			if (strcmp(topic, "$CONTROL/srup/v1/response") != 0 &&
+			    strncmp(topic, "$CONTROL/srup/v1/response/", 26) != 0) {
+				fail("CONTROL_RESP is not $CONTROL/srup/v1/response or below it", topic);
 			}
 			break;
 		default:
@@ -195,9 +198,14 @@ static void classify_all(const struct srupb_policy *p, const uint8_t *rest, size
 	        "X/d2",
 	};
 	static const char *const whole[] = {
-	        "$CONTROL/srup/v1",  "$CONTROL/srup/v1/response",
-	        "$CONTROL/srup/v1/", "$CONTROL/srup/v",
-	        "other/topic",       "",
+	        "$CONTROL/srup/v1",
+	        "$CONTROL/srup/v1/response",
+	        "$CONTROL/srup/v1/response/x",
+	        "$CONTROL/srup/v1/responsex",
+	        "$CONTROL/srup/v1/",
+	        "$CONTROL/srup/v",
+	        "other/topic",
+	        "",
 	};
 	char topic[512];
 	size_t off = 0;
