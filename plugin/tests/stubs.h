@@ -11,7 +11,7 @@
 struct mosquitto {
 	const char *id;
 	const char *username;
-	void *cert; /* X509 * the client presented, or NULL */
+	void *cert;   /* X509 * the client presented, or NULL */
 	bool resumed; /* connected with clean start off (a resumed session) */
 };
 
