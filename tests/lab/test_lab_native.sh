@@ -31,7 +31,8 @@ attacks="$LAB/results/attacks.tsv"
 # Every flow the issue asks for must be there and PASS (a flow that silently did not run fails).
 for f in join_cmd_beacon simple_join_dev1 id_request_dev1 hm_join_operator hm_join_dev2 \
 	update_ok update_https activate_without_update update_bad_digest update_http_error action_success action_fail action_unknown \
-	data_c2_to_device data_type_unknown data_device_to_c2 no_dos_after_forgery resign_dev1 \
+	data_c2_to_device data_type_unknown data_device_to_c2 no_dos_after_forgery \
+	stranger_left_dev1_key stranger_left_c2_key data_device_to_c2_after_attacks resign_dev1 \
 	resign_dev1_c2_view observed_join_dev1 after_observed_join terminate_dev1 \
 	terminate_dev1_device_view hm_join_operator_rejects hm_join_refused_dev1 \
 	deregister_req_dev2 deregister_req_c2_view \
@@ -41,6 +42,13 @@ done
 grep -q "^FAIL" "$flows" && fail "a flow failed"
 n=$(wc -l <"$attacks")
 [ "$n" -ge 20 ] || fail "only $n attacks ran"
+# The attack classes of issue 10 must each have run (a missing row is a failure, not a pass).
+for a in fake_join_success fake_join_cmd eavesdrop_after_fake_join stranger_deregister_dev1 \
+	stranger_terminate_dev1 stranger_deregister_c2 seen_flush_replay retransmit_qos0_plain \
+	retransmit_qos1_plain retransmit_qos0_tls retransmit_qos1_tls retransmit_will_plain \
+	retransmit_will_tls; do
+	grep -q "^$a	" "$attacks" || fail "attack $a did not run"
+done
 grep -v "	dropped	" "$attacks" && fail "an attack was not dropped"
 # Each attack's drop is in the audit log under the attacker's client id.
 while IFS='	' read -r name _ _ cid _; do
