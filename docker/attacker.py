@@ -249,6 +249,7 @@ class Attacks:
             with os.fdopen(fd, "wb") as f:
                 f.write(payload)
             cmd += ["-f", tmp]
+        mark = self.lab.audit_mark()
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
         if tmp:
             os.unlink(tmp)
@@ -259,16 +260,20 @@ class Attacks:
             verdict = "error"
         else:
             verdict = "GOT-THROUGH"
-        return self.record(name, verdict, expect, cid, topic, via, out)
+        drops = self.lab.audit_drops(mark, cid, wait=1.0) if verdict == "dropped" else []
+        return self.record(name, verdict, expect, cid, topic, via, out,
+                           drops[-1] if drops else "-")
 
-    def record(self, name, verdict, expect, cid, topic, via, detail=""):
+    def record(self, name, verdict, expect, cid, topic, via, detail="", reason="-"):
         """One line of results/attacks.tsv: name, verdict, expected reason, client id, topic,
-        how the attacker connected."""
+        how the attacker connected, and the reason of the audit log's drop line for this
+        attempt ("-" if none was seen)."""
         who = ("plain as %s" % (via[1] or "anonymous")) if via[0] == "plain" else \
             "tls as %s" % via[1]
         log("%-28s %-12s (%s, expect %s) %s" % (name, verdict, who, expect, detail[:80]))
         with open(self.lab.results, "a") as f:
-            f.write("%s\t%s\t%s\t%s\t%s\t%s\n" % (name, verdict, expect, cid, topic, who))
+            f.write("%s\t%s\t%s\t%s\t%s\t%s\t%s\n" % (name, verdict, expect, cid, topic, who,
+                                                     reason))
         if verdict != "dropped":
             self.failed += 1
         return verdict
@@ -307,7 +312,8 @@ class Attacks:
         detail = "puback=%s audit=%s delivered=%s" % (
             "-" if rc is None else "0x%02x" % rc, ",".join(drops) or "-",
             "?" if watcher is None else int(seen))
-        return self.record(name, verdict, expect, cid, topic, via, detail)
+        return self.record(name, verdict, expect, cid, topic, via, detail,
+                           drops[-1] if drops else "-")
 
 
 class Watcher:
@@ -693,7 +699,8 @@ def stop_eavesdropper(lab, at):
     else:
         verdict = "error"  # no evidence: the subscription was not up for the whole run
     return at.record(name, verdict, "not delivered", cid, topic, via,
-                     "%d messages of dev1's channel delivered; %s" % (got, st))
+                     "%d messages of dev1's channel delivered; %s" % (got, st),
+                     "not delivered" if verdict == "dropped" else "-")
 
 
 def phase_sniff(lab):
