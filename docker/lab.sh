@@ -210,11 +210,16 @@ write_broker_conf() {
 	# is small (LAB_SEEN_INDEX, default 256 entries) so that the attacker's flood of a few
 	# hundred signed JOIN_REQs would push the C2's commands out of an index shared by all
 	# senders (attack seen_flush_replay); the whole lab accepts fewer than 200 other messages.
+	# A per-role seen_window above that size is left out, so the role's default follows the
+	# index down (the policy refuses an explicit window larger than the index).
+	local seen=${LAB_SEEN_INDEX:-256}
 	{
-		sed '/^seen_index[[:space:]]/d' "$REPO/policy/srup.policy"
+		awk -v max="$seen" '$1 == "seen_index" { next }
+			$1 == "seen_window" && $3 + 0 > max + 0 { next }
+			{ print }' "$REPO/policy/srup.policy"
 		echo
 		echo "# lab: a small seen index (see docker/lab.sh)"
-		echo "seen_index ${LAB_SEEN_INDEX:-256}"
+		echo "seen_index $seen"
 		echo "# lab: the C2 server may command joins (the beacon joins by JOIN_CMD)"
 		echo "join_command $ID_c2"
 	} >"$LAB/conf/srup.policy"
