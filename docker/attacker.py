@@ -9,9 +9,10 @@
 #
 # What it has: its own identity and key (not registered), a registered but malicious device
 # ("rogue") and server ("rogue_server"), certificates from the lab CA for each, the plain listener
-# where any username and client id can be claimed, and captured traffic. Captured traffic comes from a passive network tap (the C2's wire
-# log, i.e. what an observer of an unencrypted link would see), because the broker does not let
-# the attacker's subscriptions receive other identities' SRUP topics (the sniff phase shows it).
+# where any username and client id can be claimed, and captured traffic. Captured traffic
+# comes from a passive network tap (the C2's wire log, i.e. what an observer of an unencrypted
+# link would see), because the broker does not let the attacker's subscriptions receive other
+# identities' SRUP topics (the sniff phase shows it).
 import argparse
 import collections
 import ctypes
@@ -444,8 +445,8 @@ def membership_forgery(lab, at):
     key = lab.key("rogue_server")
     m = build(T["RESPONSE"], 1, ids["rogue_server"], token(), bytes([JOIN_SUCCESS]), key)
     at.publish("fake_join_success", "no_pending_join", ch1, m, evil)
-    m = build(T["JOIN_CMD"], 2, ids["rogue_server"], token(), struct.pack("<Q", int(ids["dev1"], 16)),
-              key)
+    m = build(T["JOIN_CMD"], 2, ids["rogue_server"], token(),
+              struct.pack("<Q", int(ids["dev1"], 16)), key)
     at.publish("fake_join_cmd", "not_allowed", ch1, m, evil)
     status = os.path.join(lab.dir, "results", "eavesdrop.status")
     try:
@@ -743,7 +744,8 @@ def main():
     ap.add_argument("--plain-port", type=int, required=True)
     ap.add_argument("--srup")
     ap.add_argument("--c2")
-    ap.add_argument("--phase", default="main", choices=["main", "after-leave", "sniff", "eavesdrop"])
+    ap.add_argument("--phase", default="main",
+                    choices=["main", "after-leave", "sniff", "eavesdrop"])
     a = ap.parse_args()
     lab = Lab(a)
     if a.phase == "sniff":
