@@ -458,7 +458,7 @@ def membership_forgery(lab, at):
         p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--lab", lab.dir,
                               "--host", a.host, "--tls-port", str(a.tls_port), "--plain-port",
                               str(a.plain_port), "--phase", "eavesdrop"], stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
+                             stderr=subprocess.STDOUT)
     with open(os.path.join(lab.dir, "run", "eavesdrop.pid"), "w") as f:
         f.write("%d\n" % p.pid)
     for _ in range(100):
@@ -647,8 +647,11 @@ def phase_eavesdrop(lab):
     status()
     log_path = os.path.join(res, "eavesdrop_after_fake_join.log")
     alive = True
+    # It also ends when the broker goes away (the lab stopped without an after-leave phase), or
+    # after ten minutes, so that it never outlives a broken run.
+    deadline = time.monotonic() + 600
     with open(log_path, "w") as out:
-        while not stop and alive:
+        while not stop and alive and time.monotonic() < deadline:
             alive = c.pump(0.2)
             for t, m in c.messages:
                 out.write("%s %s\n" % (t, m.hex()))
