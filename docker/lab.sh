@@ -525,27 +525,58 @@ start_bg() {
 }
 
 wait_port() {
+	# wait_port PORT [PID] : PORT accepts connections; fails early once PID has exited.
 	for _ in $(seq 1 100); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then
+			return 1
+		fi
 		sleep 0.1
 	done
 	return 1
 }
 
+# start_servers : the broker and the file server up on their ports (0), or why not (1).
+start_servers() {
+	local broker files
+	start_bg broker broker
+	broker=$!
+	if ! wait_port "$TLS_PORT" "$broker" || ! wait_port "$PLAIN_PORT" "$broker"; then
+		cat "$LAB/logs/broker.log" >&2
+		say "broker did not start"
+		return 1
+	fi
+	start_bg files files
+	files=$!
+	if ! wait_port "$FILES_PORT" "$files" || ! wait_port "$FILES_TLS_PORT" "$files"; then
+		cat "$LAB/logs/files.log" >&2
+		say "file server did not start"
+		return 1
+	fi
+}
+
 role_native() {
-	role_init || exit 3
-	load_env
+	local try
 	trap stop_all EXIT
 	trap 'exit 130' INT TERM
-	start_bg broker broker
-	wait_port "$TLS_PORT" || { cat "$LAB/logs/broker.log" >&2; die "broker did not start"; }
-	start_bg files files
+	# Ports are free when chosen, but on a shared machine another program may take one before
+	# the broker or the file server binds it: then start again on fresh ports (unless the ports
+	# were given).
+	for try in 1 2 3; do
+		role_init || exit 3
+		load_env
+		start_servers && break
+		stop_all
+		if [ -n "${LAB_TLS_PORT:-}${LAB_PLAIN_PORT:-}${LAB_FILES_PORT:-}${LAB_FILES_TLS_PORT:-}" ] ||
+			[ "$try" -ge 3 ]; then
+			die "could not start the broker and the file server"
+		fi
+		say "starting again on other ports"
+	done
 	start_bg c2 c2
 	start_bg dev1 device1
 	start_bg dev2 device2
 	start_bg beacon beacon
-	wait_port "$FILES_PORT" || die "file server did not start"
-	wait_port "$FILES_TLS_PORT" || die "file server (https) did not start"
 	run_all
 	local rc=$?
 	stop_all
