@@ -196,15 +196,12 @@ class FastSigner:
         return sig if sig is not None else openssl_sign(self.keyfile, data)
 
 
-def sign(keyfile, data):
-    return openssl_sign(keyfile, data)
-
-
 def build(mtype, seq, sender_hex, token, body, keyfile, version=5, signer=None):
     """A SRUP message signed with keyfile (or signer, a FastSigner)."""
     head = struct.pack("<BBQQ", version, mtype, seq, int(sender_hex, 16))
     tok = struct.pack(">H", len(token)) + token
-    sig = signer.sign(head + tok + body) if signer else sign(keyfile, head + tok + body)
+    data = head + tok + body
+    sig = signer.sign(data) if signer else openssl_sign(keyfile, data)
     return head + tok + struct.pack(">H", len(sig)) + sig + body
 
 
