@@ -371,33 +371,39 @@ def phase_main(lab):
         with open(lab.results, "a") as f:
             f.write("capture\terror\tcaptured traffic\t-\t-\t-\n")
         return 1
-    c2_plain = ("plain", ids["c2"])
+    # The attacker has stolen the C2's and dev1's TLS client credentials (certificate and key),
+    # not their SRUP signing keys: it passes identity binding as them, so what stops the
+    # attacks below is the broker's replay, signature and parse checks. Without a certificate
+    # (the plain listener, claiming the C2's username) it has no identity at all.
+    c2_stolen = ("tls", "c2")
+    dev1_stolen = ("tls", "dev1")
+    at.publish("claim_c2_username", "no_identity", ch1, action, ("plain", ids["c2"]))
 
     # Replays of captured, validly signed messages.
-    at.publish("replay_action", "replay", ch1, action, c2_plain)
-    at.publish("replay_initiate", "replay", ch1, initiate, c2_plain)
+    at.publish("replay_action", "replay", ch1, action, c2_stolen)
+    at.publish("replay_initiate", "replay", ch1, initiate, c2_stolen)
     at.publish("replay_action_tls", "identity_mismatch", ch1, action, ("tls", "attacker"))
-    at.publish("replay_join_req", "replay", join1, join_req, ("plain", ids["dev1"]))
-    at.publish("replay_other_channel", "replay", ch2, action, c2_plain)
-    at.publish("replay_retained", "retained_refused", ch1, action, c2_plain, retain=True)
+    at.publish("replay_join_req", "replay", join1, join_req, dev1_stolen)
+    at.publish("replay_other_channel", "replay", ch2, action, c2_stolen)
+    at.publish("replay_retained", "retained_refused", ch1, action, c2_stolen, retain=True)
 
     # Tampering with a captured message.
     t = bytearray(action)
     t[-1] ^= 0x01
-    at.publish("tamper_body", "replay", ch1, bytes(t), c2_plain)
+    at.publish("tamper_body", "replay", ch1, bytes(t), c2_stolen)
     at.publish("tamper_body_seq", "bad_signature", ch1, with_seq(bytes(t), msg_seq(action) + 1000),
-               c2_plain)
+               c2_stolen)
     t = bytearray(initiate)
     h = split_msg(initiate)
     url_at = len(initiate) - len(h[3]) + 2
     t[url_at:url_at + 4] = b"ftp:"
     at.publish("tamper_update_url", "bad_signature", ch1,
-               with_seq(bytes(t), msg_seq(initiate) + 1000), c2_plain)
+               with_seq(bytes(t), msg_seq(initiate) + 1000), c2_stolen)
 
     # Forgeries.
     tok = b"00000000-0000-4000-8000-000000000bad"
     forged = build(T["ACTION"], (1 << 64) - 1, ids["c2"], tok, bytes([2]), lab.key("attacker"))
-    at.publish("forge_c2_max_seq", "bad_signature", ch1, forged, c2_plain)
+    at.publish("forge_c2_max_seq", "bad_signature", ch1, forged, c2_stolen)
     forged = build(T["ACTION"], 1, ids["attacker"], tok, bytes([2]), lab.key("attacker"))
     at.publish("forge_unknown_sender", "unknown_sender", ch1, forged, ("tls", "attacker"))
     forged = build(T["ACTION"], 7, ids["rogue"], tok, bytes([2]), lab.key("rogue"))
@@ -410,15 +416,15 @@ def phase_main(lab):
 
     # Malformed payloads (each under the C2's name on the plain listener).
     fresh = with_seq(action, (1 << 62))
-    at.publish("empty_payload", "empty_payload", ch1, b"", c2_plain)
-    at.publish("truncated", "truncated", ch1, fresh[:len(fresh) - 5], c2_plain)
-    at.publish("trailing_bytes", "trailing_bytes", ch1, fresh + b"\x00", c2_plain)
-    at.publish("bad_version", "bad_version", ch1, b"\x04" + fresh[1:], c2_plain)
-    at.publish("unknown_type", "unknown_type", ch1, fresh[:1] + b"\x07" + fresh[2:], c2_plain)
-    at.publish("too_large", "too_large", ch1, fresh + b"\x00" * 70000, c2_plain)
+    at.publish("empty_payload", "empty_payload", ch1, b"", c2_stolen)
+    at.publish("truncated", "truncated", ch1, fresh[:len(fresh) - 5], c2_stolen)
+    at.publish("trailing_bytes", "trailing_bytes", ch1, fresh + b"\x00", c2_stolen)
+    at.publish("bad_version", "bad_version", ch1, b"\x04" + fresh[1:], c2_stolen)
+    at.publish("unknown_type", "unknown_type", ch1, fresh[:1] + b"\x07" + fresh[2:], c2_stolen)
+    at.publish("too_large", "too_large", ch1, fresh + b"\x00" * 70000, c2_stolen)
     c2req = build(T["SYNDICATED_C2_REQ"], (1 << 62) + 1, ids["c2"], tok,
                   b"\x00\x01x\x05\x01\x00", lab.key("attacker"))
-    at.publish("bad_pad", "bad_pad", ch1, c2req, c2_plain)
+    at.publish("bad_pad", "bad_pad", ch1, c2req, c2_stolen)
 
     membership_forgery(lab, at)
     stranger_revocation(lab, at)
@@ -529,7 +535,7 @@ def seen_flush(lab, at, tap):
     log("seen_flush: " + summary)
     with open(os.path.join(lab.dir, "results", "seen_flush.txt"), "w") as f:
         f.write(summary + "\n")
-    at.publish("seen_flush_replay", "replay", ch2, victim, ("plain", ids["c2"]))
+    at.publish("seen_flush_replay", "replay", ch2, victim, ("tls", "c2"))
 
 
 def retransmit_abuse(lab, at, tap):
@@ -548,6 +554,7 @@ def retransmit_abuse(lab, at, tap):
     cmd = last[-1]
     c2cid = "srup-c2-%s" % ids["c2"]  # the C2 daemon's client id (tools/common/srupd.c)
     plain = ("plain", ids["c2"])
+    stolen = ("tls", "c2")  # the C2's TLS credential, not its SRUP key
     try:
         w = Watcher(lab, "dev1", ch1)
     except (OSError, mqtt5.Closed) as e:
@@ -555,16 +562,21 @@ def retransmit_abuse(lab, at, tap):
         w = None
     # Each connection claiming the C2's client id takes over the real C2's session, and the C2
     # reconnects about a second later; lab.sh waits for it before the next flows.
-    for name, via, qos, expect in (("retransmit_qos0_plain", plain, 0, "replay"),
-                                   ("retransmit_qos1_plain", plain, 1, "replay"),
+    for name, via, qos, expect in (("retransmit_qos0_plain", plain, 0, "no_identity"),
+                                   ("retransmit_qos1_plain", plain, 1, "no_identity"),
+                                   ("retransmit_qos0_stolen", stolen, 0, "replay"),
+                                   ("retransmit_qos1_stolen", stolen, 1, "replay"),
                                    ("retransmit_qos0_tls", ("tls", "attacker"), 0,
                                     "identity_mismatch"),
                                    ("retransmit_qos1_tls", ("tls", "attacker"), 1,
                                     "identity_mismatch")):
         lab.wait_c2()
         at.send(name, expect, ch1, cmd, via, qos=qos, cid=c2cid, watcher=w)
-    for name, via, expect in (("retransmit_will_plain", plain, "replay"),
-                              ("retransmit_will_tls", ("tls", "rogue"), "identity_mismatch")):
+    # A Will is checked after the broker has closed the TLS session: it carries no certificate
+    # identity, so under `identity certificate` every Will on a SRUP topic is refused.
+    for name, via, expect in (("retransmit_will_plain", plain, "no_identity"),
+                              ("retransmit_will_tls", ("tls", "rogue"), "no_identity"),
+                              ("retransmit_will_stolen", stolen, "no_identity")):
         cid = "attacker-" + name
         at.n += 1
         mark = lab.audit_mark()
@@ -598,7 +610,7 @@ def phase_after_leave(lab):
     join1 = "SRUP/servers/%s/%s" % (ids["c2"], ids["dev1"])
     join_req = pick(tap, "in", join1, T["JOIN_REQ"])
     if join_req is not None:
-        at.publish("replay_join_after_leave", "replay", join1, join_req, ("plain", ids["dev1"]))
+        at.publish("replay_join_after_leave", "replay", join1, join_req, ("tls", "dev1"))
     # dev2 deregistered: its key is revoked at the broker. A thief holding that key and its
     # certificate still cannot speak.
     tok = b"00000000-0000-4000-8000-00000000dead"

@@ -102,17 +102,17 @@ def main():
             w("  seen-index flood: %s\n" % f.read().strip())
     except OSError:
         pass
+    spoofed = 0
     try:
         with open(os.path.join(res, "sniffed-spoofed-username.log")) as f:
             spoofed = sum(1 for line in f if line.strip())
-        w("\nNot stopped by the plugin (by design)\n")
-        w("  dev1's channel read by claiming dev1's username on the PLAIN listener: %d messages\n"
+        w("  dev1's channel read by claiming dev1's username on the plain listener: %d messages\n"
           % spoofed)
-        w("  (SRUP signs but does not encrypt; only the TLS listener's certificate identity\n"
-          "  prevents this. Use TLS-only listeners in a deployment.)\n")
+        w("  (a claimed name is no identity under `identity certificate`: must be 0)\n")
     except OSError:
         pass
-    ok = flows and passed == len(flows) and attacks and not through and not sniffed
+    ok = (flows and passed == len(flows) and attacks and not through and not sniffed and
+          not spoofed)
     w("\nRESULT: %s\n" % ("PASS: every flow completed, every attack was dropped" if ok
                           else "FAIL"))
     w("==========================================================\n")

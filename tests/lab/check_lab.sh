@@ -19,6 +19,7 @@ case $KIND in
 		echo "$line"
 		verdict=$(printf '%s' "$line" | cut -f2)
 		cid=$(printf '%s' "$line" | cut -f4)
+		expect=$(printf '%s' "$line" | cut -f3)
 		reason=$(printf '%s' "$line" | cut -f7)
 		[ "$verdict" = dropped ] || { echo "FAIL: attack $NAME: $verdict"; exit 1; }
 		grep "\"client_id\":\"$cid\"" "$LAB/audit.jsonl" | grep '"verdict":"drop"' ||
@@ -32,6 +33,9 @@ case $KIND in
 				grep "\"client_id\":\"$cid\"" "$LAB/audit.jsonl" | grep '"verdict":"drop"' |
 					grep -q "\"reason\":\"$reason\"" ||
 					{ echo "FAIL: attack $NAME: no $reason drop line"; exit 1; }
+				# Dropped for the reason the attack is about, not by an earlier check.
+				[ "$reason" = "$expect" ] ||
+					{ echo "FAIL: attack $NAME: dropped as $reason, expected $expect"; exit 1; }
 				;;
 		esac
 		;;
