@@ -40,6 +40,8 @@ const char *srupb_verdict_name(enum srupb_verdict v)
 			return "retransmit";
 		case SRUPB_V_DROP:
 			return "drop";
+		case SRUPB_V_REFUSE:
+			return "refuse";
 		case SRUPB_V_PASS:
 		default:
 			return "pass";

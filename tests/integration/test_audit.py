@@ -75,9 +75,10 @@ def test_every_line_is_one_json_object(lab, check):
             continue
         check(isinstance(o, dict), "line %d is not an object" % (i + 1))
         if isinstance(o, dict) and "verdict" in o:
-            check(o["verdict"] in ("drop", "accept", "retransmit", "admin", "suppressed"),
+            check(o["verdict"] in ("drop", "accept", "retransmit", "admin", "suppressed",
+                                   "refuse"),
                   "line %d verdict %r" % (i + 1, o["verdict"]))
-            if o["verdict"] == "drop":
+            if o["verdict"] in ("drop", "refuse") and o.get("reason") is not None:
                 check(o.get("reason") in h.DROP_REASONS,
                       "line %d reason %r not in the contract" % (i + 1, o.get("reason")))
 
