@@ -9,7 +9,8 @@
 #         files       the update file server (docker/files.py: HTTP and HTTPS)
 #         c2 | device1 | device2 | beacon      the daemons
 #         scenario    every protocol flow, driven through the control sockets
-#         attacker    capture, replay, tamper and forge; every attempt must be dropped
+#         attacker    capture, replay, tamper, forge, fake joins, stranger revocations, seen-index
+#                     flood, retransmission abuse; every attempt must be dropped
 #         summary     the table: flows completed, attacks dropped by reason, what got through
 #         native      all of the above on loopback, then stop everything; exit 0 only if every
 #                     flow completed and no attack got through
@@ -20,7 +21,8 @@
 # LAB_BROKER_HOST, LAB_FILES_HOST (default 127.0.0.1), LAB_BIND (listen address, default
 # 127.0.0.1), LAB_TLS_PORT / LAB_PLAIN_PORT / LAB_FILES_PORT / LAB_FILES_TLS_PORT (default: free
 # ports in 20000-60000 chosen at each init, kept in $LAB_DIR/ports.env), LAB_PLUGIN (the plugin
-# .so), LAB_WRAP (a command prefix for the daemons, e.g. valgrind).
+# .so), LAB_WRAP (a command prefix for the daemons, e.g. valgrind), LAB_SEEN_INDEX (the policy's
+# seen_index, default 256).
 # ID_<name> and the ports come from $LAB/*.env:
 # shellcheck disable=SC2154,SC1091
 set -u
@@ -39,7 +41,7 @@ MOSQUITTO=${LAB_MOSQUITTO:-/usr/sbin/mosquitto}
 BROKER_HOST=${LAB_BROKER_HOST:-127.0.0.1}
 FILES_HOST=${LAB_FILES_HOST:-127.0.0.1}
 BIND=${LAB_BIND:-127.0.0.1}
-NAMES="c2 dev1 dev2 beacon rogue attacker"
+NAMES="c2 dev1 dev2 beacon rogue rogue_server attacker"
 
 say() { printf '[lab] %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 3; }
@@ -73,14 +75,14 @@ id_of() { eval "echo \${ID_$1}"; }
 make_ids_and_keys() {
 	local n id
 	mkdir -p "$LAB/keys"
-	if [ ! -f "$LAB/ids.env" ]; then
-		: >"$LAB/ids.env.tmp"
-		for n in $NAMES; do
-			id=$("$SRUP" id) || die "srup id failed (is $SRUP built?)"
-			echo "ID_$n=$id" >>"$LAB/ids.env.tmp"
-		done
-		mv "$LAB/ids.env.tmp" "$LAB/ids.env"
-	fi
+	# Ids are kept across runs; a name added since the lab directory was made gets one now.
+	cp "$LAB/ids.env" "$LAB/ids.env.tmp" 2>/dev/null || : >"$LAB/ids.env.tmp"
+	for n in $NAMES; do
+		grep -q "^ID_$n=" "$LAB/ids.env.tmp" && continue
+		id=$("$SRUP" id) || die "srup id failed (is $SRUP built?)"
+		echo "ID_$n=$id" >>"$LAB/ids.env.tmp"
+	done
+	mv "$LAB/ids.env.tmp" "$LAB/ids.env"
 	for n in $NAMES; do
 		if [ ! -f "$LAB/keys/$n.pem" ]; then
 			"$SRUP" keygen --out "$LAB/keys/$n" >/dev/null || die "srup keygen failed"
@@ -205,10 +207,20 @@ write_broker_conf() {
 		fi
 	} >"$LAB/conf/mosquitto.conf"
 	# The shipped policy, plus the one thing this lab's C2 is trusted with: commanding joins
-	# (JOIN_CMD makes it a member of the device with no answer from the device).
+	# (JOIN_CMD makes it a member of the device with no answer from the device). The seen index
+	# is small (LAB_SEEN_INDEX, default 256 entries) so that the attacker's flood of a few
+	# hundred signed JOIN_REQs would push the C2's commands out of an index shared by all
+	# senders (attack seen_flush_replay); the whole lab accepts fewer than 200 other messages.
+	# A per-role seen_window above that size is left out, so the role's default follows the
+	# index down (the policy refuses an explicit window larger than the index).
+	local seen=${LAB_SEEN_INDEX:-256}
 	{
-		cat "$REPO/policy/srup.policy"
+		awk -v max="$seen" '$1 == "seen_index" { next }
+			$1 == "seen_window" && $3 + 0 > max + 0 { next }
+			{ print }' "$REPO/policy/srup.policy"
 		echo
+		echo "# lab: a small seen index (see docker/lab.sh)"
+		echo "seen_index $seen"
 		echo "# lab: the C2 server may command joins (the beacon joins by JOIN_CMD)"
 		echo "join_command $ID_c2"
 	} >"$LAB/conf/srup.policy"
@@ -242,9 +254,9 @@ role_init() {
 	write_broker_conf
 	if [ -f "$PLUGIN" ]; then
 		local n role
-		for n in c2 dev1 dev2 beacon rogue; do
+		for n in c2 dev1 dev2 beacon rogue rogue_server; do
 			case $n in
-				c2) role=server ;;
+				c2 | rogue_server) role=server ;;
 				beacon) role=observer ;;
 				*) role=device ;;
 			esac
@@ -435,10 +447,22 @@ role_scenario() {
 	flow data_device_to_c2 "TEMPERATURE 21.5" c2ctl wait-data "$ID_dev1" TEMPERATURE
 }
 
+# key_active ID : the key store lists ID's key as active.
+key_active() {
+	"$SRUP" keys list --store "$LAB/store" | grep -P "^$1\t[a-z]+\tactive\t"
+}
+
 role_scenario_leave() {
 	load_env
+	# The attacker took over the C2's client id (retransmit_*): the C2 reconnects.
+	wait_ready
 	say "---- after the attacks: the forged maximum sequence ID must not have silenced the C2"
 	flow no_dos_after_forgery "ACTION_SUCCESS" c2ctl send action "$ID_dev1" 1
+	say "---- a stranger server's DEREGISTER_CMD / TERMINATE_CMD changed nothing"
+	flow stranger_left_dev1_key "active" key_active "$ID_dev1"
+	flow stranger_left_c2_key "active" key_active "$ID_c2"
+	flow data_device_to_c2_after_attacks_send "OK sent" devctl dev1 data TEMPERATURE 22.5
+	flow data_device_to_c2_after_attacks "TEMPERATURE 22.5" c2ctl wait-data "$ID_dev1" TEMPERATURE
 	say "---- leaving and the observed join"
 	flow resign_dev1 "OK left" devctl dev1 resign
 	flow resign_dev1_c2_view "member=0" member_is "$ID_dev1" 0
@@ -502,27 +526,58 @@ start_bg() {
 }
 
 wait_port() {
+	# wait_port PORT [PID] : PORT accepts connections; fails early once PID has exited.
 	for _ in $(seq 1 100); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then
+			return 1
+		fi
 		sleep 0.1
 	done
 	return 1
 }
 
+# start_servers : the broker and the file server up on their ports (0), or why not (1).
+start_servers() {
+	local broker files
+	start_bg broker broker
+	broker=$!
+	if ! wait_port "$TLS_PORT" "$broker" || ! wait_port "$PLAIN_PORT" "$broker"; then
+		cat "$LAB/logs/broker.log" >&2
+		say "broker did not start"
+		return 1
+	fi
+	start_bg files files
+	files=$!
+	if ! wait_port "$FILES_PORT" "$files" || ! wait_port "$FILES_TLS_PORT" "$files"; then
+		cat "$LAB/logs/files.log" >&2
+		say "file server did not start"
+		return 1
+	fi
+}
+
 role_native() {
-	role_init || exit 3
-	load_env
+	local try
 	trap stop_all EXIT
 	trap 'exit 130' INT TERM
-	start_bg broker broker
-	wait_port "$TLS_PORT" || { cat "$LAB/logs/broker.log" >&2; die "broker did not start"; }
-	start_bg files files
+	# Ports are free when chosen, but on a shared machine another program may take one before
+	# the broker or the file server binds it: then start again on fresh ports (unless the ports
+	# were given).
+	for try in 1 2 3; do
+		role_init || exit 3
+		load_env
+		start_servers && break
+		stop_all
+		if [ -n "${LAB_TLS_PORT:-}${LAB_PLAIN_PORT:-}${LAB_FILES_PORT:-}${LAB_FILES_TLS_PORT:-}" ] ||
+			[ "$try" -ge 3 ]; then
+			die "could not start the broker and the file server"
+		fi
+		say "starting again on other ports"
+	done
 	start_bg c2 c2
 	start_bg dev1 device1
 	start_bg dev2 device2
 	start_bg beacon beacon
-	wait_port "$FILES_PORT" || die "file server did not start"
-	wait_port "$FILES_TLS_PORT" || die "file server (https) did not start"
 	run_all
 	local rc=$?
 	stop_all

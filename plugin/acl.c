@@ -243,7 +243,10 @@ static bool may_match(const char *f, const char *const *want, unsigned n, bool d
  * shared subscription gets one subscriber per message, chosen before READ, so a group member
  * that may not read starves the others: refuse every shared filter that could match a SRUP topic
  * (SRUP needs none), and, for non-admins, one that could match the plugin's counters. */
-static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const char *filter)
+/* The SUBSCRIBE decision; on a refusal *why names the reason (static text) and *r the audit
+ * reason. */
+static int subscribe_decision(struct srupb_ctx *ctx, struct mosquitto *client, const char *filter,
+                              const char **why, enum srupb_reason *r)
 {
 	char l0[80];
 	char l1[80];
@@ -259,6 +262,8 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	const char *const sys[] = {"$SYS", "broker", "srup"};
 	const char *const prefix[] = {p->prefix};
 
+	*r = SRUPB_R_NOT_ALLOWED;
+	*why = "malformed filter";
 	if (filter == NULL) {
 		return MOSQ_ERR_ACL_DENIED;
 	}
@@ -270,6 +275,7 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 		filter = s + 1;
 		shared = true;
 	}
+	*why = "admins only ($CONTROL/srup/, $SYS/broker/srup/)";
 	if (strncmp(filter, "$CONTROL/srup/", 14) == 0) {
 		return is_admin(ctx, client) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 	}
@@ -277,6 +283,7 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	    !is_admin(ctx, client)) {
 		return MOSQ_ERR_ACL_DENIED;
 	}
+	*why = "a shared subscription that could match SRUP topics";
 	if (shared && may_match(filter, prefix, 1, false, &literal)) {
 		return MOSQ_ERR_ACL_DENIED;
 	}
@@ -288,6 +295,8 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	if (!parsed) {
 		/* No proven identity: nothing under the prefix is ever delivered to it. */
 		srupb_store_read_end(ctx->store);
+		*r = SRUPB_R_NO_IDENTITY;
+		*why = "the client has no proven identity";
 		return MOSQ_ERR_ACL_DENIED;
 	}
 	if (!level(filter, 1, l1, sizeof l1) || strcmp(l1, "+") == 0 || strcmp(l1, "#") == 0) {
@@ -304,7 +313,39 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 		}
 	}
 	srupb_store_read_end(ctx->store);
+	if (!active) {
+		*r = SRUPB_R_REVOKED_SENDER;
+		*why = "the identity has no active key";
+	} else {
+		*why = "only the device itself, its servers, or the named server may read this";
+	}
 	return ok ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+}
+
+/* SUBSCRIBE: every refusal is counted (refused/subscribe) and audited (verdict "refuse"). */
+static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const char *filter)
+{
+	const char *why = NULL;
+	enum srupb_reason r = SRUPB_R_NOT_ALLOWED;
+	int rc = subscribe_decision(ctx, client, filter, &why, &r);
+	if (rc == MOSQ_ERR_ACL_DENIED) {
+		char idbuf[SRUPB_IDENTITY_MAX];
+		struct srupb_event ev;
+		memset(&ev, 0, sizeof ev);
+		ev.verdict = SRUPB_V_REFUSE;
+		ev.reason = r;
+		ev.client_id = mosquitto_client_id(client);
+		ev.identity = srupb_identity(ctx, client, idbuf, sizeof idbuf);
+		ev.topic = filter;
+		ev.type = -1;
+		ev.detail = why;
+		ev.conn = client;
+		srupb_metrics_count(&ctx->metrics, ev.verdict, ev.reason);
+		if (srupb_audit_admit(ctx->audit, &ev)) {
+			srupb_audit_write(ctx->audit, &ev);
+		}
+	}
+	return rc;
 }
 
 int srupb_acl_check(int event, void *event_data, void *userdata)

@@ -17,7 +17,8 @@
 #define AUDIT_STR_MAX  SRUPB_LOG_TRUNC
 #define B_ACCEPT       SRUPB_R__COUNT
 #define B_RETRANSMIT   (SRUPB_R__COUNT + 1)
-#define B_ADMIN        (SRUPB_R__COUNT + 2) /* + enum srupb_admin_reason */
+#define B_REFUSE       (SRUPB_R__COUNT + 2) /* subscriptions refused, every reason */
+#define B_ADMIN        (SRUPB_R__COUNT + 3) /* + enum srupb_admin_reason */
 #define B_COUNT        (B_ADMIN + SRUPB_AR__COUNT)
 #define CONN_HASH      256
 #define CONN_NIL       UINT32_MAX
@@ -237,6 +238,9 @@ static size_t bucket_index(enum srupb_verdict v, enum srupb_reason r)
 	}
 	if (v == SRUPB_V_RETRANSMIT) {
 		return B_RETRANSMIT;
+	}
+	if (v == SRUPB_V_REFUSE) {
+		return B_REFUSE;
 	}
 	return (size_t)r < SRUPB_R__COUNT ? (size_t)r : (size_t)SRUPB_R_INTERNAL_ERROR;
 }
@@ -721,6 +725,9 @@ static void write_summary(struct srupb_audit *a, size_t bi)
 			ev.reason = SRUPB_R_NONE;
 		} else if (bi == B_RETRANSMIT) {
 			ev.verdict = SRUPB_V_RETRANSMIT;
+			ev.reason = SRUPB_R_NONE;
+		} else if (bi == B_REFUSE) {
+			ev.verdict = SRUPB_V_REFUSE;
 			ev.reason = SRUPB_R_NONE;
 		} else {
 			ev.verdict = SRUPB_V_DROP;

@@ -19,6 +19,7 @@ void srupb_metrics_init(struct srupb_metrics *m)
 	m->pub_dropped_total = UINT64_MAX;
 	m->pub_admin_ok = UINT64_MAX;
 	m->pub_admin_refused = UINT64_MAX;
+	m->pub_refused_subscribe = UINT64_MAX;
 	for (size_t i = 0; i < SRUPB_R__COUNT; i++) {
 		m->pub_dropped[i] = UINT64_MAX;
 	}
@@ -36,6 +37,9 @@ void srupb_metrics_count(struct srupb_metrics *m, enum srupb_verdict v, enum sru
 		case SRUPB_V_DROP:
 			m->dropped_total++;
 			m->dropped[(size_t)r < SRUPB_R__COUNT ? r : SRUPB_R_INTERNAL_ERROR]++;
+			break;
+		case SRUPB_V_REFUSE:
+			m->refused_subscribe++;
 			break;
 		case SRUPB_V_PASS:
 		default:
@@ -80,5 +84,7 @@ void srupb_metrics_publish(struct srupb_metrics *m)
 	}
 	publish_one("$SYS/broker/srup/admin/ok", m->admin_ok, &m->pub_admin_ok);
 	publish_one("$SYS/broker/srup/admin/refused", m->admin_refused, &m->pub_admin_refused);
+	publish_one("$SYS/broker/srup/refused/subscribe", m->refused_subscribe,
+	            &m->pub_refused_subscribe);
 	m->last_publish = srupb_now();
 }

@@ -40,6 +40,8 @@ const char *srupb_verdict_name(enum srupb_verdict v)
 			return "retransmit";
 		case SRUPB_V_DROP:
 			return "drop";
+		case SRUPB_V_REFUSE:
+			return "refuse";
 		case SRUPB_V_PASS:
 		default:
 			return "pass";
@@ -140,24 +142,24 @@ bool srupb_policy_allows(const struct srupb_policy *p, enum srupb_rule_kind rule
 	return p->allow[rule][role][type];
 }
 
-bool srupb_policy_commands_joins(const struct srupb_policy *p, uint64_t id)
+static bool id_in(const uint64_t *list, size_t n, uint64_t id)
 {
-	for (size_t i = 0; i < p->n_join_commanders; i++) {
-		if (p->join_commanders[i] == id) {
+	for (size_t i = 0; i < n; i++) {
+		if (list[i] == id) {
 			return true;
 		}
 	}
 	return false;
 }
 
+bool srupb_policy_commands_joins(const struct srupb_policy *p, uint64_t id)
+{
+	return id_in(p->join_commanders, p->n_join_commanders, id);
+}
+
 bool srupb_policy_is_admin(const struct srupb_policy *p, uint64_t id)
 {
-	for (size_t i = 0; i < p->n_admins; i++) {
-		if (p->admins[i] == id) {
-			return true;
-		}
-	}
-	return false;
+	return id_in(p->admins, p->n_admins, id);
 }
 
 /* --- parser --- */
@@ -290,6 +292,27 @@ static enum srup_err rule_line(struct pstate *ps, struct srupb_policy *p, char *
 	return SRUP_OK;
 }
 
+/* A directive naming one id (admin, join_command), appended to list[*count] (at most max). */
+static enum srup_err id_line(struct pstate *ps, char **w, int n, uint64_t *list, size_t *count,
+                             size_t max)
+{
+	uint64_t id;
+	enum srup_err rc = need_args(ps, n, 2, w[0], "one SRUP id (lowercase hex)");
+	if (rc != SRUP_OK) {
+		return rc;
+	}
+	if (!parse_canon_id(w[1], strlen(w[1]), &id)) {
+		return perr(ps,
+		            "'%s' is not a SRUP id in text form (lowercase hex, no 0x, no leading zeros)",
+		            w[1]);
+	}
+	if (*count >= max) {
+		return perr(ps, "more than %zu %s lines", max, w[0]);
+	}
+	list[(*count)++] = id;
+	return SRUP_OK;
+}
+
 /* The membership and cost directives (join_command, pending_joins, max_key_bits,
  * bad_signatures). TYPE when d is none of them. */
 static enum srup_err trust_directive(struct pstate *ps, struct srupb_policy *p, char **w, int n)
@@ -301,22 +324,8 @@ static enum srup_err trust_directive(struct pstate *ps, struct srupb_policy *p, 
 	const char *d = w[0];
 
 	if (strcmp(d, "join_command") == 0) {
-		uint64_t id;
-		rc = need_args(ps, n, 2, d, "one server id (lowercase hex)");
-		if (rc != SRUP_OK) {
-			return rc;
-		}
-		if (!parse_canon_id(w[1], strlen(w[1]), &id)) {
-			return perr(ps,
-			            "'%s' is not a SRUP id in text form (lowercase hex, no 0x, no "
-			            "leading zeros)",
-			            w[1]);
-		}
-		if (p->n_join_commanders >= SRUPB_JOIN_COMMANDERS_MAX) {
-			return perr(ps, "more than %d join_command lines", SRUPB_JOIN_COMMANDERS_MAX);
-		}
-		p->join_commanders[p->n_join_commanders++] = id;
-		return SRUP_OK;
+		return id_line(ps, w, n, p->join_commanders, &p->n_join_commanders,
+		               SRUPB_JOIN_COMMANDERS_MAX);
 	}
 	if (strcmp(d, "pending_joins") == 0) {
 		rc = once(ps, D_PENDING, d);
@@ -375,22 +384,7 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 		return rule_line(ps, p, w, n);
 	}
 	if (strcmp(d, "admin") == 0) {
-		uint64_t id;
-		rc = need_args(ps, n, 2, d, "one SRUP id (lowercase hex)");
-		if (rc != SRUP_OK) {
-			return rc;
-		}
-		if (!parse_canon_id(w[1], strlen(w[1]), &id)) {
-			return perr(ps,
-			            "'%s' is not a SRUP id in text form (lowercase hex, no 0x, no "
-			            "leading zeros)",
-			            w[1]);
-		}
-		if (p->n_admins >= SRUPB_ADMINS_MAX) {
-			return perr(ps, "more than %d admin lines", SRUPB_ADMINS_MAX);
-		}
-		p->admins[p->n_admins++] = id;
-		return SRUP_OK;
+		return id_line(ps, w, n, p->admins, &p->n_admins, SRUPB_ADMINS_MAX);
 	}
 	rc = trust_directive(ps, p, w, n);
 	if (rc != SRUP_ERR_TYPE) {

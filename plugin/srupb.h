@@ -66,6 +66,7 @@ enum srupb_verdict {
 	SRUPB_V_ACCEPT,     /* verified and committed */
 	SRUPB_V_RETRANSMIT, /* byte-identical resend of the last accepted message by its client */
 	SRUPB_V_DROP,
+	SRUPB_V_REFUSE, /* a subscription refused (SUBACK 0x87); the reason says why */
 };
 
 const char *srupb_verdict_name(enum srupb_verdict v);
@@ -386,6 +387,8 @@ struct srupb_metrics {
 	uint64_t admin_refused; /* the rest: not an admin, bad command, or the command failed */
 	uint64_t pub_admin_ok;
 	uint64_t pub_admin_refused;
+	uint64_t refused_subscribe; /* SUBSCRIBE refused (SUBACK 0x87) */
+	uint64_t pub_refused_subscribe;
 	double last_publish;
 };
 

@@ -255,12 +255,20 @@ static bool is_join_outcome(const struct srup_msg *m)
 	        m->status == SRUP_ST_JOIN_FAIL);
 }
 
-/* The key record of a topic's id: found, ACTIVE, and its role. */
-static enum srup_err target_role(struct srupb_ctx *ctx, uint64_t id, unsigned *role)
+/* The role of a topic's id if its key is ACTIVE (else NONE): from the key cache while it vouches
+ * for the record at store version sv, else from the store. */
+static enum srup_err target_role(struct srupb_ctx *ctx, uint64_t id, uint64_t sv, unsigned *role)
 {
 	struct srupb_keyrec rec;
+	const struct srup_key *key;
+	struct srup_verifier *ver;
 	bool found = false;
-	enum srup_err e = srupb_store_key_find(ctx->store, id, &rec, &found);
+	enum srup_err e;
+
+	if (srupb_keystore_peek(ctx->keys, id, sv, role, &key, &ver)) {
+		return SRUP_OK;
+	}
+	e = srupb_store_key_find(ctx->store, id, &rec, &found);
 	*role = SRUPB_ROLE_NONE;
 	if (e == SRUP_OK && found && rec.status == SRUPB_KEY_ACTIVE) {
 		*role = rec.role;
@@ -272,7 +280,7 @@ static enum srup_err target_role(struct srupb_ctx *ctx, uint64_t id, unsigned *r
  * address whom, and which answers are owed. Sets the membership effect the message will have
  * if it verifies. Returns SRUPB_V_PASS to go on, or the drop. */
 static enum srupb_verdict trust_check(struct srupb_ctx *ctx, const struct srupb_topic *t,
-                                      enum srupb_rule_kind rk, unsigned role,
+                                      enum srupb_rule_kind rk, unsigned role, uint64_t sv,
                                       const struct srup_msg *m, const uint8_t tok_dg[32],
                                       struct srupb_commit *c, struct decision *d)
 {
@@ -294,7 +302,7 @@ static enum srupb_verdict trust_check(struct srupb_ctx *ctx, const struct srupb_
 	}
 	if (rk == SRUPB_RULE_JOIN) {
 		/* Join requests go to registered servers only: made-up server ids store nothing. */
-		if (target_role(ctx, t->a, &trole) != SRUP_OK) {
+		if (target_role(ctx, t->a, sv, &trole) != SRUP_OK) {
 			return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
 		}
 		if (trole != SRUPB_ROLE_SERVER) {
@@ -310,7 +318,7 @@ static enum srupb_verdict trust_check(struct srupb_ctx *ctx, const struct srupb_
 	}
 	/* A device channel of another id: it must be an active device (or observer). A server's
 	 * key is never the target of anything sent on a device channel. */
-	if (target_role(ctx, t->a, &trole) != SRUP_OK) {
+	if (target_role(ctx, t->a, sv, &trole) != SRUP_OK) {
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "store: %s", srupb_store_strerror(ctx->store));
 	}
 	if (trole != SRUPB_ROLE_DEVICE && trole != SRUPB_ROLE_OBSERVER) {
@@ -551,13 +559,17 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		                    : (p->identity == SRUPB_ID_USERNAME ? "username" : "client id"),
 		            sender_text);
 	}
-	/* 6. trust rules: the channel's target, membership, pending joins */
+	/* 6. trust rules: the channel's target, membership, pending joins (the token's digest only
+	 * for the messages that open or answer a join) */
 	memset(&c, 0, sizeof c);
-	if (!srupb_sha256(ctx, m->token.p, m->token.len, tok_dg)) {
+	memset(tok_dg, 0, sizeof tok_dg);
+	if ((join_kind(m->type) >= 0 || is_join_outcome(m) || m->type == SRUP_MSG_HM_JOIN_RESP ||
+	     m->type == SRUP_MSG_OBS_JOIN_RESP) &&
+	    !srupb_sha256(ctx, m->token.p, m->token.len, tok_dg)) {
 		srupb_store_read_end(ctx->store);
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "SHA-256 failed");
 	}
-	if (trust_check(ctx, t, rk, role, m, tok_dg, &c, d) == SRUPB_V_DROP) {
+	if (trust_check(ctx, t, rk, role, sv, m, tok_dg, &c, d) == SRUPB_V_DROP) {
 		srupb_store_read_end(ctx->store);
 		return SRUPB_V_DROP;
 	}

@@ -13,6 +13,10 @@ while [ $# -gt 0 ]; do
 	case $1 in
 		--no-deps) DEPS=0 ;;
 		--build-dir) BUILD=$2; shift ;;
+		-h | --help)
+			sed -n '3,6p' "$0" | sed 's/^# \{0,1\}//'
+			exit 0
+			;;
 		*) echo "usage: run-lab.sh [--no-deps] [--build-dir DIR]" >&2; exit 3 ;;
 	esac
 	shift

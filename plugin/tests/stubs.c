@@ -248,6 +248,17 @@ void mosquitto_free(void *mem)
 	free(mem);
 }
 
+void *stub_cn_cert(const char *cn)
+{
+	X509 *x = X509_new();
+	if (x == NULL || X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	                                            (const unsigned char *)cn, -1, -1, 0) != 1) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
 /* ---- additions for tests/fuzz/fuzz_pipeline.c (keep this block separate) ---- */
 
 void (*stub_kick_hook)(const char *name, bool by_username);

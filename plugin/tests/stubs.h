@@ -11,7 +11,7 @@
 struct mosquitto {
 	const char *id;
 	const char *username;
-	void *cert; /* X509 * the client presented, or NULL */
+	void *cert;   /* X509 * the client presented, or NULL */
 	bool resumed; /* connected with clean start off (a resumed session) */
 };
 
@@ -38,6 +38,9 @@ extern int stub_errors;
 extern int stub_fail_register_at;
 
 void stub_reset(void);
+/* A certificate (X509 *, unsigned: the plugin reads only the subject) whose subject is CN=cn,
+ * or NULL on failure; free with X509_free. */
+void *stub_cn_cert(const char *cn);
 /* Append a string (s) or binary (b, len) property to a stub property list. */
 typedef struct mqtt5__property mosquitto_property;
 int stub_add_property(mosquitto_property **list, int id, const char *s, const void *b,

@@ -46,14 +46,10 @@ static struct mosquitto c_anon = {"anon", NULL, NULL, false};
 
 static struct mosquitto *const c_with_cert[] = {&c_server, &c_dev, &c_dev_b, &c_dev2, &c_admin};
 
-/* A certificate whose subject is CN=cn (unsigned: the plugin reads only the subject). */
 static X509 *cn_cert(const char *cn)
 {
-	X509 *x = X509_new();
+	X509 *x = stub_cn_cert(cn);
 	ck_assert_ptr_nonnull(x);
-	ck_assert_int_eq(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-	                                            (const unsigned char *)cn, -1, -1, 0),
-	                 1);
 	return x;
 }
 
@@ -645,6 +641,33 @@ START_TEST(test_pipeline_membership_needs_proof)
 }
 END_TEST
 
+/* Red-team item 6: a stored key over policy max_key_bits is never verified with (bad_key). */
+START_TEST(test_pipeline_key_over_max_key_bits_is_refused)
+{
+	struct srup_key *big = NULL;
+	struct srupb_store *st = NULL;
+	char *pem = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(
+	        start("version 1\nmax_key_bits 2048\nallow own_channel device DATA\n", NULL, NULL),
+	        MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(srup_key_generate(3072, &big, NULL), SRUP_OK);
+	ck_assert_int_eq(srup_key_public_pem(big, &pem, &len), SRUP_OK);
+	st = ctx->store;
+	ck_assert_int_eq(srupb_store_key_put(st, DEV2, SRUPB_ROLE_DEVICE, pem, len), SRUP_OK);
+	free(pem);
+	struct buf d = build(SRUP_MSG_DATA, 1, DEV2, big, "x");
+	ck_assert_int_eq(pub(&c_dev2, CH_DEV2, &d), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_BAD_KEY], 1);
+	ck_assert_int_ge(audit_count("\"reason\":\"bad_key\""), 1);
+	/* a 2048-bit key is fine under the same policy */
+	struct buf ok = build(SRUP_MSG_DATA, 1, DEV, k_dev, "x");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &ok), MOSQ_ERR_SUCCESS);
+	srup_key_free(big);
+	stop();
+}
+END_TEST
+
 /* JOIN_CMD makes a member only for a server the policy names with join_command. */
 START_TEST(test_pipeline_join_command_needs_policy)
 {
@@ -916,6 +939,7 @@ Suite *plugin_pipeline_suite(void)
 	tcase_add_test(tc, test_pipeline_kick_without_tick_waits_for_another_client);
 	tcase_add_test(tc, test_pipeline_membership_needs_proof);
 	tcase_add_test(tc, test_pipeline_join_command_needs_policy);
+	tcase_add_test(tc, test_pipeline_key_over_max_key_bits_is_refused);
 	tcase_add_test(tc, test_pipeline_delivery_rechecks_sender_and_bad_signatures_kick);
 	tcase_add_test(tc, test_pipeline_bad_options_refuse_start);
 	tcase_add_test(tc, test_pipeline_registration_failure_refuses_start);

@@ -23,10 +23,8 @@ PROP_CORRELATION = 0x09
 def lab_factory():
     d = h.Lab(start=False)
     p = os.path.join(d.dir, "admin.policy")
-    with open(h.SHIPPED_POLICY) as f:
-        text = f.read()
     with open(p, "w") as f:
-        f.write(text + "\nadmin %s\n" % d.server2.hex)
+        f.write(d.policy_text("admin %s\n" % d.server2.hex))
     d.broker.policy = p
     d.broker.start()
     return d

@@ -222,6 +222,29 @@ def test_forgeries_cost_the_connection(lab, check):
           "no audit line says the forger was disconnected")
 
 
+def test_refused_subscriptions_are_audited(lab, check):
+    """Every refusal has a reason in the audit log and a counter: a stranger's subscriptions to
+    another server's join topic, a shared device channel, and a claimed name's subscription."""
+    before = lab.counters()
+    mark = lab.audit_mark()
+    s2 = lab.connect(lab.server2, client_id="sub-stranger")
+    cases = [(s2, "SRUP/servers/%s/#" % lab.server.hex, "not_allowed"),
+             (s2, "$share/g/%s" % ch(lab.dev1), "not_allowed")]
+    anon = lab.connect(None, client_id="sub-anon", username=lab.dev1.hex)
+    cases.append((anon, ch(lab.dev1), "no_identity"))
+    for c, filt, reason in cases:
+        rc = c.subscribe(filt)
+        check(rc == h.RC_NOT_AUTHORIZED, "%s: SUBACK 0x%02x" % (filt, rc))
+        rec = lab.wait_audit(mark, lambda r: r.get("verdict") == "refuse" and
+                             r.get("topic") == filt)
+        check(rec is not None and rec.get("reason") == reason,
+              "%s: audit %r, want a refuse line with reason %s" % (filt, rec, reason))
+    after = lab.counters()
+    check(h.counter_delta(before, after, "refused/subscribe") == len(cases),
+          "refused/subscribe moved by %d, want %d" %
+          (h.counter_delta(before, after, "refused/subscribe"), len(cases)))
+
+
 def test_connection_churn(lab, check):
     """The plugin's per-connection table keeps the last 1024 gone connections (to recognise their
     Wills) and frees older ones: 1500 connections that subscribe, some with a Will carrying a
@@ -243,7 +266,8 @@ def test_connection_churn(lab, check):
 
 if __name__ == "__main__":
     h.main([test_stranger_cannot_deregister_or_terminate, test_server_cannot_join_itself,
-            test_unregistered_ids_store_nothing, test_retransmission_is_mqtt_only,
+            test_unregistered_ids_store_nothing, test_refused_subscriptions_are_audited,
+            test_retransmission_is_mqtt_only,
             test_revoked_sender_not_delivered_after_pubrel,
             test_publish_only_revoked_identity_disconnected, test_forgeries_cost_the_connection,
             test_connection_churn])

@@ -19,9 +19,25 @@ case $KIND in
 		echo "$line"
 		verdict=$(printf '%s' "$line" | cut -f2)
 		cid=$(printf '%s' "$line" | cut -f4)
+		expect=$(printf '%s' "$line" | cut -f3)
+		reason=$(printf '%s' "$line" | cut -f7)
 		[ "$verdict" = dropped ] || { echo "FAIL: attack $NAME: $verdict"; exit 1; }
 		grep "\"client_id\":\"$cid\"" "$LAB/audit.jsonl" | grep '"verdict":"drop"' ||
 			{ echo "FAIL: attack $NAME has no drop line in the audit log"; exit 1; }
+		# The reason the attacker saw in the drop line written for this very attempt (several
+		# attempts claim the C2's client id, whose own drops must not count for them).
+		case $reason in
+			"" | "not delivered") ;;
+			-) echo "FAIL: attack $NAME: no drop line was written for the attempt"; exit 1 ;;
+			*)
+				grep "\"client_id\":\"$cid\"" "$LAB/audit.jsonl" | grep '"verdict":"drop"' |
+					grep -q "\"reason\":\"$reason\"" ||
+					{ echo "FAIL: attack $NAME: no $reason drop line"; exit 1; }
+				# Dropped for the reason the attack is about, not by an earlier check.
+				[ "$reason" = "$expect" ] ||
+					{ echo "FAIL: attack $NAME: dropped as $reason, expected $expect"; exit 1; }
+				;;
+		esac
 		;;
 	*) exit 2 ;;
 esac
