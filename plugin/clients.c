@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/x509.h>
+
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -122,6 +124,22 @@ static void unlink_free(struct srupb_clients *cl, struct cl_ent *victim)
 	}
 }
 
+/* Does client still have its TLS session? The broker checks a Will after closing it, so under
+ * identity certificate a client presenting a certificate is a live connection, not a Will. */
+static bool live_session(const struct srupb_ctx *ctx, struct mosquitto *client)
+{
+	void *cert;
+	if (ctx->policy->identity != SRUPB_ID_CERTIFICATE) {
+		return false;
+	}
+	cert = mosquitto_client_certificate(client);
+	if (cert == NULL) {
+		return false;
+	}
+	X509_free(cert);
+	return true;
+}
+
 struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client,
                                         bool publishing, bool *is_will)
 {
@@ -154,14 +172,16 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 	 * and reused the memory: refresh the entry. */
 	if (e != NULL && strcmp(e->client_id, cid) == 0) {
 		if (e->gone) {
-			if (publishing) {
+			if (publishing && !live_session(ctx, client)) {
 				/* Written after its DISCONNECT: the broker is sending its Will. */
 				if (is_will != NULL) {
 					*is_will = true;
 				}
 				return NULL;
 			}
-			e->gone = false; /* reads and subscriptions are a live connection's */
+			/* reads, subscriptions and a live TLS session are a live connection's: a new
+			 * connection the broker gave the gone one's memory */
+			e->gone = false;
 		}
 		return &e->reader;
 	}

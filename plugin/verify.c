@@ -819,7 +819,9 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 		srupb_kick_queue(ctx, pb.client_id, false);
 	}
 	result = d.verdict == SRUPB_V_DROP ? MOSQ_ERR_ACL_DENIED : MOSQ_ERR_SUCCESS;
-	if (!from_message && !pb.is_will) {
+	if (!from_message) {
+		/* Also after what looked like a Will: should it be a live connection in a context
+		 * the broker reused, its MESSAGE event gets this same answer, not a second decision. */
 		ctx->slot.valid = true;
 		ctx->slot.client = client;
 		ctx->slot.payload = payload;
