@@ -171,19 +171,18 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 	 * id means the broker freed that context without a DISCONNECT event (session takeover)
 	 * and reused the memory: refresh the entry. */
 	if (e != NULL && strcmp(e->client_id, cid) == 0) {
-		if (e->gone) {
-			if (publishing && !live_session(ctx, client)) {
-				/* Written after its DISCONNECT: the broker is sending its Will. */
-				if (is_will != NULL) {
-					*is_will = true;
-				}
-				return NULL;
-			}
-			/* reads, subscriptions and a live TLS session are a live connection's: a new
-			 * connection the broker gave the gone one's memory */
-			e->gone = false;
+		if (!e->gone) {
+			return &e->reader;
 		}
-		return &e->reader;
+		if (publishing && !live_session(ctx, client)) {
+			/* Written after its DISCONNECT: the broker is sending its Will. */
+			if (is_will != NULL) {
+				*is_will = true;
+			}
+			return NULL;
+		}
+		/* Reads, subscriptions and a live TLS session are a live connection's: a new
+		 * connection the broker gave the gone one's memory. Learn it afresh below. */
 	}
 	ident = srupb_identity(ctx, client, idbuf, sizeof idbuf);
 	if (ident == NULL || srup_id_parse(ident, strlen(ident), &id) != SRUP_OK) {
