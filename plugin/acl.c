@@ -30,14 +30,9 @@ static bool reader_id(struct srupb_ctx *ctx, struct mosquitto *client, struct sr
 	const char *ident = srupb_identity(ctx, client, idbuf, sizeof idbuf);
 	struct srupb_keyrec rec;
 	bool found = false;
-	char canon[SRUP_ID_TEXT_MAX];
 
 	*parsed = false;
-	if (ident == NULL || srup_id_parse(ident, strlen(ident), id) != SRUP_OK) {
-		return false;
-	}
-	/* Only the canonical text form counts (topics use it; no aliases). */
-	if (srup_id_format(*id, canon, sizeof canon) != SRUP_OK || strcmp(canon, ident) != 0) {
+	if (!srupb_identity_id(ident, id)) {
 		return false;
 	}
 	*parsed = true;
@@ -64,8 +59,7 @@ static bool is_admin(struct srupb_ctx *ctx, struct mosquitto *client)
 	char idbuf[SRUPB_IDENTITY_MAX];
 	const char *ident = srupb_identity(ctx, client, idbuf, sizeof idbuf);
 	uint64_t id = 0;
-	return ident != NULL && srup_id_parse(ident, strlen(ident), &id) == SRUP_OK &&
-	       srupb_policy_is_admin(ctx->policy, id);
+	return srupb_identity_id(ident, &id) && srupb_policy_is_admin(ctx->policy, id);
 }
 
 /* The plugin's counters: verdicts and drop reasons tell an attacker which probes work. */

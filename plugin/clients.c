@@ -185,7 +185,7 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 		 * connection the broker gave the gone one's memory. Learn it afresh below. */
 	}
 	ident = srupb_identity(ctx, client, idbuf, sizeof idbuf);
-	if (ident == NULL || srup_id_parse(ident, strlen(ident), &id) != SRUP_OK) {
+	if (!srupb_identity_id(ident, &id)) {
 		if (e != NULL) {
 			unlink_free(cl, e);
 		}

@@ -228,8 +228,7 @@ int srupb_control_cb(int event, void *event_data, void *userdata)
 	ae.client_id = ed->client != NULL ? mosquitto_client_id(ed->client) : NULL;
 	ae.identity = ident;
 	ae.conn = ed->client;
-	if (ident == NULL || srup_id_parse(ident, strlen(ident), &id) != SRUP_OK ||
-	    !srupb_policy_is_admin(ctx->policy, id)) {
+	if (!srupb_identity_id(ident, &id) || !srupb_policy_is_admin(ctx->policy, id)) {
 		/* The WRITE check refuses non-admins first; this is the second line of defence. The
 		 * broker acknowledges $CONTROL publishes as success whatever we return. */
 		srupb_control_refused(ctx, ed->client, ident);

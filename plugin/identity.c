@@ -65,3 +65,12 @@ const char *srupb_identity(const struct srupb_ctx *ctx, struct mosquitto *client
 			return mosquitto_client_username(client);
 	}
 }
+
+bool srupb_identity_id(const char *ident, uint64_t *id)
+{
+	char canon[SRUP_ID_TEXT_MAX];
+	/* Only the canonical text form counts (topics and policies use it; no aliases such as
+	 * "0xAD" or zero padding). */
+	return ident != NULL && srup_id_parse(ident, strlen(ident), id) == SRUP_OK &&
+	       srup_id_format(*id, canon, sizeof canon) == SRUP_OK && strcmp(canon, ident) == 0;
+}

@@ -479,6 +479,8 @@ bool srupb_sha256(const struct srupb_ctx *ctx, const void *p, size_t len, uint8_
  * or a string borrowed from the broker (username or client id). NULL if it has none. */
 const char *srupb_identity(const struct srupb_ctx *ctx, struct mosquitto *client, char *buf,
                            size_t cap);
+/* The SRUP id an identity names, only if it is the id's canonical text form. */
+bool srupb_identity_id(const char *ident, uint64_t *id);
 
 /* ---------------------------------------------------------------- verify.c */
 

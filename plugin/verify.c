@@ -759,8 +759,7 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 			/* Only an admin identity may reach the control topic; it never reaches MESSAGE. */
 			uint64_t id = 0;
 			const char *identity = srupb_identity(ctx, client, idbuf, sizeof idbuf);
-			if (identity != NULL && srup_id_parse(identity, strlen(identity), &id) == SRUP_OK &&
-			    srupb_policy_is_admin(ctx->policy, id)) {
+			if (srupb_identity_id(identity, &id) && srupb_policy_is_admin(ctx->policy, id)) {
 				return MOSQ_ERR_SUCCESS;
 			}
 			srupb_control_refused(ctx, client, identity);

@@ -884,6 +884,14 @@ START_TEST(test_pipeline_control_topic_admin_only)
 	                 MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(pub_r(&c_dev, "$CONTROL/srup/v1", "{}", 2, false), MOSQ_ERR_ACL_DENIED);
 	ck_assert_int_eq(acl(&c_admin, MOSQ_ACL_WRITE, "$CONTROL/srup/v1", NULL), MOSQ_ERR_SUCCESS);
+	/* only the canonical spelling of the admin's id is the admin (no "0xad", "AD", "0ad") */
+	static const char *const aliases[] = {"0xad", "AD", "0ad"};
+	for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++) {
+		struct mosquitto alias = {"alias", aliases[i], stub_cn_cert(aliases[i]), false};
+		ck_assert_int_eq(acl(&alias, MOSQ_ACL_WRITE, "$CONTROL/srup/v1", NULL),
+		                 MOSQ_ERR_ACL_DENIED);
+		X509_free(alias.cert);
+	}
 	control(&c_dev, "{\"command\":\"revoke\",\"id\":\"d2\"}");
 	struct buf m = build(SRUP_MSG_DATA, 1, DEV2, k_dev2, "x");
 	ck_assert_int_eq(pub(&c_dev2, CH_DEV2, &m), MOSQ_ERR_SUCCESS);
