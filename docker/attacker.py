@@ -283,6 +283,8 @@ class Attacks:
         the topic) did not receive it."""
         cid = cid or "attacker-%s" % name
         self.n += 1
+        if watcher is not None:
+            watcher.clear()
         mark = self.lab.audit_mark()
         try:
             c = self.lab.connect(cid, via)
@@ -323,6 +325,11 @@ class Watcher:
         self.granted = self.c.subscribe(topic)
         if self.granted is None or self.granted >= 0x80:
             raise OSError("watcher subscription to %s refused" % topic)
+
+    def clear(self):
+        """Forget what was delivered so far: each attempt is judged by its own deliveries."""
+        self.c.pump(0.2)
+        self.c.messages.clear()
 
     def received(self, payload, wait=1.0):
         self.c.pump(wait)
@@ -579,6 +586,8 @@ def retransmit_abuse(lab, at, tap):
                               ("retransmit_will_stolen", stolen, "no_identity")):
         cid = "attacker-" + name
         at.n += 1
+        if w is not None:
+            w.clear()
         mark = lab.audit_mark()
         try:
             c = lab.connect(cid, via, will=(ch1, cmd, 1))

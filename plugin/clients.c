@@ -201,6 +201,7 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 		e->id = id;
 		e->gone = false;
 		memset(&e->reader, 0, sizeof e->reader);
+		e->reader.serial = ++ctx->conn_serial;
 		return &e->reader;
 	}
 	if (cl->size >= SRUPB_CLIENTS_MAX) {
@@ -215,6 +216,7 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 	e->client_id = copy;
 	e->client = client;
 	e->id = id;
+	e->reader.serial = ++ctx->conn_serial;
 	e->next = cl->b[s];
 	cl->b[s] = e;
 	cl->size++;

@@ -125,6 +125,11 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	if (ctx->slot.valid && ctx->slot.client == ed->client) {
 		ctx->slot.valid = false;
 	}
+	if (ed->client != NULL) {
+		char esc[4 * SRUPB_LOG_TRUNC + 8];
+		srupb_log_escape(mosquitto_client_id(ed->client), esc, sizeof esc);
+		srupb_log(MOSQ_LOG_DEBUG, "disconnect | client=%s", esc);
+	}
 	srupb_clients_gone(ctx, ed->client);
 	srupb_audit_conn_gone(ctx->audit, ed->client);
 	return MOSQ_ERR_SUCCESS;

@@ -16,7 +16,7 @@
 
 struct rs_ent {
 	uint8_t digest[32];
-	const void *client;
+	uint64_t conn; /* serial of the publishing connection; 0: untracked */
 	bool used;
 	bool valid;
 	uint32_t next; /* chain in its bucket */
@@ -81,7 +81,7 @@ static void unchain(struct srupb_resend *r, uint32_t i)
 	}
 }
 
-void srupb_resend_note(struct srupb_resend *r, const uint8_t digest[32], const void *client)
+void srupb_resend_note(struct srupb_resend *r, const uint8_t digest[32], uint64_t conn)
 {
 	uint32_t i = (uint32_t)r->head;
 	struct rs_ent *e = &r->e[i];
@@ -91,7 +91,7 @@ void srupb_resend_note(struct srupb_resend *r, const uint8_t digest[32], const v
 		unchain(r, i);
 	}
 	memcpy(e->digest, digest, sizeof e->digest);
-	e->client = client;
+	e->conn = conn;
 	e->used = false;
 	e->valid = true;
 	b = bucket_of(r, digest);
@@ -101,7 +101,7 @@ void srupb_resend_note(struct srupb_resend *r, const uint8_t digest[32], const v
 }
 
 enum srupb_resend_answer srupb_resend_take(struct srupb_resend *r, const uint8_t digest[32],
-                                           const void *client, bool resumed_session)
+                                           uint64_t conn, bool resumed_session)
 {
 	/* The newest entry for digest decides (a message accepted again after a restart of its
 	 * channel is noted again). */
@@ -113,7 +113,7 @@ enum srupb_resend_answer srupb_resend_take(struct srupb_resend *r, const uint8_t
 		if (e->used) {
 			return SRUPB_RESEND_USED;
 		}
-		if (e->client != client && !resumed_session) {
+		if ((e->conn == 0 || e->conn != conn) && !resumed_session) {
 			return SRUPB_RESEND_OTHER_CONNECTION;
 		}
 		e->used = true;

@@ -221,13 +221,14 @@ struct srupb_resend;
 
 struct srupb_resend *srupb_resend_new(size_t cap);
 void srupb_resend_free(struct srupb_resend *r);
-/* Note an accepted message (payload digest) and the connection that published it. */
-void srupb_resend_note(struct srupb_resend *r, const uint8_t digest[32], const void *client);
-/* May client publish the accepted message with this digest again as an MQTT retransmission?
- * resumed_session: client's session was resumed (clean start off), so it may be a new
- * connection of the same session. Marks the entry used when the answer is OK. */
+/* Note an accepted message (payload digest) and the serial of the connection that published it
+ * (0: an untracked connection, never "the same connection" again). */
+void srupb_resend_note(struct srupb_resend *r, const uint8_t digest[32], uint64_t conn);
+/* May connection conn (its serial, 0 if untracked) publish the accepted message with this
+ * digest again as an MQTT retransmission? resumed_session: its session was resumed (clean start
+ * off), so it may be a new connection of the same session. Marks the entry used when OK. */
 enum srupb_resend_answer srupb_resend_take(struct srupb_resend *r, const uint8_t digest[32],
-                                           const void *client, bool resumed_session);
+                                           uint64_t conn, bool resumed_session);
 
 /* ---------------------------------------------------------------- options.c */
 
@@ -452,6 +453,7 @@ struct srupb_ctx {
 	struct srupb_grace grace[SRUPB_GRACE_SLOTS];
 	size_t grace_next;
 	struct srupb_clients *clients;
+	uint64_t conn_serial; /* the last connection serial given out (srupb_reader.serial) */
 	struct srupb_pending *pending;
 	struct srupb_resend *resend;
 	double last_sweep;
@@ -514,6 +516,7 @@ struct srupb_reader {
 	unsigned role;
 	bool active;       /* id's key is registered and ACTIVE (role is valid) */
 	unsigned bad_sigs; /* bad signatures this connection sent (policy bad_signatures) */
+	uint64_t serial;   /* this connection's number, never reused (the broker reuses memory) */
 };
 
 /* Remember client (no-op if known or if its identity is not a SRUP id) and return its

@@ -402,7 +402,7 @@ static enum srupb_verdict resend_check(struct srupb_ctx *ctx, const struct pub *
 	if (pb->qos == 0) {
 		return drop(d, SRUPB_R_REPLAY, "the same message again at QoS 0 (no retransmission)");
 	}
-	a = srupb_resend_take(ctx->resend, digest, pb->client,
+	a = srupb_resend_take(ctx->resend, digest, pb->conn != NULL ? pb->conn->serial : 0,
 	                      pb->client != NULL && !mosquitto_client_clean_session(pb->client));
 	if (a != SRUPB_RESEND_OK) {
 		return drop(d, SRUPB_R_REPLAY, "the same message again, not a retransmission: %s", why[a]);
@@ -421,7 +421,7 @@ static void apply_memory_effects(struct srupb_ctx *ctx, const struct srupb_topic
 	const struct srupb_policy *p = ctx->policy;
 	int kind = join_kind(m->type);
 
-	srupb_resend_note(ctx->resend, c->mark.digest, pb->client);
+	srupb_resend_note(ctx->resend, c->mark.digest, pb->conn != NULL ? pb->conn->serial : 0);
 	if (t->kind == SRUPB_T_JOIN && kind >= 0) {
 		enum srup_err e = srupb_pending_open(
 		        ctx->pending, t->a, m->sender_id, (enum srupb_join_kind)kind, tok_dg,

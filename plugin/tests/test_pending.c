@@ -98,24 +98,24 @@ START_TEST(test_resend_once_same_connection_or_resumed)
 	struct srupb_resend *r = srupb_resend_new(4);
 	uint8_t a[32];
 	uint8_t b[32];
-	int conn1;
-	int conn2;
+	uint64_t conn1 = 1;
+	uint64_t conn2 = 2;
 	tok(a, 6);
 	tok(b, 7);
-	srupb_resend_note(r, a, &conn1);
-	ck_assert_int_eq(srupb_resend_take(r, a, &conn2, false), SRUPB_RESEND_OTHER_CONNECTION);
-	ck_assert_int_eq(srupb_resend_take(r, a, &conn1, false), SRUPB_RESEND_OK);
-	ck_assert_int_eq(srupb_resend_take(r, a, &conn1, false), SRUPB_RESEND_USED);
-	srupb_resend_note(r, b, &conn1);
-	ck_assert_int_eq(srupb_resend_take(r, b, &conn2, true), SRUPB_RESEND_OK);
-	ck_assert_int_eq(srupb_resend_take(r, b, &conn2, true), SRUPB_RESEND_USED);
+	srupb_resend_note(r, a, conn1);
+	ck_assert_int_eq(srupb_resend_take(r, a, conn2, false), SRUPB_RESEND_OTHER_CONNECTION);
+	ck_assert_int_eq(srupb_resend_take(r, a, conn1, false), SRUPB_RESEND_OK);
+	ck_assert_int_eq(srupb_resend_take(r, a, conn1, false), SRUPB_RESEND_USED);
+	srupb_resend_note(r, b, conn1);
+	ck_assert_int_eq(srupb_resend_take(r, b, conn2, true), SRUPB_RESEND_OK);
+	ck_assert_int_eq(srupb_resend_take(r, b, conn2, true), SRUPB_RESEND_USED);
 	/* four newer accepts push b out: never vouched for again */
 	for (unsigned char i = 10; i < 14; i++) {
 		uint8_t c[32];
 		tok(c, i);
-		srupb_resend_note(r, c, &conn1);
+		srupb_resend_note(r, c, conn1);
 	}
-	ck_assert_int_eq(srupb_resend_take(r, b, &conn1, false), SRUPB_RESEND_UNKNOWN);
+	ck_assert_int_eq(srupb_resend_take(r, b, conn1, false), SRUPB_RESEND_UNKNOWN);
 	srupb_resend_free(r);
 }
 END_TEST

@@ -598,6 +598,31 @@ START_TEST(test_pipeline_deregister_revokes_and_kicks)
 }
 END_TEST
 
+/* The broker reuses a gone connection's memory: a new connection there, same client id, is not
+ * "the same connection" for the retransmission exception (found in the lab: an attacker with
+ * a stolen certificate taking over the C2's client id got the C2's last command through). */
+START_TEST(test_pipeline_reused_memory_is_another_connection)
+{
+	struct mosquitto_evt_disconnect dis;
+	ck_assert_int_eq(start(NULL, NULL, NULL), MOSQ_ERR_SUCCESS);
+	struct buf m = build(SRUP_MSG_DATA, 1, DEV, k_dev, "one");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m), MOSQ_ERR_SUCCESS);
+	memset(&dis, 0, sizeof dis);
+	dis.client = &c_dev;
+	stub_cb[MOSQ_EVT_DISCONNECT](MOSQ_EVT_DISCONNECT, &dis, stub_userdata[MOSQ_EVT_DISCONNECT]);
+	/* same address, same client id, a live TLS session, clean start: a new connection */
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m), MOSQ_ERR_ACL_DENIED);
+	ck_assert_uint_eq(ctx->metrics.retransmitted, 0);
+	ck_assert_uint_eq(ctx->metrics.dropped[SRUPB_R_REPLAY], 1);
+	/* and its own next message is its own: accepted, then resent once on it */
+	struct buf m2 = build(SRUP_MSG_DATA, 2, DEV, k_dev, "two");
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m2), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(pub(&c_dev, CH_DEV, &m2), MOSQ_ERR_SUCCESS);
+	ck_assert_uint_eq(ctx->metrics.retransmitted, 1);
+	stop();
+}
+END_TEST
+
 /* Red-team items 1, 2, 14: broker state follows what messages prove, not one side's claim. */
 START_TEST(test_pipeline_membership_needs_proof)
 {
@@ -960,6 +985,7 @@ Suite *plugin_pipeline_suite(void)
 	tcase_add_test(tc, test_pipeline_deregister_revokes_and_kicks);
 	tcase_add_test(tc, test_pipeline_kick_without_tick_waits_for_another_client);
 	tcase_add_test(tc, test_pipeline_membership_needs_proof);
+	tcase_add_test(tc, test_pipeline_reused_memory_is_another_connection);
 	tcase_add_test(tc, test_pipeline_join_command_needs_policy);
 	tcase_add_test(tc, test_pipeline_key_over_max_key_bits_is_refused);
 	tcase_add_test(tc, test_pipeline_delivery_rechecks_sender_and_bad_signatures_kick);
