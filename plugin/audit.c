@@ -584,6 +584,22 @@ static void jtime(struct jbuf *j)
 	jlit(j, t);
 }
 
+/* The common end of a line: detail, the suppressed count (if any), the closing brace. The
+ * line's length, or 0 if it did not fit. */
+static size_t jfinish(struct jbuf *j, const char *detail, uint64_t suppressed)
+{
+	char num[32];
+	jlit(j, ",\"detail\":");
+	jstr(j, detail);
+	if (suppressed > 0) {
+		snprintf(num, sizeof num, "%" PRIu64, suppressed);
+		jlit(j, ",\"suppressed\":");
+		jlit(j, num);
+	}
+	jlit(j, "}\n");
+	return j->overflow ? 0 : j->len;
+}
+
 size_t srupb_audit_format(const struct srupb_event *ev, uint64_t suppressed, char *out, size_t cap)
 {
 	struct jbuf j = {out, cap, 0, false};
@@ -624,18 +640,7 @@ size_t srupb_audit_format(const struct srupb_event *ev, uint64_t suppressed, cha
 	} else {
 		jlit(&j, "null");
 	}
-	jlit(&j, ",\"detail\":");
-	jstr(&j, ev->detail);
-	if (suppressed > 0) {
-		snprintf(num, sizeof num, "%" PRIu64, suppressed);
-		jlit(&j, ",\"suppressed\":");
-		jlit(&j, num);
-	}
-	jlit(&j, "}\n");
-	if (j.overflow) {
-		return 0;
-	}
-	return j.len;
+	return jfinish(&j, ev->detail, suppressed);
 }
 
 static const char *const admin_reasons[SRUPB_AR__COUNT] = {NULL, "not_admin", "bad_command"};
@@ -644,7 +649,6 @@ size_t srupb_audit_format_admin(const struct srupb_admin_event *ae, uint64_t sup
                                 size_t cap)
 {
 	struct jbuf j = {out, cap, 0, false};
-	char num[32];
 
 	if (cap == 0) {
 		return 0;
@@ -672,18 +676,7 @@ size_t srupb_audit_format_admin(const struct srupb_admin_event *ae, uint64_t sup
 		jlit(&j, "null");
 	}
 	jlit(&j, ae->ok ? ",\"result\":\"ok\"" : ",\"result\":\"error\"");
-	jlit(&j, ",\"detail\":");
-	jstr(&j, ae->detail);
-	if (suppressed > 0) {
-		snprintf(num, sizeof num, "%" PRIu64, suppressed);
-		jlit(&j, ",\"suppressed\":");
-		jlit(&j, num);
-	}
-	jlit(&j, "}\n");
-	if (j.overflow) {
-		return 0;
-	}
-	return j.len;
+	return jfinish(&j, ae->detail, suppressed);
 }
 
 static void write_line(struct srupb_audit *a, const char *line, size_t len)
