@@ -194,6 +194,29 @@ START_TEST(test_write_file_replaces_content)
 }
 END_TEST
 
+/* Issue 11: one conversation counter per peer, as pySRUP keeps (spec section 6). */
+START_TEST(test_next_seq_is_above_both_directions)
+{
+	struct srupd_peer p;
+	uint64_t n = 0;
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_eq(srupd_next_seq(&p, &n), 0);
+	ck_assert_uint_eq(n, 1); /* the first message to a new peer carries 1 */
+	p.sent = 7;
+	p.received = 3;
+	ck_assert_int_eq(srupd_next_seq(&p, &n), 0);
+	ck_assert_uint_eq(n, 8);
+	p.received = 40; /* the peer has spoken since: our next number is above its */
+	ck_assert_int_eq(srupd_next_seq(&p, &n), 0);
+	ck_assert_uint_eq(n, 41);
+	p.received = UINT64_MAX;
+	ck_assert_int_eq(srupd_next_seq(&p, &n), -1);
+	p.received = 0;
+	p.sent = UINT64_MAX;
+	ck_assert_int_eq(srupd_next_seq(&p, &n), -1);
+}
+END_TEST
+
 static Suite *srupd_suite(void)
 {
 	Suite *s = suite_create("srupd");
@@ -206,6 +229,7 @@ static Suite *srupd_suite(void)
 	tcase_add_test(tc, test_state_refuses_a_corrupt_file);
 	tcase_add_test(tc, test_state_table_is_bounded);
 	tcase_add_test(tc, test_token_eq_is_exact);
+	tcase_add_test(tc, test_next_seq_is_above_both_directions);
 	tcase_add_test(tc, test_split_words);
 	tcase_add_test(tc, test_write_file_replaces_content);
 	suite_add_tcase(s, tc);

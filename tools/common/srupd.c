@@ -341,6 +341,16 @@ int srupd_config_load(const char *path, struct srupd_config *cfg)
 
 /* ---- state ------------------------------------------------------------------------------- */
 
+int srupd_next_seq(const struct srupd_peer *p, uint64_t *out)
+{
+	uint64_t top = p->sent > p->received ? p->sent : p->received;
+	if (top == UINT64_MAX) {
+		return -1;
+	}
+	*out = top + 1;
+	return 0;
+}
+
 struct srupd_peer *srupd_state_peer(struct srupd_state *st, uint64_t id)
 {
 	size_t i;
@@ -696,13 +706,12 @@ int srupd_send(struct srupd *d, uint64_t peer_id, const char *topic, struct srup
 		srupd_log(SRUPD_ERR, "peer table full");
 		return -1;
 	}
-	if (peer->sent == UINT64_MAX) {
+	if (srupd_next_seq(peer, &peer->sent) != 0) {
 		srupd_log(SRUPD_ERR, "sequence IDs exhausted for this peer");
 		return -1;
 	}
 	/* The counter is made durable before the message exists, so a crash after the publish
 	 * can never lead to the same sequence ID being used twice. */
-	peer->sent++;
 	if (srupd_state_save(&d->state) != 0) {
 		return -1;
 	}

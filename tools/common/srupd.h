@@ -76,6 +76,11 @@ int srupd_state_load(struct srupd_state *st, const char *path);
 int srupd_state_save(const struct srupd_state *st);
 /* Find or add the record of peer id (NULL if the table is full). */
 struct srupd_peer *srupd_state_peer(struct srupd_state *st, uint64_t id);
+/* The sequence ID of our next message to p: above both what we last sent it and what we last
+ * accepted from it. pySRUP keeps one counter per peer for both directions and drops anything
+ * not above it (spec section 6), so a number below what the peer last sent would be dropped
+ * there. Returns -1 when the space is exhausted (the peer's own numbers can exhaust it). */
+int srupd_next_seq(const struct srupd_peer *p, uint64_t *out);
 
 /* ---- peer keys ------------------------------------------------------------------------------ */
 
