@@ -150,6 +150,8 @@ write_daemon_conf() {
 		echo "state_file = $LAB/state/$n.state"
 		echo "control_socket = $LAB/run/$n.sock"
 		echo "timeout = 20"
+		# The lab's devices answer every command: wait long enough to show their replies.
+		[ "$role" = c2 ] && echo "reply_wait = 10"
 		if [ "$role" != c2 ]; then
 			echo "server = $ID_c2"
 			echo "update_dir = $LAB/state/$n-updates"

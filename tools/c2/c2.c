@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <mosquitto.h>
+
 struct c2_app c2st;
 
 void c2_dev_topic(uint64_t dev, char *out, size_t cap)
@@ -44,14 +46,27 @@ int c2_send_dev(struct srupd *d, uint64_t dev, struct srup_msg *m)
 	return srupd_send(d, dev, topic, m);
 }
 
-static int send_simple(struct srupd *d, uint64_t dev, enum srup_msg_type type, const char *tok)
+int c2_send_dev_mid(struct srupd *d, uint64_t dev, struct srup_msg *m, int *mid)
 {
-	struct srup_msg m;
+	char topic[64];
 
-	memset(&m, 0, sizeof(m));
-	m.type = (uint8_t)type;
-	c2_set_token(&m, tok);
-	return c2_send_dev(d, dev, &m);
+	c2_dev_topic(dev, topic, sizeof(topic));
+	return srupd_send_mid(d, dev, topic, m, mid);
+}
+
+int c2_wait_ack(struct srupd *d, int fd, int mid, const char *what, const char *tok)
+{
+	int reason = 0;
+	int rc = srupd_wait_ack(d, mid, d->cfg.timeout_s, &reason);
+
+	if (rc < 0) {
+		srupd_reply(fd, "ERR %s: no answer from the broker within %d s token=%s", what,
+		            d->cfg.timeout_s, tok);
+	} else if (rc > 0) {
+		srupd_reply(fd, "ERR %s refused by the broker: reason 0x%02x (%s) token=%s", what,
+		            (unsigned)reason, mosquitto_reason_string(reason), tok);
+	}
+	return rc;
 }
 
 int c2_send_response(struct srupd *d, uint64_t dev, const char *tok, unsigned status)
@@ -124,13 +139,49 @@ static struct xchg *xchg_find(uint64_t dev, const struct srup_bytes *tok)
 	return NULL;
 }
 
+/* The oldest open ID_REQUEST exchange with dev: pySRUP answers an ID_REQUEST with DATA
+ * IDENTIFICATION_RESPONSE under a fresh token, so the answer is matched by its signed sender
+ * and data id. */
+static struct xchg *xchg_find_id(uint64_t dev)
+{
+	struct xchg *best = NULL;
+	size_t i;
+
+	for (i = 0; i < XCHG_MAX; i++) {
+		struct xchg *x = &c2st.x[i];
+
+		if (x->used && !x->done && x->kind == X_ID && x->dev == dev &&
+		    (best == NULL || (best->detached && !x->detached) ||
+		     (best->detached == x->detached && x->expires < best->expires))) {
+			best = x;
+		}
+	}
+	return best;
+}
+
 /* ---- device channel --------------------------------------------------------------------------- */
+
+/* Record a late reply: the command that started x has returned already. Frees x. */
+static void xchg_late(struct xchg *x)
+{
+	char id[SRUP_ID_TEXT_MAX];
+
+	srupd_id_text(x->dev, id);
+	srupd_log(SRUPD_INFO, "late reply | device=%s | token=%s | %s", id, x->token, x->result);
+	snprintf(c2st.late[c2st.late_next], sizeof(c2st.late[0]), "late %s token=%s %s", id, x->token,
+	         x->result);
+	c2st.late_next = (c2st.late_next + 1) % LATE_MAX;
+	x->used = 0;
+}
 
 static void xchg_finish(struct xchg *x, const char *verdict, const char *what)
 {
 	snprintf(x->result, sizeof(x->result), "%s %s", verdict, what);
 	x->done = 1;
 	c2st.events++;
+	if (x->detached) {
+		xchg_late(x);
+	}
 }
 
 static void on_response(struct srupd *d, const struct srup_msg *m)
@@ -147,10 +198,24 @@ static void on_response(struct srupd *d, const struct srup_msg *m)
 		}
 		return;
 	}
-	if (x->kind == X_UPDATE && m->status == SRUP_ST_UPDATE_SUCCESS) {
-		/* The device has the file and its digest matched: activate it with the same token. */
-		if (send_simple(d, x->dev, SRUP_MSG_ACTIVATE, x->token) != 0) {
-			xchg_finish(x, "ERR", "ACTIVATE could not be sent");
+	if (x->kind == X_UPDATE && m->status == SRUP_ST_UPDATE_SUCCESS && !x->activated) {
+		/* The device has the file and its digest matched: activate it with the same token.
+		 * The command waits for the broker's answer to the ACTIVATE (not here: this is the
+		 * network thread). */
+		struct srup_msg a;
+
+		memset(&a, 0, sizeof(a));
+		a.type = SRUP_MSG_ACTIVATE;
+		c2_set_token(&a, x->token);
+		if (c2_send_dev_mid(d, x->dev, &a, &x->activate_mid) != 0) {
+			xchg_finish(x, "ERR", "UPDATE_SUCCESS but ACTIVATE could not be sent");
+			return;
+		}
+		x->activated = 1;
+		c2st.events++;
+		if (x->detached) {
+			srupd_log(SRUPD_INFO, "late reply | token=%s | UPDATE_SUCCESS: ACTIVATE sent",
+			          x->token);
 		}
 		return;
 	}
@@ -197,13 +262,20 @@ static void on_data(struct srupd *d, const struct srup_msg *m)
 		if (--x->http_parts == 0) {
 			x->done = 1;
 			c2st.events++;
+			if (x->detached) {
+				xchg_late(x);
+			}
 		}
 		return;
 	}
+	if (x == NULL && strcmp(id, "IDENTIFICATION_RESPONSE") == 0) {
+		x = xchg_find_id(m->sender_id);
+	}
 	if (x != NULL && (x->kind == X_DATA || x->kind == X_ID)) {
-		snprintf(x->result, sizeof(x->result), "OK %s %s", id, text);
-		x->done = 1;
-		c2st.events++;
+		char what[sizeof(id) + sizeof(text) + 2];
+
+		snprintf(what, sizeof(what), "%s %s", id, text);
+		xchg_finish(x, "OK", what);
 		return;
 	}
 	r = &c2st.r[c2st.r_next];
@@ -324,33 +396,158 @@ int c2_parse_dev(const char *s, uint64_t *dev)
 
 static struct xchg *xchg_new(enum xchg_kind kind, uint64_t dev)
 {
+	struct xchg *x = NULL;
+	time_t now = time(NULL);
 	size_t i;
 
 	for (i = 0; i < XCHG_MAX; i++) {
-		if (!c2st.x[i].used) {
-			memset(&c2st.x[i], 0, sizeof(c2st.x[i]));
-			c2st.x[i].used = 1;
-			c2st.x[i].kind = kind;
-			c2st.x[i].dev = dev;
-			srup_token_new(c2st.x[i].token);
-			return &c2st.x[i];
+		struct xchg *c = &c2st.x[i];
+
+		if (c->used && c->detached && c->expires <= now) {
+			srupd_log(SRUPD_INFO, "exchange token=%s: no reply in %d s, forgotten", c->token,
+			          XCHG_LATE_S);
+			c->used = 0;
+		}
+		if (!c->used && x == NULL) {
+			x = c;
 		}
 	}
-	return NULL;
+	if (x == NULL) {
+		/* Full: the detached exchange closest to expiry makes room. */
+		for (i = 0; i < XCHG_MAX; i++) {
+			struct xchg *c = &c2st.x[i];
+
+			if (c->detached && (x == NULL || c->expires < x->expires)) {
+				x = c;
+			}
+		}
+		if (x == NULL) {
+			return NULL;
+		}
+		srupd_log(SRUPD_INFO, "exchange token=%s: forgotten early, table full", x->token);
+	}
+	memset(x, 0, sizeof(*x));
+	x->used = 1;
+	x->kind = kind;
+	x->dev = dev;
+	srup_token_new(x->token);
+	return x;
 }
 
-/* Send m (its token set from x), wait for x to complete, reply; lock held. */
-static void run_xchg(struct srupd *d, int fd, struct xchg *x, struct srup_msg *m, int timeout_s)
+/* The command returns while x stays open for a late reply. */
+static void xchg_detach(struct xchg *x)
 {
-	c2_set_token(m, x->token);
-	if (c2_send_dev(d, x->dev, m) != 0) {
-		srupd_reply(fd, "ERR send failed");
-	} else if (srupd_wait_flag(d, &x->done, timeout_s) != 0) {
-		srupd_reply(fd, "ERR timeout token=%s %s", x->token, x->result);
-	} else {
-		srupd_reply(fd, "%s", x->result);
+	x->detached = 1;
+	x->expires = time(NULL) + XCHG_LATE_S;
+}
+
+/* Wait until x is done or f is set; 0 if either happened in time. */
+static int wait_done_or(struct srupd *d, struct xchg *x, const int *f, int timeout_s)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_s;
+	while (!x->done && (f == NULL || !*f)) {
+		if (pthread_cond_timedwait(&d->cond, &d->lock, &dl) == ETIMEDOUT) {
+			break;
+		}
 	}
-	x->used = 0;
+	return x->done || (f != NULL && *f) ? 0 : -1;
+}
+
+/* An update after the broker took the INITIATE: wait for the device's RESPONSE (it downloads
+ * first), then for the broker to take the ACTIVATE srup-c2 sends on UPDATE_SUCCESS, then for
+ * an optional ACTIVATE_* reply. Lock held. */
+static void finish_update(struct srupd *d, int fd, struct xchg *x)
+{
+	if (wait_done_or(d, x, &x->activated, 3 * d->cfg.timeout_s) != 0) {
+		srupd_reply(fd,
+		            "OK INITIATE delivered token=%s, no response from the device yet (a later "
+		            "UPDATE_SUCCESS still activates it; see `srup-c2 replies`)",
+		            x->token);
+		xchg_detach(x);
+		return;
+	}
+	if (x->done) {
+		srupd_reply(fd, "%s token=%s", x->result, x->token);
+		x->used = 0;
+		return;
+	}
+	if (c2_wait_ack(d, fd, x->activate_mid, "UPDATE_SUCCESS, but ACTIVATE", x->token) != 0) {
+		x->used = 0;
+		return;
+	}
+	if (wait_done_or(d, x, NULL, d->cfg.reply_wait_s) == 0) {
+		srupd_reply(fd, "%s token=%s", x->result, x->token);
+		x->used = 0;
+		return;
+	}
+	srupd_reply(fd,
+	            "OK UPDATE_SUCCESS, ACTIVATE delivered token=%s, no confirmation from the device",
+	            x->token);
+	xchg_detach(x);
+}
+
+/* Send m (its token set from x) and wait for the broker to take it; then wait reply_wait
+ * seconds for an optional reply (0: none expected) and report. Lock held. */
+static void run_xchg(struct srupd *d, int fd, struct xchg *x, struct srup_msg *m, int reply_wait)
+{
+	int mid = 0;
+
+	c2_set_token(m, x->token);
+	if (c2_send_dev_mid(d, x->dev, m, &mid) != 0) {
+		srupd_reply(fd, "ERR send failed");
+		x->used = 0;
+		return;
+	}
+	if (c2_wait_ack(d, fd, mid, srup_msg_type_name(m->type), x->token) != 0) {
+		x->used = 0;
+		return;
+	}
+	if (x->kind == X_UPDATE) {
+		finish_update(d, fd, x);
+		return;
+	}
+	if (reply_wait > 0 && wait_done_or(d, x, NULL, reply_wait) == 0) {
+		srupd_reply(fd, "%s token=%s", x->result, x->token);
+		x->used = 0;
+		return;
+	}
+	if (reply_wait == 0) {
+		srupd_reply(fd, "OK delivered token=%s", x->token);
+		x->used = 0;
+		return;
+	}
+	srupd_reply(fd, "OK delivered token=%s, no confirmation from the device", x->token);
+	xchg_detach(x);
+}
+
+/* TERMINATE_CMD / DEREGISTER_CMD: the device leaves once the broker has taken the command
+ * (the broker re-checks membership and may refuse it). Lock held. */
+static void send_leave(struct srupd *d, int fd, uint64_t dev, int dereg)
+{
+	const char *name = dereg ? "DEREGISTER_CMD" : "TERMINATE_CMD";
+	char tok[SRUP_TOKEN_LEN + 1];
+	struct srup_msg m;
+	int mid = 0;
+
+	memset(&m, 0, sizeof(m));
+	m.type = dereg ? SRUP_MSG_DEREGISTER_CMD : SRUP_MSG_TERMINATE_CMD;
+	srup_token_new(tok);
+	c2_set_token(&m, tok);
+	if (c2_send_dev_mid(d, dev, &m, &mid) != 0) {
+		srupd_reply(fd, "ERR send failed");
+		return;
+	}
+	if (c2_wait_ack(d, fd, mid, name, tok) != 0) {
+		return;
+	}
+	c2_set_member(d, dev, 0);
+	if (dereg) {
+		forget_key(d, dev);
+	}
+	srupd_reply(fd, "OK %s delivered token=%s", name, tok);
 }
 
 static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
@@ -363,6 +560,7 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 	char digest[80];
 	unsigned long action;
 	char *end = NULL;
+	int wait = d->cfg.reply_wait_s;
 
 	if (argc < 3 || c2_parse_dev(argv[2], &dev) != 0) {
 		srupd_reply(fd, "ERR usage: send FLOW DEVICE_ID ...");
@@ -373,11 +571,16 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 	pthread_mutex_lock(&d->lock);
 	if (srupd_wait_flag(d, &d->connected, d->cfg.timeout_s) != 0) {
 		pthread_mutex_unlock(&d->lock);
+		srupd_log(SRUPD_WARN, "send %s: not connected to the broker %s:%d", flow,
+		          d->cfg.broker_host, d->cfg.broker_port);
 		srupd_reply(fd, "ERR not connected to the broker");
 		return;
 	}
 	if (strcmp(flow, "join_cmd") == 0) {
 		/* Server-initiated join: adopt the device, command it, then ask who it is. */
+		int mid = 0;
+		int was_member = c2_member(d, dev) != NULL;
+
 		c2_set_member(d, dev, 1);
 		m.type = SRUP_MSG_JOIN_CMD;
 		m.device_id = dev;
@@ -386,15 +589,21 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 			goto busy;
 		}
 		c2_set_token(&m, x->token);
-		if (c2_send_dev(d, dev, &m) != 0) {
+		if (c2_send_dev_mid(d, dev, &m, &mid) != 0 ||
+		    c2_wait_ack(d, fd, mid, "JOIN_CMD", x->token) != 0) {
+			if (mid == 0) {
+				srupd_reply(fd, "ERR send failed");
+			}
+			if (!was_member) {
+				c2_set_member(d, dev, 0);
+			}
 			x->used = 0;
-			srupd_reply(fd, "ERR send failed");
 			goto out;
 		}
 		memset(&m, 0, sizeof(m));
 		m.type = SRUP_MSG_ID_REQUEST;
 		srup_token_new(x->token);
-		run_xchg(d, fd, x, &m, d->cfg.timeout_s);
+		run_xchg(d, fd, x, &m, wait);
 		goto out;
 	}
 	if (c2_member(d, dev) == NULL) {
@@ -418,7 +627,7 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 		if (x == NULL) {
 			goto busy;
 		}
-		run_xchg(d, fd, x, &m, 3 * d->cfg.timeout_s);
+		run_xchg(d, fd, x, &m, wait);
 	} else if (strcmp(flow, "action") == 0) {
 		errno = 0;
 		action = argc == 4 ? strtoul(argv[3], &end, 0) : 256;
@@ -432,7 +641,7 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 		if (x == NULL) {
 			goto busy;
 		}
-		run_xchg(d, fd, x, &m, d->cfg.timeout_s);
+		run_xchg(d, fd, x, &m, wait);
 	} else if (strcmp(flow, "data") == 0) {
 		if (argc != 5) {
 			srupd_reply(fd, "ERR usage: send data DEVICE_ID DATA_ID TEXT");
@@ -447,44 +656,25 @@ static void ctl_send(struct srupd *d, int fd, int argc, char **argv)
 		if (x == NULL) {
 			goto busy;
 		}
-		if (strcmp(argv[3], "MESSAGE") == 0) {
-			/* A plain message has no reply. */
-			c2_set_token(&m, x->token);
-			srupd_reply(fd, c2_send_dev(d, dev, &m) == 0 ? "OK sent" : "ERR send failed");
-			x->used = 0;
-		} else {
-			run_xchg(d, fd, x, &m, d->cfg.timeout_s);
-		}
+		/* A plain message has no reply. */
+		run_xchg(d, fd, x, &m, strcmp(argv[3], "MESSAGE") == 0 ? 0 : wait);
 	} else if (strcmp(flow, "activate") == 0) {
-		/* An ACTIVATE outside any update (fresh token): the device must answer ACTIVATE_FAIL. */
+		/* An ACTIVATE outside any update (fresh token): srup-device answers ACTIVATE_FAIL. */
 		m.type = SRUP_MSG_ACTIVATE;
 		x = xchg_new(X_ACTION, dev);
 		if (x == NULL) {
 			goto busy;
 		}
-		run_xchg(d, fd, x, &m, d->cfg.timeout_s);
+		run_xchg(d, fd, x, &m, wait);
 	} else if (strcmp(flow, "id_request") == 0) {
 		m.type = SRUP_MSG_ID_REQUEST;
 		x = xchg_new(X_ID, dev);
 		if (x == NULL) {
 			goto busy;
 		}
-		run_xchg(d, fd, x, &m, d->cfg.timeout_s);
+		run_xchg(d, fd, x, &m, wait);
 	} else if (strcmp(flow, "terminate") == 0 || strcmp(flow, "deregister") == 0) {
-		char tok[SRUP_TOKEN_LEN + 1];
-		int dereg = strcmp(flow, "deregister") == 0;
-
-		srup_token_new(tok);
-		if (send_simple(d, dev, dereg ? SRUP_MSG_DEREGISTER_CMD : SRUP_MSG_TERMINATE_CMD, tok) !=
-		    0) {
-			srupd_reply(fd, "ERR send failed");
-			goto out;
-		}
-		c2_set_member(d, dev, 0);
-		if (dereg) {
-			forget_key(d, dev);
-		}
-		srupd_reply(fd, "OK %s sent", dereg ? "DEREGISTER_CMD" : "TERMINATE_CMD");
+		send_leave(d, fd, dev, strcmp(flow, "deregister") == 0);
 	} else {
 		srupd_reply(fd,
 		            "ERR unknown flow '%s' (update, activate, action, data, id_request, "
@@ -496,6 +686,25 @@ busy:
 	srupd_reply(fd, "ERR too many exchanges in flight");
 out:
 	pthread_mutex_unlock(&d->lock);
+}
+
+/* Replies that came after their command had returned, oldest first. */
+static void ctl_replies(struct srupd *d, int fd)
+{
+	size_t i;
+	int n = 0;
+
+	pthread_mutex_lock(&d->lock);
+	for (i = 0; i < LATE_MAX; i++) {
+		const char *l = c2st.late[(c2st.late_next + i) % LATE_MAX];
+
+		if (l[0] != '\0') {
+			srupd_reply(fd, "%s", l);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	srupd_reply(fd, "OK %d late replies", n);
 }
 
 static void ctl_wait_data(struct srupd *d, int fd, int argc, char **argv)
@@ -579,6 +788,8 @@ static void on_ctl(struct srupd *d, int fd, char *line)
 		ctl_wait_data(d, fd, argc, argv);
 	} else if (strcmp(argv[0], "status") == 0) {
 		ctl_status(d, fd);
+	} else if (strcmp(argv[0], "replies") == 0) {
+		ctl_replies(d, fd);
 	} else {
 		srupd_reply(fd, "ERR unknown command '%s'", argv[0]);
 	}
@@ -596,7 +807,11 @@ static void usage(void)
 	        "       srup-c2 [--config FILE] send id_request|join_cmd|terminate|deregister DEVICE\n"
 	        "       srup-c2 [--config FILE] send activate DEVICE   (outside an update: must fail)\n"
 	        "       srup-c2 [--config FILE] approve|reject DEVICE\n"
-	        "       srup-c2 [--config FILE] pending | status | wait-data DEVICE DATA_ID\n"
+	        "       srup-c2 [--config FILE] pending | status | replies | wait-data DEVICE DATA_ID\n"
+	        "A command is done when the broker has taken the message; a reply from the device is\n"
+	        "optional (pySRUP devices send none for ACTION, DATA and ACTIVATE): it is shown when "
+	        "it\n"
+	        "comes within reply_wait seconds, and later ones are listed by `replies`.\n"
 	        "The config defaults to $SRUP_C2_CONFIG. Exit: 0 ok, 1 refused/failed, 3 usage or "
 	        "daemon unreachable.\n");
 }

@@ -6,6 +6,8 @@
 
 #include "srupd.h"
 
+#include <time.h>
+
 #define XCHG_MAX  64
 #define JOINS_MAX 32
 #define RECV_MAX  64
@@ -13,16 +15,28 @@
 
 enum xchg_kind { X_UPDATE = 1, X_ACTION, X_DATA, X_ID };
 
-/* One exchange started by a control command, tied to its replies by the token. */
+/* One exchange started by a control command, tied to its replies by the token (and an ID
+ * response also by its sender and data id: pySRUP answers ID_REQUEST under a fresh token).
+ * The command is done once the broker acknowledged the message; a reply is optional (pySRUP
+ * sends none for ACTION, DATA or ACTIVATE). A reply that comes after the command returned is
+ * reported then (log and `srup-c2 replies`); the exchange is kept until it expires. */
 struct xchg {
 	int used;
 	enum xchg_kind kind;
 	uint64_t dev;
 	char token[SRUP_TOKEN_LEN + 1];
 	int done;
-	int http_parts; /* UPDATE_FAIL_HTTP_ERROR: DATA messages still expected */
+	int http_parts;   /* UPDATE_FAIL_HTTP_ERROR: DATA messages still expected */
+	int activated;    /* update: UPDATE_SUCCESS came and ACTIVATE was published */
+	int activate_mid; /* update: the ACTIVATE's MQTT message id */
+	int detached;     /* the command has returned; a reply now is a late one */
+	time_t expires;   /* detached: forgotten after this */
 	char result[1024];
 };
+
+/* How long an exchange whose command returned waits for a late reply. */
+#define XCHG_LATE_S 600
+#define LATE_MAX    32
 
 enum join_kind { J_HM = 1, J_OBS };
 
@@ -51,6 +65,8 @@ struct c2_app {
 	struct pjoin j[JOINS_MAX];
 	struct rdata r[RECV_MAX];
 	size_t r_next;
+	char late[LATE_MAX][1200]; /* late replies, newest last, for `replies` */
+	size_t late_next;
 	int events; /* bumped on every change a waiter may look at */
 };
 
@@ -64,6 +80,11 @@ void c2_token_copy(char out[SRUP_TOKEN_LEN + 1], const struct srup_bytes *t);
 /* Send m / RESPONSE(status) to device dev on SRUP/<dev>. 0 or -1. */
 int c2_send_dev(struct srupd *d, uint64_t dev, struct srup_msg *m);
 int c2_send_response(struct srupd *d, uint64_t dev, const char *tok, unsigned status);
+/* As c2_send_dev; *mid gets the MQTT message id for c2_wait_ack. */
+int c2_send_dev_mid(struct srupd *d, uint64_t dev, struct srup_msg *m, int *mid);
+/* Wait for the broker's answer to publish mid; on none or a refusal, reply "ERR <what> ..."
+ * to fd and return non-zero. 0 when the broker took it. */
+int c2_wait_ack(struct srupd *d, int fd, int mid, const char *what, const char *tok);
 /* The state record of dev if it is a member, else NULL. */
 struct srupd_peer *c2_member(struct srupd *d, uint64_t dev);
 /* Parse a device id from a command argument (nonzero). 0 or -1. */

@@ -235,6 +235,11 @@ void c2_ctl_decide(struct srupd *d, int fd, int argc, char **argv, int approve)
 {
 	uint64_t dev;
 	struct pjoin *j;
+	unsigned status = approve ? SRUP_ST_JOIN_SUCCESS : SRUP_ST_JOIN_REFUSED;
+	const char *name = approve ? "JOIN_SUCCESS" : "JOIN_REFUSED";
+	struct srup_msg m;
+	int was_member;
+	int mid = 0;
 
 	if (argc != 2 || c2_parse_dev(argv[1], &dev) != 0) {
 		srupd_reply(fd, "ERR usage: %s DEVICE_ID", approve ? "approve" : "reject");
@@ -244,11 +249,36 @@ void c2_ctl_decide(struct srupd *d, int fd, int argc, char **argv, int approve)
 	j = pjoin_find_dev(dev);
 	if (j == NULL || j->kind != J_HM) {
 		srupd_reply(fd, "ERR no human-moderated join pending for %s", argv[1]);
-	} else {
-		join_decide(d, j, approve ? SRUP_ST_JOIN_SUCCESS : SRUP_ST_JOIN_REFUSED);
-		srupd_reply(fd, "OK %s", approve ? "JOIN_SUCCESS" : "JOIN_REFUSED");
-		j->used = 0;
+		goto out;
 	}
+	/* Subscribed before the device hears it may talk; undone if the broker refuses. */
+	was_member = c2_member(d, dev) != NULL;
+	if (approve) {
+		c2_set_member(d, dev, 1);
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = SRUP_MSG_RESPONSE;
+	m.status = (uint8_t)status;
+	c2_set_token(&m, j->dev_token);
+	j->outcome = status;
+	OPENSSL_cleanse(j->value, sizeof(j->value));
+	c2st.events++;
+	if (c2_send_dev_mid(d, dev, &m, &mid) != 0) {
+		srupd_reply(fd, "ERR send failed");
+	} else if (c2_wait_ack(d, fd, mid, name, j->dev_token) == 0) {
+		srupd_log(SRUPD_INFO, "join %s: %s (operator)", argv[1], name);
+		srupd_reply(fd, "OK %s delivered token=%s", name, j->dev_token);
+		j->used = 0;
+		goto out;
+	}
+	/* The device did not get the outcome (the broker refuses an answer to a join it no
+	 * longer holds pending, e.g. after its expiry): the join is over, unjoined. */
+	srupd_log(SRUPD_WARN, "join %s: %s not delivered; the device must ask again", argv[1], name);
+	if (approve && !was_member) {
+		c2_set_member(d, dev, 0);
+	}
+	j->used = 0;
+out:
 	pthread_mutex_unlock(&d->lock);
 }
 

@@ -261,6 +261,9 @@ static int config_set(struct srupd_config *cfg, const char *k, const char *v)
 	if (strcmp(k, "timeout") == 0) {
 		return parse_port(v, &cfg->timeout_s);
 	}
+	if (strcmp(k, "reply_wait") == 0) {
+		return strcmp(v, "0") == 0 ? (cfg->reply_wait_s = 0) : parse_port(v, &cfg->reply_wait_s);
+	}
 	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		if (strcmp(k, strs[i].name) == 0) {
 			return copy_value(strs[i].dst, strs[i].cap, v);
@@ -281,6 +284,7 @@ int srupd_config_load(const char *path, struct srupd_config *cfg)
 	snprintf(cfg->role, sizeof(cfg->role), "device");
 	snprintf(cfg->join_policy, sizeof(cfg->join_policy), "accept");
 	cfg->timeout_s = 20;
+	cfg->reply_wait_s = 3;
 	f = fopen(path, "r");
 	if (f == NULL) {
 		srupd_log(SRUPD_ERR, "%s: cannot open: %s", path, strerror(errno));
@@ -610,13 +614,53 @@ int srupd_ready(const struct srupd *d)
 static void on_publish_cb(struct mosquitto *mosq, void *ud, int mid, int reason,
                           const mosquitto_property *props)
 {
+	struct srupd *d = ud;
+
 	(void)mosq;
-	(void)ud;
 	(void)props;
 	if (reason >= 0x80) {
 		srupd_log(SRUPD_WARN, "broker refused our publish mid=%d: reason 0x%02x (%s)", mid,
 		          (unsigned)reason, mosquitto_reason_string(reason));
 	}
+	pthread_mutex_lock(&d->lock);
+	d->acks[d->ack_next].mid = mid;
+	d->acks[d->ack_next].reason = reason;
+	d->ack_next = (d->ack_next + 1) % SRUPD_ACKS;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The ack of mid in the ring, or NULL. */
+static const struct srupd_ack *ack_find(const struct srupd *d, int mid)
+{
+	size_t i;
+
+	for (i = 0; i < SRUPD_ACKS; i++) {
+		if (d->acks[i].mid == mid) {
+			return &d->acks[i];
+		}
+	}
+	return NULL;
+}
+
+int srupd_wait_ack(struct srupd *d, int mid, int timeout_s, int *reason)
+{
+	struct timespec dl;
+	const struct srupd_ack *a;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_s;
+	while ((a = ack_find(d, mid)) == NULL) {
+		if (pthread_cond_timedwait(&d->cond, &d->lock, &dl) == ETIMEDOUT) {
+			a = ack_find(d, mid);
+			break;
+		}
+	}
+	if (a == NULL) {
+		return -1;
+	}
+	*reason = a->reason;
+	return a->reason >= 0x80 ? 1 : 0;
 }
 
 static void on_message_cb(struct mosquitto *mosq, void *ud, const struct mosquitto_message *mm,
@@ -692,6 +736,14 @@ out:
 
 int srupd_send(struct srupd *d, uint64_t peer_id, const char *topic, struct srup_msg *m)
 {
+	return srupd_send_mid(d, peer_id, topic, m, NULL);
+}
+
+int srupd_send_mid(struct srupd *d, uint64_t peer_id, const char *topic, struct srup_msg *m,
+                   int *mid_out)
+{
+	int mid = 0;
+	size_t i;
 	struct srupd_peer *peer;
 	struct srup_diag diag;
 	uint8_t *buf = NULL;
@@ -734,10 +786,20 @@ int srupd_send(struct srupd *d, uint64_t peer_id, const char *topic, struct srup
 		          diag.detail);
 		goto out;
 	}
-	mrc = mosquitto_publish_v5(d->mosq, NULL, topic, (int)len, buf, 1, false, NULL);
+	mrc = mosquitto_publish_v5(d->mosq, &mid, topic, (int)len, buf, 1, false, NULL);
 	if (mrc != MOSQ_ERR_SUCCESS) {
 		srupd_log(SRUPD_ERR, "publish to %s failed: %s", topic, mosquitto_strerror(mrc));
 		goto out;
+	}
+	/* Message ids are reused: forget any old answer to this one (the lock keeps the network
+	 * thread from recording the new answer before this). */
+	for (i = 0; i < SRUPD_ACKS; i++) {
+		if (d->acks[i].mid == mid) {
+			d->acks[i].mid = 0;
+		}
+	}
+	if (mid_out != NULL) {
+		*mid_out = mid;
 	}
 	wire_log(d, "out", topic, buf, len);
 	srupd_log(SRUPD_INFO, "send | type=%s | seq=%llu | topic=%s | bytes=%zu",

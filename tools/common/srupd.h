@@ -49,6 +49,7 @@ struct srupd_config {
 	char join_policy[16];          /* "accept" (default) or "refuse" */
 	char wire_log[SRUPD_PATH_MAX]; /* optional: hex of every message sent and received */
 	int timeout_s;                 /* control commands wait this long (default 20) */
+	int reply_wait_s; /* c2: how long a command waits for an optional reply (default 3) */
 };
 
 /* Parse the file at path. Unknown keys, missing required keys (identity, private_key,
@@ -103,6 +104,13 @@ typedef void (*srupd_ctl_fn)(struct srupd *d, int fd, char *line);
 /* Called (under d->lock) after every (re)connect, to subscribe. */
 typedef void (*srupd_connect_fn)(struct srupd *d);
 
+/* The broker's answer (PUBACK) to one of our publishes. */
+#define SRUPD_ACKS 64
+struct srupd_ack {
+	int mid;    /* 0: unused slot */
+	int reason; /* MQTT v5 reason code: below 0x80 accepted */
+};
+
 struct srupd {
 	struct srupd_config cfg;
 	struct srupd_state state;
@@ -114,8 +122,10 @@ struct srupd {
 	srupd_ctl_fn on_ctl;
 	srupd_connect_fn on_connect;
 	int connected;
-	int subs_pending; /* subscriptions sent but not yet acknowledged */
-	void *app;        /* the daemon's own data */
+	int subs_pending;                  /* subscriptions sent but not yet acknowledged */
+	void *app;                         /* the daemon's own data */
+	struct srupd_ack acks[SRUPD_ACKS]; /* the newest PUBACKs, a ring */
+	size_t ack_next;
 };
 
 /* Load config, key and state; create the MQTT client (username = identity text, MQTT v5,
@@ -128,6 +138,11 @@ void srupd_cleanup(struct srupd *d);
 /* Sign m (sequence_id and sender_id filled in here from the peer's counter, which is made
  * durable first) and publish on topic at QoS 1. Call with d->lock held. 0 or -1. */
 int srupd_send(struct srupd *d, uint64_t peer, const char *topic, struct srup_msg *m);
+/* As srupd_send; *mid gets the publish's message id, for srupd_wait_ack. */
+int srupd_send_mid(struct srupd *d, uint64_t peer, const char *topic, struct srup_msg *m, int *mid);
+/* Wait (d->lock held) until the broker answers publish mid or timeout_s pass.
+ * 0: accepted; 1: refused (*reason is the PUBACK reason code); -1: no answer in time. */
+int srupd_wait_ack(struct srupd *d, int mid, int timeout_s, int *reason);
 
 /* Subscribe (QoS 1, no-local) / unsubscribe. Call with d->lock held. */
 void srupd_subscribe(struct srupd *d, const char *topic);
