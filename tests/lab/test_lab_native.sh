@@ -77,5 +77,14 @@ while IFS='	' read -r name _ _ cid _; do
 		fail "attack $name ($cid) has no line in the audit log"
 done <"$attacks"
 [ -s "$LAB/results/sniffed.log" ] && fail "the eavesdropper received messages"
+# The lab's own daemons never send what the broker's membership rules refuse (e.g. a reply to a
+# device that has just left): such a drop under their sender id is a daemon defect.
+# shellcheck disable=SC1091
+. "$LAB/ids.env"
+for id in "$ID_c2" "$ID_dev1" "$ID_dev2" "$ID_beacon"; do
+	grep -E '"reason":"(not_member|unknown_target|no_pending_join)"' "$LAB/audit.jsonl" |
+		grep -q "\"sender\":\"$id\"" &&
+		fail "the broker refused a membership-changing message from lab daemon $id"
+done
 [ "$rc" -eq 0 ] || fail "lab.sh native exited $rc"
 echo "PASS: lab native ($(grep -c ^PASS "$flows") flows, $n attacks dropped)"

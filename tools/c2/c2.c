@@ -310,14 +310,14 @@ static void on_device_msg(struct srupd *d, uint64_t dev, const struct srup_msg *
 		case SRUP_MSG_DATA:
 			on_data(d, m);
 			break;
+		/* No RESIGN_SUCCESS / DEREGISTER_SUCCESS: the device has left, so the broker would
+		 * refuse them (not_member / unknown_target), and pySRUP defines but never sends them. */
 		case SRUP_MSG_RESIGN_REQUEST:
-			c2_send_response(d, dev, tok, SRUP_ST_RESIGN_SUCCESS);
 			c2_set_member(d, dev, 0);
 			srupd_log(SRUPD_INFO, "device %s resigned", id);
 			c2st.events++;
 			break;
 		case SRUP_MSG_DEREGISTER_REQ:
-			c2_send_response(d, dev, tok, SRUP_ST_DEREGISTER_SUCCESS);
 			c2_set_member(d, dev, 0);
 			forget_key(d, dev);
 			srupd_log(SRUPD_INFO, "device %s deregistered: key retired", id);
