@@ -11,7 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <mosquitto.h>
+
+#include "keyex.h"
 
 struct c2_app c2st;
 
@@ -795,6 +798,47 @@ static void on_ctl(struct srupd *d, int fd, char *line)
 	}
 }
 
+/* ---- registration ---------------------------------------------------------------------------- */
+
+/* With a registry configured: make sure it knows this server (c2_check, then c2/ with the
+ * token its operator issued), so that devices registering there can fetch our key. An
+ * unreachable registry is logged and not fatal (devices already registered keep working); a
+ * registry that refuses us is. */
+static int register_self(struct srupd *d)
+{
+	struct keyex k;
+	int known;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (keyex_init(&k, d->cfg.registry_url, d->cfg.registry_ca) != 0) {
+		srupd_log(SRUPD_ERR, "registry: %s", k.err);
+		return -1;
+	}
+	known = keyex_c2_check(&k, d->cfg.identity_text);
+	if (known < 0) {
+		srupd_log(SRUPD_WARN, "registry %s unreachable, not registered this start: %s",
+		          d->cfg.registry_url, k.err);
+		return 0;
+	}
+	if (known == 1) {
+		srupd_log(SRUPD_INFO, "registry %s knows this server", d->cfg.registry_url);
+		return 0;
+	}
+	if (d->cfg.registry_token[0] == '\0') {
+		srupd_log(SRUPD_ERR,
+		          "registry %s does not know this server and no registry_token is configured "
+		          "(ask its operator for one)",
+		          d->cfg.registry_url);
+		return -1;
+	}
+	if (keyex_c2_register(&k, d->cfg.identity_text, d->key, d->cfg.registry_token) != 0) {
+		srupd_log(SRUPD_ERR, "registry %s refused this server: %s", d->cfg.registry_url, k.err);
+		return -1;
+	}
+	srupd_log(SRUPD_INFO, "registered with the registry %s", d->cfg.registry_url);
+	return 0;
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static void usage(void)
@@ -868,6 +912,10 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(d.cfg.role, "c2") != 0) {
 		srupd_log(SRUPD_ERR, "%s: role must be c2", config);
+		srupd_cleanup(&d);
+		return 3;
+	}
+	if (d.cfg.registry_url[0] != '\0' && register_self(&d) != 0) {
 		srupd_cleanup(&d);
 		return 3;
 	}

@@ -242,6 +242,9 @@ static int config_set(struct srupd_config *cfg, const char *k, const char *v)
 	        {"show_file", cfg->show_file, sizeof(cfg->show_file)},
 	        {"join_policy", cfg->join_policy, sizeof(cfg->join_policy)},
 	        {"wire_log", cfg->wire_log, sizeof(cfg->wire_log)},
+	        {"registry_url", cfg->registry_url, sizeof(cfg->registry_url)},
+	        {"registry_ca", cfg->registry_ca, sizeof(cfg->registry_ca)},
+	        {"registry_token", cfg->registry_token, sizeof(cfg->registry_token)},
 	};
 	size_t i;
 

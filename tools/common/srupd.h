@@ -50,6 +50,10 @@ struct srupd_config {
 	char wire_log[SRUPD_PATH_MAX]; /* optional: hex of every message sent and received */
 	int timeout_s;                 /* control commands wait this long (default 20) */
 	int reply_wait_s; /* c2: how long a command waits for an optional reply (default 3) */
+	/* c2: the registration service it registers itself with at start (optional) */
+	char registry_url[512];
+	char registry_ca[SRUPD_PATH_MAX];
+	char registry_token[1024]; /* the PSS token the registry's operator issued for our key */
 };
 
 /* Parse the file at path. Unknown keys, missing required keys (identity, private_key,

@@ -504,6 +504,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 	        "usage: srup-device run --config FILE [--debug]\n"
+	        "       srup-device register --url https://HOST:PORT [--ca FILE] [--token T] "
+	        "--config FILE\n"
 	        "       srup-device ctl --config FILE COMMAND...\n"
 	        "commands: status | join simple | join hm | join observed OBSERVER_ID [SOCKET]\n"
 	        "          | data DATA_ID TEXT | resign | deregister\n");
@@ -537,6 +539,9 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		usage();
 		return 3;
+	}
+	if (strcmp(argv[1], "register") == 0) {
+		return dev_register_main(argc - 1, argv + 1);
 	}
 	for (i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {

@@ -52,6 +52,10 @@ struct dev_app {
 /* The daemon's state; guarded by the srupd lock (d->lock). */
 extern struct dev_app devst;
 
+/* ---- register.c ---- */
+/* `srup-device register ...` (argv[0] is "register"); the exit code. */
+int dev_register_main(int argc, char **argv);
+
 /* ---- device.c ---- */
 /* Send RESPONSE(status) / DATA(data_id, data) to our server with token tok (lock held). */
 int dev_send_response(struct srupd *d, const char *tok, unsigned status);
