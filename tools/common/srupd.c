@@ -956,12 +956,23 @@ void srupd_reply(int fd, const char *fmt, ...)
 	}
 }
 
+static double srupd_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int srupd_run(struct srupd *d)
 {
 	struct sockaddr_un sa;
 	struct sigaction act;
+	double down_since;
+	double next_warn = 5;
 	int lfd;
 	int rc;
+	int up;
 
 	memset(&act, 0, sizeof(act));
 	act.sa_handler = on_signal;
@@ -1007,12 +1018,27 @@ int srupd_run(struct srupd *d)
 	}
 	srupd_log(SRUPD_INFO, "%s %s running, control socket %s", d->cfg.role, d->cfg.identity_text,
 	          sa.sun_path);
+	down_since = srupd_mono();
 	while (!stop_flag) {
 		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
 		int cfd;
 		pthread_t th;
 		struct ctl_conn *c;
 
+		/* The broker out of reach is said, and said again, not left to silence. */
+		pthread_mutex_lock(&d->lock);
+		up = d->connected;
+		pthread_mutex_unlock(&d->lock);
+		if (up) {
+			down_since = 0;
+			next_warn = 5;
+		} else if (down_since == 0) {
+			down_since = srupd_mono();
+		} else if (srupd_mono() - down_since >= next_warn) {
+			srupd_log(SRUPD_WARN, "not connected to the broker %s:%d for %.0f s, retrying",
+			          d->cfg.broker_host, d->cfg.broker_port, srupd_mono() - down_since);
+			next_warn = next_warn < 30 ? 30 : next_warn + 60;
+		}
 		if (poll(&pfd, 1, 500) <= 0) {
 			continue;
 		}
@@ -1037,8 +1063,12 @@ int srupd_run(struct srupd *d)
 	srupd_log(SRUPD_INFO, "stopping");
 	close(lfd);
 	unlink(sa.sun_path);
+	pthread_mutex_lock(&d->lock);
+	up = d->connected;
+	pthread_mutex_unlock(&d->lock);
 	mosquitto_disconnect_v5(d->mosq, 0, NULL);
-	mosquitto_loop_stop(d->mosq, false);
+	/* Not connected, the network thread may be waiting to reconnect: do not wait for it. */
+	mosquitto_loop_stop(d->mosq, !up);
 	return 0;
 }
 
