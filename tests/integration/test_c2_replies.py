@@ -209,9 +209,58 @@ def test_silent_device(lab, check):
     check("late reply | device=%s" % lab.dev1.hex in log, "the late reply is in srup-c2's log")
 
 
+def no_hm_resp_lab():
+    """A policy under which servers may not send HM_JOIN_RESP: the broker refuses it."""
+    d = h.Lab(start=False)
+    p = os.path.join(d.dir, "no-hm-resp.policy")
+    text = d.policy_text()
+    line = "allow device_channel server HM_JOIN_RESP "
+    if line not in text:
+        raise h.HarnessError("the shipped policy has no %r line" % line)
+    with open(p, "w") as f:
+        f.write(text.replace(line, "allow device_channel server "))
+    d.broker.policy = p
+    d.broker.start()
+    return d
+
+
+def test_refused_join_response_ends_the_join(lab, check):
+    """Issue 14: when the broker refuses srup-c2's HM_JOIN_RESP, the device never got the value:
+    the join must not stay pending for an operator to approve into a JOIN_SUCCESS the device
+    would ignore."""
+    c2 = C2(lab)
+    try:
+        dev = lab.connect(lab.dev1)
+        check(dev.subscribe("SRUP/%s" % lab.dev1.hex) < 0x80, "device subscribes")
+        m = lab.audit_mark()
+        rc = dev.publish("SRUP/servers/%s/%s" % (lab.server.hex, lab.dev1.hex),
+                         lab.msg(lab.dev1, "HM_JOIN_REQ"))
+        check(h.delivered(rc), "HM_JOIN_REQ taken by the broker")
+        check(lab.wait_audit(m, lambda a: a.get("reason") == "not_allowed" and
+                             a.get("type") == "HM_JOIN_RESP") is not None,
+              "the broker refused srup-c2's HM_JOIN_RESP (not_allowed)")
+        deadline = time.monotonic() + 5 * h.SLOW
+        pend = ""
+        while time.monotonic() < deadline:
+            pend = c2.ctl("pending").stdout
+            if "OK 0 pending" in pend:
+                break
+            time.sleep(0.1)
+        check("OK 0 pending" in pend, "the refused join is no longer pending: %r" % pend)
+        r = c2.ctl("approve", lab.dev1.hex)
+        check(r.returncode == 1 and "no human-moderated join pending" in r.stdout,
+              "approve has nothing to approve: %r" % r.stdout)
+    finally:
+        c2.stop()
+    check("the broker refused our HM_JOIN_RESP" in c2.logtext(),
+          "srup-c2 logs why the join ended")
+
+
 if __name__ == "__main__":
     if not os.access(C2_BIN, os.X_OK):
         h.log("srup-c2 not built: %s" % C2_BIN)
         sys.exit(1)
     socket.setdefaulttimeout(30)
-    h.main([test_silent_device], lab_factory=lab_factory)
+    h.main([test_silent_device,
+            (test_refused_join_response_ends_the_join, no_hm_resp_lab)],
+           lab_factory=lab_factory)

@@ -922,6 +922,7 @@ int main(int argc, char **argv)
 	d.on_msg = on_msg;
 	d.on_ctl = on_ctl;
 	d.on_connect = on_connect;
+	d.on_ack = c2_join_ack;
 	d.app = &c2st;
 	rc = srupd_run(&d) == 0 ? 0 : 3;
 	srupd_cleanup(&d);

@@ -50,6 +50,7 @@ struct pjoin {
 	char dev_token[SRUP_TOKEN_LEN + 1]; /* HM_JOIN_RESP / OBS_JOIN_RESP token: the outcome's */
 	char obs_token[SRUP_TOKEN_LEN + 1]; /* OBSERVE_REQ token: the beacon's RESPONSE */
 	unsigned outcome;                   /* 0 while pending */
+	int resp_mid;                       /* MQTT id of the HM_JOIN_RESP / OBS_JOIN_RESP */
 };
 
 /* DATA received from devices outside any exchange, for `wait-data`. */
@@ -102,5 +103,7 @@ int c2_observer_response(struct srupd *d, const struct srup_msg *m);
 /* Control commands approve/reject DEVICE and pending (take the lock themselves). */
 void c2_ctl_decide(struct srupd *d, int fd, int argc, char **argv, int approve);
 void c2_ctl_pending(struct srupd *d, int fd);
+/* The broker's answer to publish mid: a refused join response ends that join (lock held). */
+void c2_join_ack(struct srupd *d, int mid, int reason);
 
 #endif

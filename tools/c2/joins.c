@@ -133,7 +133,7 @@ void c2_hm_join_req(struct srupd *d, const struct srup_msg *m)
 		snprintf(base, sizeof(base), "%s-%s", d->cfg.show_file, id);
 		srupd_show_value(base, j->value);
 	}
-	if (c2_send_dev(d, m->sender_id, &out) == 0) {
+	if (c2_send_dev_mid(d, m->sender_id, &out, &j->resp_mid) == 0) {
 		srupd_log(SRUPD_INFO,
 		          "hm join %s: compare the device's value with `srup-c2 pending`, then "
 		          "`srup-c2 approve %s` or `srup-c2 reject %s`",
@@ -184,7 +184,7 @@ void c2_obs_join_req(struct srupd *d, const struct srup_msg *m)
 	c2_set_token(&out, j->dev_token);
 	out.encrypted.p = blob;
 	out.encrypted.len = blob_len;
-	c2_send_dev(d, j->dev, &out);
+	c2_send_dev_mid(d, j->dev, &out, &j->resp_mid);
 	free(blob);
 	blob = NULL;
 	/* To the observer: the same value, encrypted to the observer's key. */
@@ -280,6 +280,34 @@ void c2_ctl_decide(struct srupd *d, int fd, int argc, char **argv, int approve)
 	j->used = 0;
 out:
 	pthread_mutex_unlock(&d->lock);
+}
+
+void c2_join_ack(struct srupd *d, int mid, int reason)
+{
+	size_t i;
+
+	(void)d;
+	for (i = 0; i < JOINS_MAX; i++) {
+		struct pjoin *j = &c2st.j[i];
+		char id[SRUP_ID_TEXT_MAX];
+
+		if (!j->used || j->outcome != 0 || j->resp_mid == 0 || j->resp_mid != mid) {
+			continue;
+		}
+		j->resp_mid = 0; /* answered: a later reuse of the id is another message */
+		if (reason < 0x80) {
+			continue;
+		}
+		/* The device never got the value: nothing for an operator or observer to decide. */
+		srupd_id_text(j->dev, id);
+		srupd_log(SRUPD_WARN,
+		          "join %s: the broker refused our %s (reason 0x%02x): join dropped, the "
+		          "device must ask again",
+		          id, j->kind == J_HM ? "HM_JOIN_RESP" : "OBS_JOIN_RESP", (unsigned)reason);
+		OPENSSL_cleanse(j->value, sizeof(j->value));
+		j->used = 0;
+		c2st.events++;
+	}
 }
 
 void c2_ctl_pending(struct srupd *d, int fd)

@@ -629,6 +629,9 @@ static void on_publish_cb(struct mosquitto *mosq, void *ud, int mid, int reason,
 	d->acks[d->ack_next].mid = mid;
 	d->acks[d->ack_next].reason = reason;
 	d->ack_next = (d->ack_next + 1) % SRUPD_ACKS;
+	if (d->on_ack != NULL) {
+		d->on_ack(d, mid, reason);
+	}
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 }

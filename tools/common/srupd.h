@@ -107,6 +107,8 @@ typedef void (*srupd_msg_fn)(struct srupd *d, const char *topic, const struct sr
 typedef void (*srupd_ctl_fn)(struct srupd *d, int fd, char *line);
 /* Called (under d->lock) after every (re)connect, to subscribe. */
 typedef void (*srupd_connect_fn)(struct srupd *d);
+/* Called (under d->lock) with the broker's answer to each of our publishes. */
+typedef void (*srupd_ack_fn)(struct srupd *d, int mid, int reason);
 
 /* The broker's answer (PUBACK) to one of our publishes. */
 #define SRUPD_ACKS 64
@@ -125,6 +127,7 @@ struct srupd {
 	srupd_msg_fn on_msg;
 	srupd_ctl_fn on_ctl;
 	srupd_connect_fn on_connect;
+	srupd_ack_fn on_ack;
 	int connected;
 	int subs_pending;                  /* subscriptions sent but not yet acknowledged */
 	void *app;                         /* the daemon's own data */
