@@ -707,6 +707,15 @@ def group_usage(ctx):
         rc, out, err = ctx.run(args)
         ctx.check(rc == 3 and out == b"", "%r: rc %d" % (args, rc))
         one_error_line(ctx, err, args[0], repr(args))
+    # A subcommand of a subcommand names itself in full (issue 14: "srup add: ...").
+    for sub in ("add", "revoke", "list", "show"):
+        rc, out, err = ctx.run(["keys", sub, "--idd", "x"])
+        ctx.check(rc == 3 and err.startswith(("srup keys %s: " % sub).encode()) and
+                  b"--idd" in err, "keys %s --idd: %r" % (sub, err))
+    # getopt_long: "--name=value" and a unique abbreviation both work.
+    rc, out, err = ctx.run(["keygen", "--ou=" + os.path.join(ctx.tmp, "abbrev")])
+    ctx.check(rc == 0 and os.path.exists(os.path.join(ctx.tmp, "abbrev.pem")),
+              "keygen --ou=PATH (abbreviated long option): rc %d %r" % (rc, err))
 
 
 def group_mutations(ctx):

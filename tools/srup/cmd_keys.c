@@ -593,15 +593,27 @@ int srup_cmd_keys(int argc, char **argv)
 		return argc < 2 ? SRUP_EXIT_USAGE : SRUP_EXIT_OK;
 	}
 	if (strcmp(argv[1], "add") == 0) {
+		static char name[] = "keys add";
+
+		argv[1] = name; /* messages say "srup keys add: ..." */
 		return keys_add(argc - 1, argv + 1);
 	}
 	if (strcmp(argv[1], "revoke") == 0) {
+		static char name[] = "keys revoke";
+
+		argv[1] = name; /* messages say "srup keys revoke: ..." */
 		return keys_revoke(argc - 1, argv + 1);
 	}
 	if (strcmp(argv[1], "list") == 0) {
+		static char name[] = "keys list";
+
+		argv[1] = name; /* messages say "srup keys list: ..." */
 		return keys_list(argc - 1, argv + 1);
 	}
 	if (strcmp(argv[1], "show") == 0) {
+		static char name[] = "keys show";
+
+		argv[1] = name; /* messages say "srup keys show: ..." */
 		return keys_show(argc - 1, argv + 1);
 	}
 	tool_err("keys", "unknown subcommand '%s' (add, revoke, list, show)", argv[1]);

@@ -2,6 +2,7 @@
  * util.c - option parsing, bounded whole-file reads, hex input/output and error lines for the
  * `srup` tool. No SRUP knowledge and no global state. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -21,25 +22,23 @@ void tool_err(const char *cmd, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* Find the option called name[0, name_len) in opts; NULL if there is none. */
-static const struct tool_opt *find_opt(const struct tool_opt *opts, size_t n_opts, const char *name,
-                                       size_t name_len)
-{
-	for (size_t i = 0; i < n_opts; i++) {
-		if (strlen(opts[i].name) == name_len && memcmp(opts[i].name, name, name_len) == 0) {
-			return &opts[i];
-		}
-	}
-	return NULL;
-}
+#define TOOL_OPTS_MAX 32
 
 enum tool_parse tool_parse_args(int argc, char **argv, const struct tool_opt *opts, size_t n_opts,
                                 const char **pos, size_t pos_cap, size_t *n_pos)
 {
+	/* getopt_long, as every program of the project parses its options: GNU style ("--name
+	 * VALUE", "--name=VALUE", unambiguous abbreviations, options anywhere, "--" ends them). */
+	struct option lo[TOOL_OPTS_MAX + 2];
 	const char *cmd = argv[0];
-	int only_pos = 0;
+	int idx;
+	int c;
 
 	*n_pos = 0;
+	if (n_opts > TOOL_OPTS_MAX) {
+		tool_err(cmd, "internal error: too many options");
+		return TOOL_PARSE_ERROR;
+	}
 	for (size_t i = 0; i < n_opts; i++) {
 		if (opts[i].value != NULL) {
 			*opts[i].value = NULL;
@@ -47,68 +46,71 @@ enum tool_parse tool_parse_args(int argc, char **argv, const struct tool_opt *op
 		if (opts[i].flag != NULL) {
 			*opts[i].flag = 0;
 		}
+		lo[i].name = opts[i].name;
+		lo[i].has_arg = opts[i].flag != NULL ? no_argument : required_argument;
+		lo[i].flag = NULL;
+		lo[i].val = 0x100 + (int)i;
 	}
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		int is_option = !only_pos && a[0] == '-' && a[1] != '\0';
+	lo[n_opts] = (struct option){"help", no_argument, NULL, 'h'};
+	lo[n_opts + 1] = (struct option){NULL, 0, NULL, 0};
+	optind = 0; /* 0: full reinitialisation (the tool may parse more than once) */
+	opterr = 0;
+	/* Leading '-': positionals come back in order as option 1; ':' reports missing values. */
+	while ((c = getopt_long(argc, argv, "-:h", lo, &idx)) != -1) {
+		const char *a = argv[optind - 1];
 
-		if (is_option && strcmp(a, "--") == 0) {
-			only_pos = 1;
+		if (c == 1) {
+			if (*n_pos >= pos_cap) {
+				tool_err(cmd, "unexpected argument '%s' (see srup %s --help)", optarg, cmd);
+				return TOOL_PARSE_ERROR;
+			}
+			pos[(*n_pos)++] = optarg;
 			continue;
 		}
-		if (is_option && (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)) {
+		if (c == 'h') {
 			return TOOL_PARSE_HELP;
 		}
-		if (!is_option) {
-			if (*n_pos >= pos_cap) {
-				tool_err(cmd, "unexpected argument '%s' (see srup %s --help)", a, cmd);
-				return TOOL_PARSE_ERROR;
-			}
-			pos[(*n_pos)++] = a;
-			continue;
-		}
-		if (a[1] != '-') {
-			tool_err(cmd, "unknown option '%s' (see srup %s --help)", a, cmd);
+		if (c == ':') {
+			tool_err(cmd, "option '%s' needs a value", a);
 			return TOOL_PARSE_ERROR;
 		}
-		const char *name = a + 2;
-		const char *eq = strchr(name, '=');
-		size_t name_len = eq != NULL ? (size_t)(eq - name) : strlen(name);
-		const struct tool_opt *o = find_opt(opts, n_opts, name, name_len);
-		if (o == NULL) {
-			tool_err(cmd, "unknown option '--%.*s' (see srup %s --help)", (int)name_len, name, cmd);
+		if (c == '?') {
+			if (optopt != 0 && optopt < 0x100) {
+				tool_err(cmd, "unknown option '-%c' (see srup %s --help)", optopt, cmd);
+			} else {
+				tool_err(cmd, "unknown or ambiguous option '%s' (see srup %s --help)", a, cmd);
+			}
 			return TOOL_PARSE_ERROR;
 		}
-		if (o->flag != NULL) {
-			if (eq != NULL) {
-				tool_err(cmd, "option '--%s' takes no value", o->name);
-				return TOOL_PARSE_ERROR;
+		{
+			const struct tool_opt *o = &opts[c - 0x100];
+
+			if (o->flag != NULL) {
+				if (*o->flag) {
+					tool_err(cmd, "option '--%s' given twice", o->name);
+					return TOOL_PARSE_ERROR;
+				}
+				*o->flag = 1;
+				continue;
 			}
-			if (*o->flag) {
+			if (*o->value != NULL) {
 				tool_err(cmd, "option '--%s' given twice", o->name);
 				return TOOL_PARSE_ERROR;
 			}
-			*o->flag = 1;
-			continue;
-		}
-		if (*o->value != NULL) {
-			tool_err(cmd, "option '--%s' given twice", o->name);
-			return TOOL_PARSE_ERROR;
-		}
-		if (eq != NULL) {
-			*o->value = eq + 1;
-		} else {
-			if (i + 1 >= argc) {
-				tool_err(cmd, "option '--%s' needs a value", o->name);
+			if (optarg[0] == '\0') {
+				tool_err(cmd, "option '--%s' needs a non-empty value", o->name);
 				return TOOL_PARSE_ERROR;
 			}
-			i++;
-			*o->value = argv[i];
+			*o->value = optarg;
 		}
-		if ((*o->value)[0] == '\0') {
-			tool_err(cmd, "option '--%s' needs a non-empty value", o->name);
+	}
+	/* After "--": the rest are positionals. */
+	for (int i = optind; i < argc; i++) {
+		if (*n_pos >= pos_cap) {
+			tool_err(cmd, "unexpected argument '%s' (see srup %s --help)", argv[i], cmd);
 			return TOOL_PARSE_ERROR;
 		}
+		pos[(*n_pos)++] = argv[i];
 	}
 	return TOOL_PARSE_OK;
 }

@@ -25,7 +25,8 @@ enum tool_parse {
 	TOOL_PARSE_ERROR = 2, /* already reported on stderr */
 };
 
-/* Parse argv[1, argc) (argv[0] is the subcommand name) against opts[0, n_opts). Positional
+/* Parse argv[1, argc) (argv[0] is the subcommand name, as shown in messages) with
+ * getopt_long against opts[0, n_opts) (at most 32). Positional
  * arguments ("-" counts as one; everything after "--" does) are collected in order into
  * pos[0, pos_cap); *n_pos gets their count. Giving an option twice, an unknown option, a
  * missing value or more than pos_cap positionals is an error reported as
