@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-# test_daemon_lifecycle.py - srup-c2 and srup-device with their broker out of reach: they say so
-# in their log (and keep saying it), and SIGTERM stops them promptly with exit 0.
+# test_daemon_lifecycle.py - srup-c2 and srup-device: their command line (getopt_long; --help
+# exits 0 and lists every config key, --version, unknown options are usage errors), and with
+# their broker out of reach they say so in their log and SIGTERM stops them promptly, exit 0.
 # Usage: test_daemon_lifecycle.py BUILD
 import os
 import shutil
@@ -33,7 +34,36 @@ def closed_port():
     return port
 
 
+def command_line():
+    keys = {"srup-c2": ["identity", "private_key", "peer_keys", "broker_host", "broker_port",
+                        "tls_ca", "tls_cert", "tls_key", "state_file", "control_socket",
+                        "timeout", "reply_wait", "join_policy", "wire_log", "registry_url",
+                        "registry_ca", "registry_token"],
+            "srup-device": ["identity", "private_key", "peer_keys", "broker_host", "server",
+                            "update_dir", "update_ca", "beacon_socket", "show_file"]}
+    for prog, want in keys.items():
+        exe = os.path.join(TOOLS, prog)
+        r = subprocess.run([exe, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+        check(r.returncode == 0 and r.stdout.startswith("usage: %s" % prog),
+              "%s --help exits 0 with the usage on stdout" % prog)
+        missing = [k for k in want if "  %s " % k not in r.stdout and
+                   not any(l.lstrip().startswith(k + ",") or (", " + k) in l
+                           for l in r.stdout.splitlines())]
+        check(not missing, "%s --help lists every config key (missing %r)" % (prog, missing))
+        r = subprocess.run([exe, "--version"], stdout=subprocess.PIPE, text=True)
+        check(r.returncode == 0 and r.stdout.startswith(prog + " "), "%s --version" % prog)
+        r = subprocess.run([exe, "--no-such-option"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        check(r.returncode == 3 and "unknown option '--no-such-option'" in r.stderr,
+              "%s: an unknown option is a usage error: %r" % (prog, r.stderr))
+        r = subprocess.run([exe, "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+        check(r.returncode == 3, "%s run without a config is a usage error" % prog)
+
+
 def main():
+    command_line()
     tmp = tempfile.mkdtemp(prefix="srup-life-")
     port = closed_port()
     try:

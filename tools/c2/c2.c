@@ -841,9 +841,9 @@ static int register_self(struct srupd *d)
 
 /* ---- main ------------------------------------------------------------------------------------ */
 
-static void usage(void)
+static void usage(FILE *to)
 {
-	fprintf(stderr,
+	fprintf(to,
 	        "usage: srup-c2 [--config FILE] run [--debug]\n"
 	        "       srup-c2 [--config FILE] send update DEVICE URL SHA256_HEX\n"
 	        "       srup-c2 [--config FILE] send action DEVICE ACTION_ID\n"
@@ -852,58 +852,61 @@ static void usage(void)
 	        "       srup-c2 [--config FILE] send activate DEVICE   (outside an update: must fail)\n"
 	        "       srup-c2 [--config FILE] approve|reject DEVICE\n"
 	        "       srup-c2 [--config FILE] pending | status | replies | wait-data DEVICE DATA_ID\n"
+	        "       srup-c2 --help | --version\n"
+	        "`run` is the daemon; the other commands talk to it over its control socket.\n"
 	        "A command is done when the broker has taken the message; a reply from the device is\n"
-	        "optional (pySRUP devices send none for ACTION, DATA and ACTIVATE): it is shown when "
-	        "it\n"
-	        "comes within reply_wait seconds, and later ones are listed by `replies`.\n"
-	        "The config defaults to $SRUP_C2_CONFIG. Exit: 0 ok, 1 refused/failed, 3 usage or "
-	        "daemon unreachable.\n");
+	        "optional (pySRUP devices send none for ACTION, DATA and ACTIVATE): it is shown when\n"
+	        "it comes within reply_wait seconds, and later ones are listed by `replies`.\n"
+	        "The config defaults to $SRUP_C2_CONFIG. Exit: 0 ok, 1 refused/failed, 3 usage or\n"
+	        "daemon unreachable.\n\n");
+	srupd_config_help(to, "c2");
 }
 
 int main(int argc, char **argv)
 {
-	const char *config = getenv("SRUP_C2_CONFIG");
-	char *args[16];
-	int n = 0;
-	int debug = 0;
-	int i;
+	struct srupd_cli cli;
+	const char *config;
 	struct srupd d;
 	int rc;
+	int i;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-			config = argv[++i];
-		} else if (strcmp(argv[i], "--debug") == 0) {
-			debug = 1;
-		} else if (n < 16) {
-			args[n++] = argv[i];
-		}
+	rc = srupd_cli_parse(argc, argv, "srup-c2", usage, &cli);
+	if (rc != 0) {
+		return rc == 1 ? 0 : 3;
 	}
-	if (n == 0 || config == NULL) {
-		usage();
+	config = cli.config != NULL ? cli.config : getenv("SRUP_C2_CONFIG");
+	if (cli.cmd == NULL || config == NULL) {
+		if (cli.cmd != NULL) {
+			fprintf(stderr, "srup-c2: no config: --config FILE or $SRUP_C2_CONFIG\n");
+		} else {
+			usage(stderr);
+		}
 		return 3;
 	}
-	srupd_log_init("srup-c2", debug ? SRUPD_DEBUG : SRUPD_INFO);
-	if (strcmp(args[0], "run") != 0) {
+	srupd_log_init("srup-c2", cli.debug ? SRUPD_DEBUG : SRUPD_INFO);
+	if (strcmp(cli.cmd, "run") != 0) {
 		struct srupd_config cfg;
 		char line[SRUPD_LINE_MAX];
-		size_t off = 0;
+		size_t off;
+		int w;
 
 		if (srupd_config_load(config, &cfg) != 0) {
 			return 3;
 		}
-		line[0] = '\0';
-		for (i = 0; i < n; i++) {
-			int w = snprintf(line + off, sizeof(line) - off, "%s%s", i ? " " : "", args[i]);
+		w = snprintf(line, sizeof(line), "%s", cli.cmd);
+		off = (size_t)w;
+		for (i = 0; i < cli.argc; i++) {
+			w = snprintf(line + off, sizeof(line) - off, " %s", cli.argv[i]);
 			if (w < 0 || (size_t)w >= sizeof(line) - off) {
+				fprintf(stderr, "srup-c2: command too long\n");
 				return 3;
 			}
 			off += (size_t)w;
 		}
 		return srupd_ctl_call(cfg.control_socket, line);
 	}
-	if (n != 1) {
-		usage();
+	if (cli.argc != 0) {
+		usage(stderr);
 		return 3;
 	}
 	if (srupd_init(&d, config) != 0) {

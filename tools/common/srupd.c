@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -273,6 +274,100 @@ static int config_set(struct srupd_config *cfg, const char *k, const char *v)
 		}
 	}
 	return -2;
+}
+
+void srupd_config_help(FILE *to, const char *role)
+{
+	int c2 = strcmp(role, "c2") == 0;
+
+	fprintf(to,
+	        "Config file keys (key = value, '#' comments):\n"
+	        "  identity        this node's 64-bit SRUP id, hex (required)\n"
+	        "  role            %s\n"
+	        "  private_key     PEM file of its RSA signing key (required)\n"
+	        "  peer_keys       directory of <id>.pub.pem public keys of its peers (required)\n"
+	        "  broker_host     MQTT broker host (required)\n"
+	        "  broker_port     MQTT broker port (required)\n"
+	        "  tls_ca, tls_cert, tls_key  mutual TLS to the broker (all three, or none)\n"
+	        "  state_file      durable sequence IDs and membership (required)\n"
+	        "  control_socket  unix socket the command forms of this program talk to (required)\n"
+	        "  timeout         seconds a command waits for the broker or a flow (default 20)\n",
+	        c2 ? "c2" : "device (default) or observer");
+	if (c2) {
+		fprintf(to,
+		        "  reply_wait      seconds a command waits for an optional device reply (default "
+		        "3)\n"
+		        "  join_policy     accept (default) or refuse simple joins\n"
+		        "  wire_log        file: hex of every message sent and received (optional)\n"
+		        "  registry_url    registration service to register with at start (optional)\n"
+		        "  registry_ca     CA of the registration service's HTTPS certificate\n"
+		        "  registry_token  token its operator issued for this server's key\n");
+	} else {
+		fprintf(to, "  server          the C2 server to join, id hex\n"
+		            "  update_dir      where updates are downloaded\n"
+		            "  update_ca       CA bundle for https update URLs\n"
+		            "  beacon_socket   observer: where it listens; device: default observer "
+		            "socket\n"
+		            "  show_file       where the join value is shown for a person (optional)\n"
+		            "  wire_log        file: hex of every message sent and received (optional)\n");
+	}
+}
+
+int srupd_cli_parse(int argc, char **argv, const char *prog, void (*usage)(FILE *),
+                    struct srupd_cli *out)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+	                                     {"debug", no_argument, NULL, 'd'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"version", no_argument, NULL, 'V'},
+	                                     {NULL, 0, NULL, 0}};
+	int pass;
+	int c;
+
+	memset(out, 0, sizeof(*out));
+	optind = 0;
+	opterr = 0;
+	/* Two passes: options before the command word, then options right after it. */
+	for (pass = 0; pass < 2; pass++) {
+		while ((c = getopt_long(argc, argv, "+:c:dhV", opts, NULL)) != -1) {
+			switch (c) {
+				case 'c':
+					out->config = optarg;
+					break;
+				case 'd':
+					out->debug = 1;
+					break;
+				case 'h':
+					usage(stdout);
+					return 1;
+				case 'V':
+					printf("%s %s\n", prog, SRUPD_VERSION);
+					return 1;
+				case ':':
+					fprintf(stderr, "%s: option '%s' needs a value\n", prog, argv[optind - 1]);
+					return 3;
+				default:
+					fprintf(stderr, "%s: unknown option '%s' (try --help)\n", prog,
+					        argv[optind - 1]);
+					return 3;
+			}
+		}
+		if (pass == 0) {
+			if (optind >= argc) {
+				break;
+			}
+			out->cmd = argv[optind];
+			/* getopt_long continues from argv[optind]: hide the command word from it. */
+			argv += optind;
+			argc -= optind;
+			optind = 0; /* 0: reinitialise, start at argv[1] */
+		}
+	}
+	if (out->cmd != NULL) {
+		out->argc = argc - optind;
+		out->argv = argv + optind;
+	}
+	return 0;
 }
 
 int srupd_config_load(const char *path, struct srupd_config *cfg)

@@ -8,6 +8,7 @@ if(NOT TARGET srupd_common)
 	add_library(srupd_common STATIC ${CMAKE_CURRENT_LIST_DIR}/srupd.c
 		${CMAKE_CURRENT_LIST_DIR}/show.c ${CMAKE_CURRENT_LIST_DIR}/keyex.c)
 	target_include_directories(srupd_common PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+	target_compile_definitions(srupd_common PRIVATE SRUPD_VERSION="${PROJECT_VERSION}")
 	target_compile_options(srupd_common PRIVATE ${SRUP_WARNINGS})
 	target_link_libraries(srupd_common PUBLIC srup_static PkgConfig::MOSQUITTO Threads::Threads
 		OpenSSL::Crypto PkgConfig::SRUPD_CURL PkgConfig::SRUPD_JANSSON)

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <srup/srup.h>
 
@@ -60,6 +61,27 @@ struct srupd_config {
  * peer_keys, broker_host, broker_port, state_file, control_socket) and bad values are refused
  * with a message naming the file and line. Returns 0 or -1. */
 int srupd_config_load(const char *path, struct srupd_config *cfg);
+
+/* Every config key with a one-line meaning, for --help (role "c2" or "device"). */
+void srupd_config_help(FILE *to, const char *role);
+
+/* ---- command line (getopt_long) ------------------------------------------------------------ */
+
+/* PROG [OPTIONS] COMMAND [OPTIONS] [ARGS...]: --config FILE, --debug, --help, --version may
+ * come before or right after the command word; the command's own arguments follow (they may
+ * start with '-' after the first of them). */
+struct srupd_cli {
+	const char *config; /* NULL if not given */
+	int debug;
+	const char *cmd; /* NULL if none */
+	int argc;        /* the command's own arguments */
+	char **argv;
+};
+
+/* 0: parsed; 1: --help or --version was printed (exit 0); 3: usage error (reported). usage
+ * prints the program's usage to the stream it is given. */
+int srupd_cli_parse(int argc, char **argv, const char *prog, void (*usage)(FILE *),
+                    struct srupd_cli *out);
 
 /* ---- durable per-peer state --------------------------------------------------------------- */
 

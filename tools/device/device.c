@@ -500,25 +500,31 @@ static void on_ctl(struct srupd *d, int fd, char *line)
 
 /* ---- main ---------------------------------------------------------------------------------- */
 
-static void usage(void)
+static void usage(FILE *to)
 {
-	fprintf(stderr,
+	fprintf(to,
 	        "usage: srup-device run --config FILE [--debug]\n"
 	        "       srup-device register --url https://HOST:PORT [--ca FILE] [--token T] "
 	        "--config FILE\n"
 	        "       srup-device ctl --config FILE COMMAND...\n"
+	        "       srup-device --help | --version\n"
 	        "commands: status | join simple | join hm | join observed OBSERVER_ID [SOCKET]\n"
-	        "          | data DATA_ID TEXT | resign | deregister\n");
+	        "          | data DATA_ID TEXT | resign | deregister\n"
+	        "`run` is the daemon (a device, or an observer beacon); `ctl` talks to it over its\n"
+	        "control socket; `register` registers the device with a registration service\n"
+	        "(see srup-device register --help). Exit: 0 ok, 1 refused/failed, 3 usage or daemon\n"
+	        "unreachable.\n\n");
+	srupd_config_help(to, "device");
 }
 
-static int join_args(int argc, char **argv, int from, char *out, size_t cap)
+static int join_args(int argc, char **argv, char *out, size_t cap)
 {
 	size_t off = 0;
 	int i;
 
 	out[0] = '\0';
-	for (i = from; i < argc; i++) {
-		int n = snprintf(out + off, cap - off, "%s%s", i > from ? " " : "", argv[i]);
+	for (i = 0; i < argc; i++) {
+		int n = snprintf(out + off, cap - off, "%s%s", i > 0 ? " " : "", argv[i]);
 		if (n < 0 || (size_t)n >= cap - off) {
 			return -1;
 		}
@@ -529,48 +535,43 @@ static int join_args(int argc, char **argv, int from, char *out, size_t cap)
 
 int main(int argc, char **argv)
 {
-	const char *config = NULL;
-	int debug = 0;
-	int i;
-	int first_cmd = argc;
+	struct srupd_cli cli;
+	const char *config;
 	struct srupd d;
 	int rc;
 
-	if (argc < 2) {
-		usage();
-		return 3;
-	}
-	if (strcmp(argv[1], "register") == 0) {
+	if (argc >= 2 && strcmp(argv[1], "register") == 0) {
 		return dev_register_main(argc - 1, argv + 1);
 	}
-	for (i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-			config = argv[++i];
-		} else if (strcmp(argv[i], "--debug") == 0) {
-			debug = 1;
-		} else {
-			first_cmd = i;
-			break;
-		}
+	rc = srupd_cli_parse(argc, argv, "srup-device", usage, &cli);
+	if (rc != 0) {
+		return rc == 1 ? 0 : 3;
 	}
-	if (config == NULL) {
-		usage();
+	config = cli.config;
+	if (cli.cmd == NULL || config == NULL) {
+		if (cli.cmd != NULL) {
+			fprintf(stderr, "srup-device: no config: --config FILE\n");
+		} else {
+			usage(stderr);
+		}
 		return 3;
 	}
-	srupd_log_init("srup-device", debug ? SRUPD_DEBUG : SRUPD_INFO);
-	if (strcmp(argv[1], "ctl") == 0) {
+	srupd_log_init("srup-device", cli.debug ? SRUPD_DEBUG : SRUPD_INFO);
+	if (strcmp(cli.cmd, "ctl") == 0) {
 		struct srupd_config cfg;
 		char line[SRUPD_LINE_MAX];
 
-		if (srupd_config_load(config, &cfg) != 0 ||
-		    join_args(argc, argv, first_cmd, line, sizeof(line)) != 0 || line[0] == '\0') {
-			usage();
+		if (srupd_config_load(config, &cfg) != 0) {
+			return 3;
+		}
+		if (join_args(cli.argc, cli.argv, line, sizeof(line)) != 0 || line[0] == '\0') {
+			usage(stderr);
 			return 3;
 		}
 		return srupd_ctl_call(cfg.control_socket, line);
 	}
-	if (strcmp(argv[1], "run") != 0 || first_cmd != argc) {
-		usage();
+	if (strcmp(cli.cmd, "run") != 0 || cli.argc != 0) {
+		usage(stderr);
 		return 3;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
