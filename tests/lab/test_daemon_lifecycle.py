@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # test_daemon_lifecycle.py - srup-c2 and srup-device: their command line (getopt_long; --help
 # exits 0 and lists every config key, --version, unknown options are usage errors), and with
-# their broker out of reach they say so in their log and SIGTERM stops them promptly, exit 0.
+# their broker out of reach they say so in their log and SIGTERM stops them promptly, exit 0;
+# systemd's notify protocol (Type=notify): READY, STATUS, RELOADING on SIGHUP, STOPPING.
 # Usage: test_daemon_lifecycle.py BUILD
 import os
 import shutil
@@ -80,11 +81,19 @@ def main():
                         "broker_host = 127.0.0.1\nbroker_port = %d\nstate_file = %s/state\n"
                         "control_socket = %s/sock\n" % (ident, role, d, d, port, d, d))
             log = open(os.path.join(d, "log"), "w")
+            # A notify socket as systemd gives a Type=notify service.
+            nsock_path = os.path.join(d, "notify")
+            nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            nsock.bind(nsock_path)
+            nsock.settimeout(0.2)
+            env = dict(os.environ, NOTIFY_SOCKET=nsock_path)
             p = subprocess.Popen([os.path.join(TOOLS, prog), "run", "--config", conf]
                                  if role != "c2" else
                                  [os.path.join(TOOLS, prog), "--config", conf, "run"],
-                                 stdout=log, stderr=subprocess.STDOUT)
+                                 stdout=log, stderr=subprocess.STDOUT, env=env)
             time.sleep(6.5)
+            p.send_signal(signal.SIGHUP)
+            time.sleep(1.0)
             with open(os.path.join(d, "log")) as f:
                 text = f.read()
             check("not connected to the broker 127.0.0.1:%d for" % port in text,
@@ -98,6 +107,25 @@ def main():
                 rc = None
             dt = time.monotonic() - t0
             log.close()
+            notes = []
+            while True:
+                try:
+                    notes.append(nsock.recv(4096).decode())
+                except socket.timeout:
+                    break
+            nsock.close()
+            text = "\n".join(notes)
+            check(notes and notes[0].startswith("READY=1") and "STATUS=" in notes[0],
+                  "%s tells systemd it is ready: %r" % (prog, notes[:1]))
+            check("STATUS=%s %s: not connected to 127.0.0.1:%d" % (role, ident, port) in text,
+                  "%s reports the broker connection in STATUS" % prog)
+            i_rel = next((i for i, n in enumerate(notes) if n.startswith("RELOADING=1")), None)
+            check(i_rel is not None and any(n.startswith("READY=1") for n in notes[i_rel:]),
+                  "%s reloads on SIGHUP (RELOADING=1, then READY=1): %r" % (prog, notes))
+            check(notes and notes[-1].startswith("STOPPING=1"),
+                  "%s says STOPPING=1 on SIGTERM: %r" % (prog, notes[-1:]))
+            with open(os.path.join(d, "log")) as f:
+                check("reloaded: peer keys" in f.read(), "%s logs the reload" % prog)
             check(rc == 0, "%s exits 0 on SIGTERM (rc %r)" % (prog, rc))
             print("     %s stopped %.2f s after SIGTERM" % (prog, dt))
             check(dt < 10.0, "%s stops within 10 s of SIGTERM while reconnecting" % prog)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <mosquitto.h>
+#include <systemd/sd-daemon.h>
 #include <mqtt_protocol.h>
 #include <openssl/crypto.h>
 
@@ -994,11 +995,27 @@ int srupd_init(struct srupd *d, const char *config_path)
 }
 
 static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t reload_flag;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_flag = 1;
+	if (sig == SIGHUP) {
+		reload_flag = 1;
+	} else {
+		stop_flag = 1;
+	}
+}
+
+/* SIGHUP: peer keys are read again from peer_keys on next use (a new or replaced key file is
+ * picked up without a restart). */
+static void reload(struct srupd *d)
+{
+	sd_notify(0, "RELOADING=1");
+	pthread_mutex_lock(&d->lock);
+	srupd_keys_free_all();
+	pthread_mutex_unlock(&d->lock);
+	srupd_log(SRUPD_INFO, "reloaded: peer keys will be read again from %s", d->cfg.peer_keys);
+	sd_notify(0, "READY=1");
 }
 
 struct ctl_conn {
@@ -1068,6 +1085,7 @@ int srupd_run(struct srupd *d)
 	struct sigaction act;
 	double down_since;
 	double next_warn = 5;
+	int was_up = -1;
 	int lfd;
 	int rc;
 	int up;
@@ -1076,6 +1094,7 @@ int srupd_run(struct srupd *d)
 	act.sa_handler = on_signal;
 	sigaction(SIGTERM, &act, NULL);
 	sigaction(SIGINT, &act, NULL);
+	sigaction(SIGHUP, &act, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	memset(&sa, 0, sizeof(sa));
@@ -1116,6 +1135,10 @@ int srupd_run(struct srupd *d)
 	}
 	srupd_log(SRUPD_INFO, "%s %s running, control socket %s", d->cfg.role, d->cfg.identity_text,
 	          sa.sun_path);
+	/* systemd (Type=notify): ready once the control socket answers; the broker connection
+	 * comes and goes and is reported in STATUS. */
+	sd_notifyf(0, "READY=1\nSTATUS=%s %s: connecting to %s:%d", d->cfg.role, d->cfg.identity_text,
+	           d->cfg.broker_host, d->cfg.broker_port);
 	down_since = srupd_mono();
 	while (!stop_flag) {
 		struct pollfd pfd = {.fd = lfd, .events = POLLIN};
@@ -1127,6 +1150,16 @@ int srupd_run(struct srupd *d)
 		pthread_mutex_lock(&d->lock);
 		up = d->connected;
 		pthread_mutex_unlock(&d->lock);
+		if (reload_flag) {
+			reload_flag = 0;
+			reload(d);
+		}
+		if (up != was_up) {
+			sd_notifyf(0, "STATUS=%s %s: %s %s:%d", d->cfg.role, d->cfg.identity_text,
+			           up ? "connected to" : "not connected to", d->cfg.broker_host,
+			           d->cfg.broker_port);
+			was_up = up;
+		}
 		if (up) {
 			down_since = 0;
 			next_warn = 5;
@@ -1159,6 +1192,7 @@ int srupd_run(struct srupd *d)
 		pthread_detach(th);
 	}
 	srupd_log(SRUPD_INFO, "stopping");
+	sd_notify(0, "STOPPING=1");
 	close(lfd);
 	unlink(sa.sun_path);
 	pthread_mutex_lock(&d->lock);
