@@ -49,6 +49,9 @@ class C2:
                     % (lab.server.hex, lab.server.priv, peers, lab.broker.tls_port, lab.pki.ca,
                        crt, key, self.dir, self.dir, reply_wait))
         self.log = open(os.path.join(self.dir, "c2.log"), "w")
+        self.start_daemon()
+
+    def start_daemon(self):
         self.proc = subprocess.Popen([C2_BIN, "--config", self.conf, "run"], stdout=self.log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10 * h.SLOW
@@ -67,12 +70,15 @@ class C2:
         return subprocess.Popen([C2_BIN, "--config", self.conf] + list(args),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    def stop(self):
+    def stop_daemon(self):
         self.proc.terminate()
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+    def stop(self):
+        self.stop_daemon()
         self.log.close()
 
     def logtext(self):
@@ -209,6 +215,49 @@ def test_silent_device(lab, check):
     check("late reply | device=%s" % lab.dev1.hex in log, "the late reply is in srup-c2's log")
 
 
+def test_restored_state_recovers(lab, check):
+    """Issue 14: a C2 whose state file went back (restored from an older copy) sends numbers
+    below the broker's mark: the first message is refused as a replay, and the next one passes,
+    with no operator action."""
+    c2 = C2(lab)
+    try:
+        dev = lab.connect(lab.dev2)
+        chan = "SRUP/%s" % lab.dev2.hex
+        dev.subscribe(chan)
+        tok = lab.token()
+        dev.publish("SRUP/servers/%s/%s" % (lab.server.hex, lab.dev2.hex),
+                    lab.msg(lab.dev2, "JOIN_REQ", token=tok))
+        check(next_of(dev, "RESPONSE") is not None, "dev2 joined")
+        time.sleep(0.3)
+        state = os.path.join(c2.dir, "c2.state")
+        with open(state, "rb") as f:
+            old = f.read()
+        for n in (1, 2):
+            r = c2.ctl("send", "action", lab.dev2.hex, str(n))
+            check(r.returncode == 0, "action %d delivered" % n)
+        c2.stop_daemon()
+        with open(state, "wb") as f:
+            f.write(old)
+        c2.start_daemon()
+        m = lab.audit_mark()
+        r = c2.ctl("send", "action", lab.dev2.hex, "3")
+        check(r.returncode == 1 and "refused by the broker" in r.stdout and
+              "retrying works" in r.stdout, "the stale number is refused: %r" % r.stdout)
+        check(lab.wait_audit(m, lambda a: a.get("reason") == "replay" and
+                             a.get("sender") == lab.server.hex) is not None,
+              "the broker's audit log says replay")
+        r = c2.ctl("send", "action", lab.dev2.hex, "4")
+        check(r.returncode == 0 and "OK delivered" in r.stdout,
+              "the next command passes: %r" % r.stdout)
+        got = dev.wait_for(lambda d: len(d.payload) > 20 and d.payload[1] == T["ACTION"] and
+                           d.payload[-1] == 4, 5.0)
+        check(got is not None, "the device received ACTION 4")
+    finally:
+        c2.stop()
+    check("above any mark a restored state could have left behind" in c2.logtext(),
+          "srup-c2 logs the resynchronisation")
+
+
 def no_hm_resp_lab():
     """A policy under which servers may not send HM_JOIN_RESP: the broker refuses it."""
     d = h.Lab(start=False)
@@ -261,6 +310,6 @@ if __name__ == "__main__":
         h.log("srup-c2 not built: %s" % C2_BIN)
         sys.exit(1)
     socket.setdefaulttimeout(30)
-    h.main([test_silent_device,
+    h.main([test_silent_device, (test_restored_state_recovers, lab_factory),
             (test_refused_join_response_ends_the_join, no_hm_resp_lab)],
            lab_factory=lab_factory)

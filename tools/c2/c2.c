@@ -66,8 +66,13 @@ int c2_wait_ack(struct srupd *d, int fd, int mid, const char *what, const char *
 		srupd_reply(fd, "ERR %s: no answer from the broker within %d s token=%s", what,
 		            d->cfg.timeout_s, tok);
 	} else if (rc > 0) {
-		srupd_reply(fd, "ERR %s refused by the broker: reason 0x%02x (%s) token=%s", what,
-		            (unsigned)reason, mosquitto_reason_string(reason), tok);
+		/* srupd has moved the counter forward: a replay refusal after a restored state file
+		 * does not repeat. */
+		srupd_reply(fd,
+		            "ERR %s refused by the broker: reason 0x%02x (%s) token=%s (sequence IDs "
+		            "moved forward: if our state was restored from an older copy, retrying "
+		            "works)",
+		            what, (unsigned)reason, mosquitto_reason_string(reason), tok);
 	}
 	return rc;
 }

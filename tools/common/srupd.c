@@ -722,6 +722,24 @@ static void on_publish_cb(struct mosquitto *mosq, void *ud, int mid, int reason,
 		          (unsigned)reason, mosquitto_reason_string(reason));
 	}
 	pthread_mutex_lock(&d->lock);
+	if (reason >= 0x80) {
+		size_t i;
+
+		for (i = 0; i < SRUPD_ACKS; i++) {
+			if (d->sent[i].mid == mid && d->sent[i].peer != 0) {
+				char id[SRUP_ID_TEXT_MAX];
+				uint64_t n = srupd_seq_resync(d, d->sent[i].peer);
+
+				srupd_id_text(d->sent[i].peer, id);
+				srupd_log(SRUPD_WARN,
+				          "refused message to %s had sequence ID %llu; the next one carries "
+				          "%llu, above any mark a restored state could have left behind",
+				          id, (unsigned long long)d->sent[i].seq, (unsigned long long)n + 1);
+				d->sent[i].peer = 0;
+				break;
+			}
+		}
+	}
 	d->acks[d->ack_next].mid = mid;
 	d->acks[d->ack_next].reason = reason;
 	d->ack_next = (d->ack_next + 1) % SRUPD_ACKS;
@@ -763,6 +781,26 @@ int srupd_wait_ack(struct srupd *d, int mid, int timeout_s, int *reason)
 	}
 	*reason = a->reason;
 	return a->reason >= 0x80 ? 1 : 0;
+}
+
+uint64_t srupd_seq_resync(struct srupd *d, uint64_t peer_id)
+{
+	struct srupd_peer *p = srupd_state_peer(&d->state, peer_id);
+	struct timespec ts;
+	uint64_t now_us;
+
+	if (p == NULL) {
+		return 0;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	if (p->sent < now_us) {
+		p->sent = now_us;
+		if (srupd_state_save(&d->state) != 0) {
+			srupd_log(SRUPD_ERR, "cannot persist the moved sequence ID");
+		}
+	}
+	return p->sent;
 }
 
 static void on_message_cb(struct mosquitto *mosq, void *ud, const struct mosquitto_message *mm,
@@ -900,6 +938,10 @@ int srupd_send_mid(struct srupd *d, uint64_t peer_id, const char *topic, struct 
 			d->acks[i].mid = 0;
 		}
 	}
+	d->sent[d->sent_next].mid = mid;
+	d->sent[d->sent_next].peer = peer_id;
+	d->sent[d->sent_next].seq = m->sequence_id;
+	d->sent_next = (d->sent_next + 1) % SRUPD_ACKS;
 	if (mid_out != NULL) {
 		*mid_out = mid;
 	}

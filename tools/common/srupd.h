@@ -139,6 +139,13 @@ struct srupd_ack {
 	int reason; /* MQTT v5 reason code: below 0x80 accepted */
 };
 
+/* One of our publishes, to tell which peer's counter a refusal concerns. */
+struct srupd_sent {
+	int mid;
+	uint64_t peer;
+	uint64_t seq;
+};
+
 struct srupd {
 	struct srupd_config cfg;
 	struct srupd_state state;
@@ -155,6 +162,8 @@ struct srupd {
 	void *app;                         /* the daemon's own data */
 	struct srupd_ack acks[SRUPD_ACKS]; /* the newest PUBACKs, a ring */
 	size_t ack_next;
+	struct srupd_sent sent[SRUPD_ACKS]; /* our newest publishes: to whom, which number */
+	size_t sent_next;
 };
 
 /* Load config, key and state; create the MQTT client (username = identity text, MQTT v5,
@@ -169,6 +178,11 @@ void srupd_cleanup(struct srupd *d);
 int srupd_send(struct srupd *d, uint64_t peer, const char *topic, struct srup_msg *m);
 /* As srupd_send; *mid gets the publish's message id, for srupd_wait_ack. */
 int srupd_send_mid(struct srupd *d, uint64_t peer, const char *topic, struct srup_msg *m, int *mid);
+/* When the broker refuses one of our messages, the counter to that peer moves forward to at
+ * least the current time in microseconds: if the refusal was a replay refusal because our
+ * state went back (a restored state file), the next message passes the broker's mark, and
+ * pySRUP-like peers accept any higher number. Returns the new counter (lock held). */
+uint64_t srupd_seq_resync(struct srupd *d, uint64_t peer);
 /* Wait (d->lock held) until the broker answers publish mid or timeout_s pass.
  * 0: accepted; 1: refused (*reason is the PUBACK reason code); -1: no answer in time. */
 int srupd_wait_ack(struct srupd *d, int mid, int timeout_s, int *reason);
