@@ -415,35 +415,57 @@ static void ctl_join(struct srupd *d, int fd, int argc, char **argv)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* Wait for the broker's answer to publish mid and report a refusal; 0 when it took it. */
+static int wait_taken(struct srupd *d, int fd, int mid, const char *what)
+{
+	int reason = 0;
+	int rc = srupd_wait_ack(d, mid, d->cfg.timeout_s, &reason);
+
+	if (rc < 0) {
+		srupd_reply(fd, "ERR %s: no answer from the broker within %d s", what, d->cfg.timeout_s);
+	} else if (rc > 0) {
+		srupd_reply(fd,
+		            "ERR %s refused by the broker: reason 0x%02x (sequence IDs moved forward: "
+		            "if our state was restored from an older copy, retrying works)",
+		            what, (unsigned)reason);
+	}
+	return rc;
+}
+
 static void ctl_leave(struct srupd *d, int fd, enum srup_msg_type type)
 {
 	struct srup_msg m;
-	int acked;
+	char topic[64];
+	int mid = 0;
 
 	memset(&m, 0, sizeof(m));
 	pthread_mutex_lock(&d->lock);
 	srup_token_new(devst.leave_token);
-	devst.leave_acked = 0;
 	m.type = (uint8_t)type;
 	set_token(&m, devst.leave_token);
-	if (send_to_server(d, &m) != 0) {
+	channel_topic(d, topic, sizeof(topic));
+	if (srupd_send_mid(d, d->cfg.server, topic, &m, &mid) != 0) {
 		pthread_mutex_unlock(&d->lock);
 		srupd_reply(fd, "ERR send failed");
 		return;
 	}
+	/* Leaving needs no answer from the server (pySRUP sends none, and once we have left the
+	 * broker would not deliver one): done when the broker has taken the message. */
+	if (wait_taken(d, fd, mid, srup_msg_type_name(type)) != 0) {
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
 	leave_server(d, srup_msg_type_name(type));
-	/* The server acknowledges with RESIGN_SUCCESS / DEREGISTER_SUCCESS when the broker still
-	 * lets it reach us; leaving does not depend on it. */
-	(void)srupd_wait_flag(d, &devst.leave_acked, 5);
-	acked = devst.leave_acked;
-	devst.leave_token[0] = '\0';
 	pthread_mutex_unlock(&d->lock);
-	srupd_reply(fd, "OK left (%s)", acked ? "acknowledged" : "no acknowledgement");
+	srupd_reply(fd, "OK left (delivered)");
 }
 
 static void ctl_data(struct srupd *d, int fd, int argc, char **argv)
 {
 	char tok[SRUP_TOKEN_LEN + 1];
+	char topic[64];
+	struct srup_msg m;
+	int mid = 0;
 	int rc;
 
 	if (argc < 3) {
@@ -452,9 +474,21 @@ static void ctl_data(struct srupd *d, int fd, int argc, char **argv)
 	}
 	srup_token_new(tok);
 	pthread_mutex_lock(&d->lock);
-	rc = dev_send_data(d, tok, argv[1], argv[2], strlen(argv[2]));
+	memset(&m, 0, sizeof(m));
+	m.type = SRUP_MSG_DATA;
+	set_token(&m, tok);
+	m.data_id.p = (const uint8_t *)argv[1];
+	m.data_id.len = strlen(argv[1]);
+	m.data.p = (const uint8_t *)argv[2];
+	m.data.len = strlen(argv[2]);
+	channel_topic(d, topic, sizeof(topic));
+	rc = srupd_send_mid(d, d->cfg.server, topic, &m, &mid);
+	if (rc != 0) {
+		srupd_reply(fd, "ERR send failed token=%s", tok);
+	} else if (wait_taken(d, fd, mid, "DATA") == 0) {
+		srupd_reply(fd, "OK sent token=%s", tok);
+	}
 	pthread_mutex_unlock(&d->lock);
-	srupd_reply(fd, rc == 0 ? "OK sent token=%s" : "ERR send failed token=%s", tok);
 }
 
 static void ctl_status(struct srupd *d, int fd)
