@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 CF=${CLANG_FORMAT:-clang-format}
 bad=0
 checked=0
-for f in $(find libsrup plugin tools tests -name '*.[ch]' -not -path '*/corpus/*' | sort); do
+for f in $(find libsrup plugin store tools tests -name '*.[ch]' -not -path '*/corpus/*' | sort); do
 	checked=$((checked + 1))
 	if ! "$CF" --style=file --dry-run --Werror "$f" >/dev/null 2>&1; then
 		echo "not formatted: $f"
@@ -20,6 +20,6 @@ if [ "$checked" -eq 0 ]; then
 fi
 echo "check_format: $checked files, $bad not formatted"
 if [ "$bad" -ne 0 ]; then
-	echo "fix with: find libsrup plugin tools tests -name '*.[ch]' | xargs $CF -i --style=file"
+	echo "fix with: find libsrup plugin store tools tests -name '*.[ch]' | xargs $CF -i --style=file"
 	exit 1
 fi
