@@ -9,7 +9,7 @@ PACKAGES=(
 	build-essential cmake pkg-config libssl-dev uuid-dev check liblmdb-dev lmdb-utils
 	mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev libcurl4-openssl-dev
 	python3 python3-paho-mqtt python3-cryptography clang clang-format libclang-rt-14-dev valgrind openssl docker-compose
-	iproute2 jq procps netcat-openbsd libjansson-dev libsystemd-dev systemd
+	iproute2 jq procps netcat-openbsd libjansson-dev libsystemd-dev systemd libmicrohttpd-dev curl
 )
 
 SUDO=()
