@@ -7,6 +7,8 @@
 #                     and every config file
 #         broker      mosquitto with the SRUP plugin (TLS listener, plus a plain one)
 #         files       the update file server (docker/files.py: HTTP and HTTPS)
+#         registry    srup-registry, the registration service (HTTPS): the C2 registers itself
+#                     there at start, the devices and the beacon register before they start
 #         c2 | device1 | device2 | beacon      the daemons
 #         scenario    every protocol flow, driven through the control sockets
 #         attacker    capture, replay, tamper, forge, fake joins, stranger revocations, seen-index
@@ -22,7 +24,7 @@
 # 127.0.0.1), LAB_TLS_PORT / LAB_PLAIN_PORT / LAB_FILES_PORT / LAB_FILES_TLS_PORT (default: free
 # ports in 20000-60000 chosen at each init, kept in $LAB_DIR/ports.env), LAB_PLUGIN (the plugin
 # .so), LAB_WRAP (a command prefix for the daemons, e.g. valgrind), LAB_SEEN_INDEX (the policy's
-# seen_index, default 256).
+# seen_index, default 256), LAB_REGISTRY_HOST (default 127.0.0.1), LAB_REGISTRY_PORT.
 # ID_<name> and the ports come from $LAB/*.env:
 # shellcheck disable=SC2154,SC1091
 set -u
@@ -34,14 +36,18 @@ TOOLS=$BUILD/tools
 SRUP=$TOOLS/srup
 C2=$TOOLS/srup-c2
 DEV=$TOOLS/srup-device
+REGISTRY=$TOOLS/srup-registry
 PLUGIN=${LAB_PLUGIN:-$BUILD/plugin/srup_plugin.so}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 MOSQUITTO=${LAB_MOSQUITTO:-/usr/sbin/mosquitto}
 BROKER_HOST=${LAB_BROKER_HOST:-127.0.0.1}
 FILES_HOST=${LAB_FILES_HOST:-127.0.0.1}
+REGISTRY_HOST=${LAB_REGISTRY_HOST:-127.0.0.1}
 BIND=${LAB_BIND:-127.0.0.1}
-NAMES="c2 dev1 dev2 beacon rogue rogue_server attacker"
+NAMES="c2 dev1 dev2 beacon rogue rogue_server attacker registry"
+# Registered through srup-registry at their start (the others are added with `srup keys add`).
+SELF_REGISTERED="c2 dev1 dev2 beacon"
 
 say() { printf '[lab] %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 3; }
@@ -66,6 +72,8 @@ load_env() {
 	PLAIN_PORT=${LAB_PLAIN_PORT:-${PLAIN_PORT:-}}
 	FILES_PORT=${LAB_FILES_PORT:-${FILES_PORT:-}}
 	FILES_TLS_PORT=${LAB_FILES_TLS_PORT:-${FILES_TLS_PORT:-}}
+	REGISTRY_PORT=${LAB_REGISTRY_PORT:-${REGISTRY_PORT:-}}
+	REGISTRY_URL=https://$REGISTRY_HOST:$REGISTRY_PORT
 }
 
 id_of() { eval "echo \${ID_$1}"; }
@@ -113,6 +121,14 @@ make_certs() {
 			-CAcreateserial -days 365 -sha256 -extfile "$c/files.ext" \
 			-out "$c/files.crt" 2>/dev/null || die "file server certificate failed"
 	fi
+	if [ ! -f "$c/registry.crt" ]; then
+		openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=registry" \
+			-keyout "$c/registry.key" -out "$c/registry.csr" 2>/dev/null
+		printf 'subjectAltName=DNS:registry,DNS:localhost,IP:127.0.0.1\n' >"$c/registry.ext"
+		openssl x509 -req -in "$c/registry.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" \
+			-CAcreateserial -days 365 -sha256 -extfile "$c/registry.ext" \
+			-out "$c/registry.crt" 2>/dev/null || die "registry certificate failed"
+	fi
 	for n in $NAMES; do
 		[ -f "$c/$n.crt" ] && continue
 		id=$(id_of "$n")
@@ -134,6 +150,8 @@ write_daemon_conf() {
 	mkdir -p "$LAB/peers/$n"
 	rm -f "$LAB/peers/$n"/*.pem*
 	for p in "$@"; do
+		# A device gets its server's key from the registry (register).
+		[ "$role" != c2 ] && [ "$p" = c2 ] && continue
 		cp "$LAB/keys/$p.pub.pem" "$LAB/peers/$n/$(id_of "$p").pub.pem"
 	done
 	{
@@ -142,18 +160,28 @@ write_daemon_conf() {
 		echo "role = $role"
 		echo "private_key = $LAB/keys/$n.pem"
 		echo "peer_keys = $LAB/peers/$n"
-		echo "broker_host = $BROKER_HOST"
-		echo "broker_port = $TLS_PORT"
-		echo "tls_ca = $LAB/certs/ca.crt"
-		echo "tls_cert = $LAB/certs/$n.crt"
-		echo "tls_key = $LAB/certs/$n.key"
+		if [ "$role" = c2 ]; then
+			echo "broker_host = $BROKER_HOST"
+			echo "broker_port = $TLS_PORT"
+			echo "tls_ca = $LAB/certs/ca.crt"
+			echo "tls_cert = $LAB/certs/$n.crt"
+			echo "tls_key = $LAB/certs/$n.key"
+			# The C2 registers itself with the registry at start (c2_check, then c2/).
+			echo "registry_url = $REGISTRY_URL"
+			echo "registry_ca = $LAB/certs/ca.crt"
+			echo "registry_token = $("$REGISTRY" --config "$LAB/conf/registry.conf" token c2 \
+				--key "$LAB/keys/c2.pub.pem")"
+		else
+			# broker_host, broker_port, server, tls_* and the server's key come from
+			# `srup-device register` (role_daemon), which also trusts the registry's CA.
+			echo "tls_ca = $LAB/certs/ca.crt"
+		fi
 		echo "state_file = $LAB/state/$n.state"
 		echo "control_socket = $LAB/run/$n.sock"
 		echo "timeout = 20"
 		# The lab's devices answer every command: wait long enough to show their replies.
 		[ "$role" = c2 ] && echo "reply_wait = 10"
 		if [ "$role" != c2 ]; then
-			echo "server = $ID_c2"
 			echo "update_dir = $LAB/state/$n-updates"
 			echo "update_ca = $LAB/certs/ca.crt"
 			echo "show_file = $LAB/state/$n-show.txt"
@@ -168,6 +196,29 @@ write_daemon_conf() {
 			echo "wire_log = $LAB/state/tap.log"
 		fi
 	} >"$LAB/conf/$n.conf"
+}
+
+write_registry_conf() {
+	{
+		echo "# srup-registry: written by docker/lab.sh"
+		echo "listen_address = $BIND"
+		echo "listen_port = $REGISTRY_PORT"
+		echo "tls_cert = $LAB/certs/registry.crt"
+		echo "tls_key = $LAB/certs/registry.key"
+		echo "store = $LAB/store"
+		# The lab's CA signs the MQTT client certificates: the broker trusts it.
+		echo "ca_cert = $LAB/certs/ca.crt"
+		echo "ca_key = $LAB/certs/ca.key"
+		echo "identity = $ID_registry"
+		echo "signing_key = $LAB/keys/registry.pem"
+		echo "broker_url = mqtts://$BROKER_HOST:$TLS_PORT"
+		echo "default_c2 = $ID_c2"
+		echo "mode = open"
+		# Every lab client comes from one address: a burst of 40, then 2 a second.
+		echo "rate_limit = 120"
+		echo "rate_burst = 40"
+		echo "log_file = $LAB/logs/registry.jsonl"
+	} >"$LAB/conf/registry.conf"
 }
 
 write_broker_conf() {
@@ -239,6 +290,7 @@ role_init() {
 		echo "PLAIN_PORT=${LAB_PLAIN_PORT:-$(free_port)}"
 		echo "FILES_PORT=${LAB_FILES_PORT:-$(free_port)}"
 		echo "FILES_TLS_PORT=${LAB_FILES_TLS_PORT:-$(free_port)}"
+		echo "REGISTRY_PORT=${LAB_REGISTRY_PORT:-$(free_port)}"
 	} >"$LAB/ports.env"
 	make_ids_and_keys
 	load_env
@@ -249,6 +301,7 @@ role_init() {
 		"$LAB/audit.jsonl" "$LAB/files"
 	mkdir -p "$LAB/store" "$LAB/state" "$LAB/run" "$LAB/logs" "$LAB/conf" "$LAB/results" \
 		"$LAB/files"
+	write_registry_conf
 	write_daemon_conf c2 c2 dev1 dev2 beacon
 	write_daemon_conf dev1 device c2
 	write_daemon_conf dev2 device c2
@@ -256,7 +309,9 @@ role_init() {
 	write_broker_conf
 	if [ -f "$PLUGIN" ]; then
 		local n role
-		for n in c2 dev1 dev2 beacon rogue rogue_server; do
+		# rogue and rogue_server are registered identities an attacker holds the keys of; the
+		# C2, the devices and the beacon register through srup-registry.
+		for n in rogue rogue_server; do
 			case $n in
 				c2 | rogue_server) role=server ;;
 				beacon) role=observer ;;
@@ -283,14 +338,37 @@ role_broker() {
 	exec "$MOSQUITTO" -c "$LAB/conf/mosquitto.conf"
 }
 
+role_registry() {
+	load_env
+	exec "$REGISTRY" --config "$LAB/conf/registry.conf" run
+}
+
 role_files() {
 	load_env
 	exec "$PY" "$REPO/docker/files.py" --dir "$LAB/files" --bind "$BIND" --port "$FILES_PORT" \
 		--tls-port "$FILES_TLS_PORT" --cert "$LAB/certs/files.crt" --key "$LAB/certs/files.key"
 }
 
+# register_device NAME TYPE : `srup-device register` against the lab's registry (retried while
+# the registry or the C2's registration is not there yet); the output is kept for the scenario.
+register_device() {
+	local n=$1 type=$2 out
+	for _ in $(seq 1 60); do
+		out=$("$DEV" register --url "$REGISTRY_URL" --ca "$LAB/certs/ca.crt" --type "$type" \
+			--config "$LAB/conf/$n.conf" 2>&1) && break
+		sleep 0.5
+	done
+	printf '%s\n' "$out" >"$LAB/results/register-$n.out"
+	say "register $n: $out"
+}
+
 role_daemon() {
 	load_env
+	case $1 in
+		device1) register_device dev1 default ;;
+		device2) register_device dev2 default ;;
+		beacon) register_device beacon observer ;;
+	esac
 	# LAB_WRAP runs the daemons under a tool, e.g. LAB_WRAP="valgrind --leak-check=full".
 	# shellcheck disable=SC2086
 	case $1 in
@@ -416,6 +494,12 @@ role_scenario() {
 	digest=$(cat "$LAB/files/firmware-1.sha256")
 	bad=$(printf '%s' "$digest" | tr '0-9a-f' 'f0-9a-e' | cut -c1-64)
 
+	say "---- registration (srup-registry)"
+	flow register_c2 "registered with the registry|registry .* knows this server" \
+		cat "$LAB/logs/c2.log"
+	flow register_dev1 "OK registered $ID_dev1" cat "$LAB/results/register-dev1.out"
+	flow register_dev2 "OK registered $ID_dev2" cat "$LAB/results/register-dev2.out"
+	flow register_beacon "OK registered $ID_beacon" cat "$LAB/results/register-beacon.out"
 	say "---- joins"
 	flow join_cmd_beacon "IDENTIFICATION_RESPONSE" c2ctl send join_cmd "$ID_beacon"
 	flow simple_join_dev1 "JOIN_SUCCESS" devctl dev1 join simple
@@ -576,7 +660,15 @@ role_native() {
 		fi
 		say "starting again on other ports"
 	done
+	start_bg registry registry
+	wait_port "$REGISTRY_PORT" || die "the registry did not start"
 	start_bg c2 c2
+	# Devices register once the registry knows their C2 (it registers itself at start).
+	for _ in $(seq 1 100); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$LAB/certs/ca.crt" \
+			"$REGISTRY_URL/KeyEx/register/c2_check/$ID_c2")" = 200 ] && break
+		sleep 0.1
+	done
 	start_bg dev1 device1
 	start_bg dev2 device2
 	start_bg beacon beacon
@@ -618,6 +710,10 @@ wait_init() {
 case ${1:-} in
 	init) role_init ;;
 	broker) role_broker ;;
+	registry)
+		[ -n "${LAB_COMPOSE:-}" ] && wait_init
+		role_registry
+		;;
 	compose-broker) role_init && role_broker ;;
 	files)
 		[ -n "${LAB_COMPOSE:-}" ] && wait_init

@@ -50,7 +50,7 @@ fi
 flows="$LAB/results/flows.tsv"
 attacks="$LAB/results/attacks.tsv"
 # Every flow the issue asks for must be there and PASS (a flow that silently did not run fails).
-for f in join_cmd_beacon simple_join_dev1 id_request_dev1 hm_join_operator hm_join_dev2 \
+for f in register_c2 register_dev1 register_dev2 register_beacon join_cmd_beacon simple_join_dev1 id_request_dev1 hm_join_operator hm_join_dev2 \
 	update_ok update_https activate_without_update update_bad_digest update_http_error action_success action_fail action_unknown \
 	data_c2_to_device data_type_unknown data_device_to_c2 no_dos_after_forgery \
 	stranger_left_dev1_key stranger_left_c2_key data_device_to_c2_after_attacks resign_dev1 \
