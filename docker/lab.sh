@@ -586,6 +586,11 @@ role_attacker() {
 		--c2 "$C2" --phase "${1:-main}"
 }
 
+role_registry_attacker() {
+	load_env
+	"$PY" "$REPO/docker/registry_attacker.py" --lab "$LAB" --url "$REGISTRY_URL"
+}
+
 role_summary() {
 	load_env
 	"$PY" "$REPO/docker/summary.py" --lab "$LAB"
@@ -691,6 +696,7 @@ run_all() {
 	role_attacker main
 	role_scenario_leave
 	role_attacker after-leave
+	role_registry_attacker
 	kill "$sniff" 2>/dev/null
 	wait "$sniff" 2>/dev/null
 	role_summary
@@ -725,6 +731,7 @@ case ${1:-} in
 		;;
 	scenario) role_scenario && role_scenario_leave ;;
 	attacker) role_attacker "${2:-main}" ;;
+	registry-attacker) role_registry_attacker ;;
 	summary) role_summary ;;
 	native) role_native ;;
 	compose-run)

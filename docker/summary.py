@@ -82,12 +82,34 @@ def main():
         w("  %-22s %d\n" % (reason, n))
     w("  -> dropped: %d/%d\n" % (dropped, len(attacks)))
 
+    reg = read_tsv(os.path.join(res, "registry_attacks.tsv"))
+    reg_through = [r[0] for r in reg if r[1] != "refused"]
+    w("\nRegistrations (srup-registry)\n")
+    try:
+        with open(os.path.join(a.lab, "logs", "registry.jsonl")) as f:
+            log = [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError):
+        log = []
+    for e in log:
+        if e.get("status") == 201:
+            w("  %-16s %-12s %s\n" % (e.get("identity") or "-", e.get("endpoint", "")
+                                      .rsplit("/", 1)[-1] or "c2/", e.get("result", "")))
+    w("  -> requests logged: %d, refused: %d\n" % (
+        len(log), sum(1 for e in log if e.get("status", 0) >= 400)))
+    w("\nAttacks on the registry (HTTP status)\n")
+    for r in reg:
+        w("  %-28s %-12s %-4s (expected %s) %s\n" % (r[0], r[1], r[2], r[3],
+                                                    r[4][:60] if len(r) > 4 else ""))
+    w("  -> refused: %d/%d\n" % (len(reg) - len(reg_through), len(reg)))
+
     all_drops = collections.Counter(e.get("reason") for e in audit if e.get("verdict") == "drop")
     w("\nAudit log: %d drop lines in total (%s)\n" % (
         sum(all_drops.values()),
         ", ".join("%s %d" % kv for kv in sorted(all_drops.items())) or "none"))
 
     w("\nGot through\n")
+    w("  attacks on the registry not refused: %d%s\n" % (
+        len(reg_through), (" (" + ", ".join(reg_through) + ")") if reg_through else ""))
     w("  attack messages accepted by the broker: %d%s\n" % (
         len(through), (" (" + ", ".join(through) + ")") if through else ""))
     w("  messages delivered to the eavesdropper's subscriptions: %d\n" % len(sniffed))
@@ -112,7 +134,7 @@ def main():
     except OSError:
         pass
     ok = (flows and passed == len(flows) and attacks and not through and not sniffed and
-          not spoofed)
+          not spoofed and reg and not reg_through)
     w("\nRESULT: %s\n" % ("PASS: every flow completed, every attack was dropped" if ok
                           else "FAIL"))
     w("==========================================================\n")

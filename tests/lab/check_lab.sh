@@ -14,6 +14,15 @@ case $KIND in
 		echo "$line"
 		[ "${line%%	*}" = PASS ] || { echo "FAIL: flow $NAME did not complete"; exit 1; }
 		;;
+	registry)
+		# An attack on srup-registry: refused with the expected HTTP status, and logged.
+		line=$(grep -P "^$NAME\t" "$LAB/results/registry_attacks.tsv" 2>/dev/null)
+		echo "$line"
+		[ "$(printf '%s' "$line" | cut -f2)" = refused ] ||
+			{ echo "FAIL: registry attack $NAME was not refused"; exit 1; }
+		grep -q "\"status\":$(printf '%s' "$line" | cut -f3)," "$LAB/logs/registry.jsonl" ||
+			{ echo "FAIL: registry attack $NAME is not in the registry's log"; exit 1; }
+		;;
 	attack)
 		line=$(grep -P "^$NAME\t" "$LAB/results/attacks.tsv" 2>/dev/null)
 		echo "$line"

@@ -77,6 +77,12 @@ while IFS='	' read -r name _ _ cid _; do
 		fail "attack $name ($cid) has no line in the audit log"
 done <"$attacks"
 [ -s "$LAB/results/sniffed.log" ] && fail "the eavesdropper received messages"
+# The attacks on srup-registry: each ran and was refused.
+for a in registry_duplicate_dev1 registry_stolen_c2 registry_csr_other_cn \
+	registry_access_without_key registry_flood; do
+	grep -qP "^$a\trefused\t" "$LAB/results/registry_attacks.tsv" ||
+		fail "registry attack $a did not run or was not refused"
+done
 # The lab's own daemons never send what the broker's membership rules refuse (e.g. a reply to a
 # device that has just left): such a drop under their sender id is a daemon defect.
 # shellcheck disable=SC1091
