@@ -495,8 +495,8 @@ role_scenario() {
 	bad=$(printf '%s' "$digest" | tr '0-9a-f' 'f0-9a-e' | cut -c1-64)
 
 	say "---- registration (srup-registry)"
-	flow register_c2 "registered with the registry|registry .* knows this server" \
-		cat "$LAB/logs/c2.log"
+	flow register_c2 "^200" curl -s -o /dev/null -w '%{http_code}' --cacert "$LAB/certs/ca.crt" \
+		"$REGISTRY_URL/KeyEx/register/c2_check/$ID_c2"
 	flow register_dev1 "OK registered $ID_dev1" cat "$LAB/results/register-dev1.out"
 	flow register_dev2 "OK registered $ID_dev2" cat "$LAB/results/register-dev2.out"
 	flow register_beacon "OK registered $ID_beacon" cat "$LAB/results/register-beacon.out"

@@ -819,7 +819,14 @@ static int register_self(struct srupd *d)
 		srupd_log(SRUPD_ERR, "registry: %s", k.err);
 		return -1;
 	}
-	known = keyex_c2_check(&k, d->cfg.identity_text);
+	/* The registry may be starting with us (one compose, one boot): try for a while. */
+	for (int i = 0; i < 10; i++) {
+		known = keyex_c2_check(&k, d->cfg.identity_text);
+		if (known >= 0 || k.http_status != 0) {
+			break;
+		}
+		sleep(1);
+	}
 	if (known < 0) {
 		srupd_log(SRUPD_WARN, "registry %s unreachable, not registered this start: %s",
 		          d->cfg.registry_url, k.err);
