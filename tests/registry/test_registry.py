@@ -272,6 +272,13 @@ def test_endpoints(lab, check):
                                        set(l) for l in lines) and
               any(l.get("identity") == ident and l["status"] == 201 for l in lines),
               "the log has one JSON line per request (%d lines)" % len(lines))
+        # logrotate: rename the log, SIGHUP, and the next request goes to a new file.
+        os.rename(reg.log, reg.log + ".1")
+        reg.proc.send_signal(1)
+        time.sleep(0.3)
+        reg.request("GET", "status")
+        check(os.path.exists(reg.log) and len(reg.log_lines()) == 1,
+              "SIGHUP reopens the request log")
     finally:
         reg.stop()
 

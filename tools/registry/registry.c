@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/pem.h>
+#include <systemd/sd-daemon.h>
 
 #include "srupb_store.h"
 
@@ -47,11 +48,37 @@ static struct {
 } R;
 
 static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t reopen_flag;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_flag = 1;
+	if (sig == SIGHUP) {
+		reopen_flag = 1;
+	} else {
+		stop_flag = 1;
+	}
+}
+
+/* SIGHUP (logrotate): reopen the request log. */
+static void reopen_log(void)
+{
+	FILE *f;
+
+	if (R.cfg.log_file[0] == '\0') {
+		return;
+	}
+	sd_notify(0, "RELOADING=1");
+	f = fopen(R.cfg.log_file, "a");
+	pthread_mutex_lock(&R.log_lock);
+	if (f != NULL) {
+		fclose(R.log);
+		R.log = f;
+	}
+	pthread_mutex_unlock(&R.log_lock);
+	if (f == NULL) {
+		fprintf(stderr, "srup-registry: cannot reopen %s: %s\n", R.cfg.log_file, strerror(errno));
+	}
+	sd_notify(0, "READY=1");
 }
 
 static double now_s(void)
@@ -843,13 +870,21 @@ static int run(void)
 	act.sa_handler = on_signal;
 	sigaction(SIGTERM, &act, NULL);
 	sigaction(SIGINT, &act, NULL);
+	sigaction(SIGHUP, &act, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	fprintf(stderr, "srup-registry: %s %s on %s:%d, mode %s, store %s\n", R.cfg.identity_text,
 	        R.cfg.plain_http ? "plain HTTP (tests only)" : "HTTPS", R.cfg.listen_address,
 	        R.cfg.listen_port, R.cfg.mode, R.cfg.store);
+	sd_notifyf(0, "READY=1\nSTATUS=%s on %s:%d, mode %s", R.cfg.plain_http ? "HTTP" : "HTTPS",
+	           R.cfg.listen_address, R.cfg.listen_port, R.cfg.mode);
 	while (!stop_flag) {
 		pause();
+		if (reopen_flag) {
+			reopen_flag = 0;
+			reopen_log();
+		}
 	}
+	sd_notify(0, "STOPPING=1");
 	MHD_stop_daemon(d);
 	free(cert);
 	free(key);
