@@ -74,7 +74,7 @@ int reg_b64_decode(const char *in, size_t len, unsigned char **out, size_t *out_
 	return 0;
 }
 
-static char *b64_flat(const unsigned char *in, size_t len)
+char *reg_b64_flat(const unsigned char *in, size_t len)
 {
 	char *out = malloc(4 * ((len + 2) / 3) + 1);
 
@@ -86,7 +86,7 @@ static char *b64_flat(const unsigned char *in, size_t len)
 
 char *reg_b64_encode_mime(const unsigned char *in, size_t len)
 {
-	char *flat = b64_flat(in, len);
+	char *flat = reg_b64_flat(in, len);
 	size_t n;
 	char *out;
 	size_t i;
@@ -274,7 +274,7 @@ char *reg_pss_sign_b64(EVP_PKEY *key, const unsigned char *data, size_t len)
 	}
 	sig = malloc(slen);
 	if (sig != NULL && EVP_DigestSign(ctx, sig, &slen, data, len) == 1) {
-		out = b64_flat(sig, slen);
+		out = reg_b64_flat(sig, slen);
 	}
 out:
 	free(sig);

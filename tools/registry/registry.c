@@ -388,7 +388,9 @@ static void ep_register(struct answer *a, json_t *in)
 		answer_error(a, 503, "the default C2 server is not registered");
 		goto out;
 	}
-	c2_body = reg_pem_to_body(c2_pem);
+	/* base64 of the whole PEM, on one line: what the reference's client keeps for a remote key
+	 * (spec section 8, item 12); srup-device accepts it and a bare key body alike. */
+	c2_body = reg_b64_flat((const unsigned char *)c2_pem, strlen(c2_pem));
 	if (c2_body == NULL || add_key(a, id, role, canon) != 0) {
 		if (c2_body == NULL) {
 			answer_error(a, 500, "internal error");

@@ -49,6 +49,8 @@ void reg_config_help(FILE *to);
 
 /* Base64 (standard alphabet, whitespace ignored, padding required). malloc'd *out. 0 or -1. */
 int reg_b64_decode(const char *in, size_t len, unsigned char **out, size_t *out_len);
+/* Base64 on one line. */
+char *reg_b64_flat(const unsigned char *in, size_t len);
 /* Base64 with a newline every 76 characters and at the end (Python's encodebytes). */
 char *reg_b64_encode_mime(const unsigned char *in, size_t len);
 /* The PEM of a KeyEx key body (base64 of the DER SubjectPublicKeyInfo); malloc'd or NULL. */
