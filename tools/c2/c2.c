@@ -295,10 +295,31 @@ static void on_data(struct srupd *d, const struct srup_msg *m)
 	c2st.events++;
 }
 
+struct devinfo *c2_devinfo(uint64_t dev)
+{
+	size_t i;
+	struct devinfo *free_slot = NULL;
+
+	for (i = 0; i < DEVINFO_MAX; i++) {
+		if (c2st.devs[i].dev == dev) {
+			return &c2st.devs[i];
+		}
+		if (c2st.devs[i].dev == 0 && free_slot == NULL) {
+			free_slot = &c2st.devs[i];
+		}
+	}
+	if (free_slot != NULL) {
+		memset(free_slot, 0, sizeof(*free_slot));
+		free_slot->dev = dev;
+	}
+	return free_slot;
+}
+
 static void on_device_msg(struct srupd *d, uint64_t dev, const struct srup_msg *m)
 {
 	char tok[SRUP_TOKEN_LEN + 1];
 	char id[SRUP_ID_TEXT_MAX];
+	struct devinfo *di;
 
 	srupd_id_text(dev, id);
 	if (m->sender_id != dev) {
@@ -311,6 +332,30 @@ static void on_device_msg(struct srupd *d, uint64_t dev, const struct srup_msg *
 		return;
 	}
 	c2_token_copy(tok, &m->token);
+	di = c2_devinfo(dev);
+	if (di != NULL) {
+		snprintf(di->last_type, sizeof(di->last_type), "%s", srup_msg_type_name(m->type));
+		di->last_time = time(NULL);
+		if (m->type == SRUP_MSG_RESPONSE) {
+			const char *st = srup_status_name(m->status);
+
+			snprintf(di->last_data, sizeof(di->last_data), "%s", st != NULL ? st : "?");
+			if (m->status == SRUP_ST_UPDATE_SUCCESS || m->status >= 0xFC ||
+			    m->status == SRUP_ST_ACTIVATE_SUCCESS || m->status == SRUP_ST_ACTIVATE_FAIL) {
+				snprintf(di->update, sizeof(di->update), "%s", st != NULL ? st : "?");
+			}
+		} else if (m->type == SRUP_MSG_DATA) {
+			char a[64];
+			char b[128];
+
+			printable(&m->data_id, a, sizeof(a));
+			printable(&m->data, b, sizeof(b));
+			snprintf(di->last_data, sizeof(di->last_data), "%s = %s", a, b);
+		} else {
+			di->last_data[0] = '\0';
+		}
+		c2st.events++;
+	}
 	switch (m->type) {
 		case SRUP_MSG_RESPONSE:
 			on_response(d, m);
@@ -387,6 +432,10 @@ static void on_connect(struct srupd *d)
 
 	snprintf(topic, sizeof(topic), "SRUP/servers/%s/+", d->cfg.identity_text);
 	srupd_subscribe(d, topic);
+	if (d->cfg.console_port != 0) {
+		/* The console shows the broker's counters when our identity is a broker admin. */
+		srupd_subscribe(d, "$SYS/broker/srup/#");
+	}
 	for (i = 0; i < d->state.n; i++) {
 		if (d->state.peers[i].member) {
 			c2_dev_topic(d->state.peers[i].id, topic, sizeof(topic));
@@ -864,6 +913,8 @@ static void usage(FILE *to)
 	        "       srup-c2 [--config FILE] send activate DEVICE   (outside an update: must fail)\n"
 	        "       srup-c2 [--config FILE] approve|reject DEVICE\n"
 	        "       srup-c2 [--config FILE] pending | status | replies | wait-data DEVICE DATA_ID\n"
+	        "       srup-c2 [--config FILE] operator add NAME   (console login; password on "
+	        "stdin)\n"
 	        "       srup-c2 --help | --version\n"
 	        "`run` is the daemon; the other commands talk to it over its control socket.\n"
 	        "A command is done when the broker has taken the message; a reply from the device is\n"
@@ -896,6 +947,22 @@ int main(int argc, char **argv)
 		return 3;
 	}
 	srupd_log_init("srup-c2", cli.debug ? SRUPD_DEBUG : SRUPD_INFO);
+	if (strcmp(cli.cmd, "operator") == 0) {
+		struct srupd_config cfg;
+
+		if (cli.argc != 2 || strcmp(cli.argv[0], "add") != 0) {
+			fprintf(stderr, "usage: srup-c2 --config FILE operator add NAME (password on stdin)\n");
+			return 3;
+		}
+		if (srupd_config_load(config, &cfg) != 0) {
+			return 3;
+		}
+		if (cfg.console_operators[0] == '\0') {
+			fprintf(stderr, "srup-c2: %s has no console_operators file\n", config);
+			return 3;
+		}
+		return c2_operator_add(cfg.console_operators, cli.argv[1]);
+	}
 	if (strcmp(cli.cmd, "run") != 0) {
 		struct srupd_config cfg;
 		char line[SRUPD_LINE_MAX];
@@ -938,8 +1005,14 @@ int main(int argc, char **argv)
 	d.on_ctl = on_ctl;
 	d.on_connect = on_connect;
 	d.on_ack = c2_join_ack;
+	d.on_sys = c2_on_sys;
 	d.app = &c2st;
+	if (c2_console_start(&d) != 0) {
+		srupd_cleanup(&d);
+		return 3;
+	}
 	rc = srupd_run(&d) == 0 ? 0 : 3;
+	c2_console_stop();
 	srupd_cleanup(&d);
 	return rc;
 }

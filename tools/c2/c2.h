@@ -50,6 +50,7 @@ struct pjoin {
 	char dev_token[SRUP_TOKEN_LEN + 1]; /* HM_JOIN_RESP / OBS_JOIN_RESP token: the outcome's */
 	char obs_token[SRUP_TOKEN_LEN + 1]; /* OBSERVE_REQ token: the beacon's RESPONSE */
 	unsigned outcome;                   /* 0 while pending */
+	time_t since;                       /* when the device asked */
 	int resp_mid;                       /* MQTT id of the HM_JOIN_RESP / OBS_JOIN_RESP */
 };
 
@@ -61,12 +62,38 @@ struct rdata {
 	char text[512];
 };
 
+/* What the console shows of a device: its last message and update state. */
+#define DEVINFO_MAX 256
+struct devinfo {
+	uint64_t dev;
+	char last_type[24];
+	time_t last_time;
+	char last_data[200]; /* DATA: "id = text", printable characters only */
+	char update[80];     /* last update outcome */
+};
+
+/* The broker's $SYS/broker/srup counters, and samples of the drops for the console's chart. */
+#define COUNTERS_MAX 96
+#define SAMPLES_MAX  60
+struct counter {
+	char name[64];
+	long long value;
+};
+struct sample {
+	time_t t;
+	long long dropped[COUNTERS_MAX]; /* by counter index; -1 when not a drop counter */
+};
+
 struct c2_app {
 	struct xchg x[XCHG_MAX];
 	struct pjoin j[JOINS_MAX];
 	struct rdata r[RECV_MAX];
 	size_t r_next;
 	char late[LATE_MAX][1200]; /* late replies, newest last, for `replies` */
+	struct devinfo devs[DEVINFO_MAX];
+	struct counter counters[COUNTERS_MAX];
+	size_t n_counters;
+	int sys_seen; /* a $SYS counter arrived (srup-c2 is an admin of the broker) */
 	size_t late_next;
 	int events; /* bumped on every change a waiter may look at */
 };
@@ -92,6 +119,18 @@ struct srupd_peer *c2_member(struct srupd *d, uint64_t dev);
 int c2_parse_dev(const char *s, uint64_t *dev);
 /* Record membership durably and (un)subscribe SRUP/<dev>. */
 void c2_set_member(struct srupd *d, uint64_t dev, int on);
+
+/* The console's record of dev (made if needed; NULL if the table is full). Lock held. */
+struct devinfo *c2_devinfo(uint64_t dev);
+
+/* ---- console.c ---- */
+/* Start the HTTPS operator console if console_port is configured. 0 or -1 (logged). */
+int c2_console_start(struct srupd *d);
+void c2_console_stop(void);
+/* `srup-c2 --config F operator add NAME`: password from standard input. Exit code. */
+int c2_operator_add(const char *file, const char *name);
+/* A $SYS/broker/srup/... counter (lock held). */
+void c2_on_sys(struct srupd *d, const char *topic, const void *payload, size_t len);
 
 /* ---- joins.c ---- */
 /* JOIN_REQ / HM_JOIN_REQ / OBS_JOIN_REQ on our join topic, sender already checked (lock held). */

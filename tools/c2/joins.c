@@ -114,6 +114,7 @@ void c2_hm_join_req(struct srupd *d, const struct srup_msg *m)
 	}
 	j->kind = J_HM;
 	j->dev = m->sender_id;
+	j->since = time(NULL);
 	new_value(j->value);
 	srup_token_new(j->dev_token);
 	if (seal_to(d, m->sender_id, j->value, &blob, &blob_len) != 0) {
@@ -170,6 +171,7 @@ void c2_obs_join_req(struct srupd *d, const struct srup_msg *m)
 	}
 	j->kind = J_OBS;
 	j->dev = m->sender_id;
+	j->since = time(NULL);
 	j->observer = m->observer_id;
 	new_value(j->value);
 	srup_token_new(j->dev_token);

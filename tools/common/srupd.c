@@ -247,6 +247,13 @@ static int config_set(struct srupd_config *cfg, const char *k, const char *v)
 	        {"registry_url", cfg->registry_url, sizeof(cfg->registry_url)},
 	        {"registry_ca", cfg->registry_ca, sizeof(cfg->registry_ca)},
 	        {"registry_token", cfg->registry_token, sizeof(cfg->registry_token)},
+	        {"console_address", cfg->console_address, sizeof(cfg->console_address)},
+	        {"console_cert", cfg->console_cert, sizeof(cfg->console_cert)},
+	        {"console_key", cfg->console_key, sizeof(cfg->console_key)},
+	        {"console_operators", cfg->console_operators, sizeof(cfg->console_operators)},
+	        {"console_audit_log", cfg->console_audit_log, sizeof(cfg->console_audit_log)},
+	        {"console_registration_url", cfg->console_registration_url,
+	         sizeof(cfg->console_registration_url)},
 	};
 	size_t i;
 
@@ -265,6 +272,9 @@ static int config_set(struct srupd_config *cfg, const char *k, const char *v)
 	}
 	if (strcmp(k, "timeout") == 0) {
 		return parse_port(v, &cfg->timeout_s);
+	}
+	if (strcmp(k, "console_port") == 0) {
+		return parse_port(v, &cfg->console_port);
 	}
 	if (strcmp(k, "reply_wait") == 0) {
 		return strcmp(v, "0") == 0 ? (cfg->reply_wait_s = 0) : parse_port(v, &cfg->reply_wait_s);
@@ -302,7 +312,13 @@ void srupd_config_help(FILE *to, const char *role)
 		        "  wire_log        file: hex of every message sent and received (optional)\n"
 		        "  registry_url    registration service to register with at start (optional)\n"
 		        "  registry_ca     CA of the registration service's HTTPS certificate\n"
-		        "  registry_token  token its operator issued for this server's key\n");
+		        "  registry_token  token its operator issued for this server's key\n"
+		        "  console_port    the operator console's HTTPS port (console off if unset)\n"
+		        "  console_address its listen address (default 127.0.0.1)\n"
+		        "  console_cert, console_key  its HTTPS certificate and key\n"
+		        "  console_operators  operators file (srup-c2 operator add NAME)\n"
+		        "  console_audit_log  the broker's audit log, for the newest drops\n"
+		        "  console_registration_url  shown as a QR code for provisioning\n");
 	} else {
 		fprintf(to, "  server          the C2 server to join, id hex\n"
 		            "  update_dir      where updates are downloaded\n"
@@ -822,6 +838,14 @@ static void on_message_cb(struct mosquitto *mosq, void *ud, const struct mosquit
 		return;
 	}
 	len = (size_t)mm->payloadlen;
+	if (strncmp(mm->topic, "$SYS/", 5) == 0) {
+		if (d->on_sys != NULL) {
+			pthread_mutex_lock(&d->lock);
+			d->on_sys(d, mm->topic, mm->payload, len);
+			pthread_mutex_unlock(&d->lock);
+		}
+		return;
+	}
 	memset(&diag, 0, sizeof(diag));
 	e = srup_msg_parse(mm->payload, len, &m, &diag);
 	if (e != SRUP_OK) {

@@ -55,6 +55,14 @@ struct srupd_config {
 	char registry_url[512];
 	char registry_ca[SRUPD_PATH_MAX];
 	char registry_token[1024]; /* the PSS token the registry's operator issued for our key */
+	/* c2: the operator console (HTTPS; off unless console_port is set) */
+	char console_address[64];
+	int console_port;
+	char console_cert[SRUPD_PATH_MAX];
+	char console_key[SRUPD_PATH_MAX];
+	char console_operators[SRUPD_PATH_MAX];
+	char console_audit_log[SRUPD_PATH_MAX];
+	char console_registration_url[512];
 };
 
 /* Parse the file at path. Unknown keys, missing required keys (identity, private_key,
@@ -129,6 +137,8 @@ typedef void (*srupd_msg_fn)(struct srupd *d, const char *topic, const struct sr
 typedef void (*srupd_ctl_fn)(struct srupd *d, int fd, char *line);
 /* Called (under d->lock) after every (re)connect, to subscribe. */
 typedef void (*srupd_connect_fn)(struct srupd *d);
+/* Called (under d->lock) with a message on a $SYS topic (not SRUP). */
+typedef void (*srupd_sys_fn)(struct srupd *d, const char *topic, const void *payload, size_t len);
 /* Called (under d->lock) with the broker's answer to each of our publishes. */
 typedef void (*srupd_ack_fn)(struct srupd *d, int mid, int reason);
 
@@ -157,6 +167,7 @@ struct srupd {
 	srupd_ctl_fn on_ctl;
 	srupd_connect_fn on_connect;
 	srupd_ack_fn on_ack;
+	srupd_sys_fn on_sys;
 	int connected;
 	int subs_pending;                  /* subscriptions sent but not yet acknowledged */
 	void *app;                         /* the daemon's own data */
