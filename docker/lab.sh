@@ -44,6 +44,7 @@ MOSQUITTO=${LAB_MOSQUITTO:-/usr/sbin/mosquitto}
 BROKER_HOST=${LAB_BROKER_HOST:-127.0.0.1}
 FILES_HOST=${LAB_FILES_HOST:-127.0.0.1}
 REGISTRY_HOST=${LAB_REGISTRY_HOST:-127.0.0.1}
+CONSOLE_HOST=${LAB_CONSOLE_HOST:-127.0.0.1}
 BIND=${LAB_BIND:-127.0.0.1}
 NAMES="c2 dev1 dev2 beacon rogue rogue_server attacker registry"
 # Registered through srup-registry at their start (the others are added with `srup keys add`).
@@ -74,6 +75,7 @@ load_env() {
 	FILES_TLS_PORT=${LAB_FILES_TLS_PORT:-${FILES_TLS_PORT:-}}
 	REGISTRY_PORT=${LAB_REGISTRY_PORT:-${REGISTRY_PORT:-}}
 	REGISTRY_URL=https://$REGISTRY_HOST:$REGISTRY_PORT
+	CONSOLE_PORT=${LAB_CONSOLE_PORT:-${CONSOLE_PORT:-}}
 }
 
 id_of() { eval "echo \${ID_$1}"; }
@@ -171,6 +173,14 @@ write_daemon_conf() {
 			echo "registry_ca = $LAB/certs/ca.crt"
 			echo "registry_token = $("$REGISTRY" --config "$LAB/conf/registry.conf" token c2 \
 				--key "$LAB/keys/c2.pub.pem")"
+			# The operator console (the lab's operator decides human joins through it).
+			echo "console_address = $BIND"
+			echo "console_port = $CONSOLE_PORT"
+			echo "console_cert = $LAB/certs/registry.crt"
+			echo "console_key = $LAB/certs/registry.key"
+			echo "console_operators = $LAB/conf/operators"
+			echo "console_audit_log = $LAB/audit.jsonl"
+			echo "console_registration_url = $REGISTRY_URL"
 		else
 			# broker_host, broker_port, server, tls_* and the server's key come from
 			# `srup-device register` (role_daemon), which also trusts the registry's CA.
@@ -291,6 +301,7 @@ role_init() {
 		echo "FILES_PORT=${LAB_FILES_PORT:-$(free_port)}"
 		echo "FILES_TLS_PORT=${LAB_FILES_TLS_PORT:-$(free_port)}"
 		echo "REGISTRY_PORT=${LAB_REGISTRY_PORT:-$(free_port)}"
+		echo "CONSOLE_PORT=${LAB_CONSOLE_PORT:-$(free_port)}"
 	} >"$LAB/ports.env"
 	make_ids_and_keys
 	load_env
@@ -303,6 +314,12 @@ role_init() {
 		"$LAB/files"
 	write_registry_conf
 	write_daemon_conf c2 c2 dev1 dev2 beacon
+	# The lab's console operator.
+	[ -f "$LAB/keys/console.password" ] ||
+		head -c 18 /dev/urandom | base64 >"$LAB/keys/console.password"
+	chmod 600 "$LAB/keys/console.password"
+	"$C2" --config "$LAB/conf/c2.conf" operator add lab <"$LAB/keys/console.password" \
+		>/dev/null || die "srup-c2 operator add failed"
 	write_daemon_conf dev1 device c2
 	write_daemon_conf dev2 device c2
 	write_daemon_conf beacon observer c2
@@ -426,12 +443,16 @@ flow_refused() {
 
 # The operator of a human-moderated join who is shown a different value, and refuses.
 operator_reject() {
+	# Refused through the console's HTTP API.
 	local dev=$1
-	for _ in $(seq 1 100); do
-		c2ctl pending 2>/dev/null | grep -q "^hm $dev " && break
-		sleep 0.2
-	done
-	c2ctl reject "$dev"
+	console_op --device "$dev" --decision refuse
+}
+
+# console_op ARGS... : docker/console_operator.py against srup-c2's console, as the lab operator.
+console_op() {
+	"$PY" "$REPO/docker/console_operator.py" --url "https://$CONSOLE_HOST:$CONSOLE_PORT" \
+		--ca "$LAB/certs/ca.crt" --user lab --password-file "$LAB/keys/console.password" \
+		--srup "$SRUP" "$@"
 }
 
 wait_ready() {
@@ -449,29 +470,14 @@ wait_ready() {
 	done
 }
 
-# The "human" of a human-moderated join: waits for the C2 to show the pending value, reads what
-# the device shows, and approves only if the two match.
+# The "human" of a human-moderated join, at the console: waits for the join to be pending, looks
+# at the device (its show file) and picks, among the console's pictographs, the one the device
+# shows; the console approves only that. If the device shows none of them, refuse.
 operator_approve() {
-	local dev=$1 devname=$2 pend shown
-	for _ in $(seq 1 100); do
-		pend=$(c2ctl pending 2>/dev/null | grep "^hm $dev ")
-		shown=$(sed -n 's/^value //p' "$LAB/state/$devname-show.txt" 2>/dev/null)
-		[ -n "$pend" ] && [ -n "$shown" ] && break
-		sleep 0.2
-	done
-	say "operator: C2 shows [$pend]"
-	say "operator: device shows value $shown / $(sed -n 's/^phrase //p' \
-		"$LAB/state/$devname-show.txt" 2>/dev/null)"
-	# The operator compares the words and the pictographs both sides show.
-	say "operator: pictographs $(cmp -s "$LAB/state/c2-show-$dev.svg" \
-		"$LAB/state/$devname-show.txt.svg" && echo identical || echo DIFFERENT)"
-	if [ -n "$shown" ] && printf '%s' "$pend" | grep -q "value=$shown " &&
-		cmp -s "$LAB/state/c2-show-$dev.svg" "$LAB/state/$devname-show.txt.svg"; then
-		c2ctl approve "$dev"
-	else
-		c2ctl reject "$dev"
-		return 1
-	fi
+	local dev=$1 devname=$2
+	say "operator: device shows $(sed -n 's/^phrase //p' "$LAB/state/$devname-show.txt" \
+		2>/dev/null)"
+	console_op --device "$dev" --show "$LAB/state/$devname-show.txt" --decision approve
 }
 
 # cat_rc FILE RC : print FILE and exit with RC (replays a background command's outcome).
