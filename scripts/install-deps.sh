@@ -10,7 +10,7 @@ PACKAGES=(
 	mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev libcurl4-openssl-dev
 	python3 python3-paho-mqtt python3-cryptography clang clang-format libclang-rt-14-dev valgrind openssl docker-compose
 	iproute2 jq procps netcat-openbsd libjansson-dev libsystemd-dev systemd libmicrohttpd-dev curl
-	libqrencode-dev libcrypt-dev chromium chromium-driver python3-selenium
+	libqrencode-dev libcrypt-dev zlib1g-dev zbar-tools chromium chromium-driver python3-selenium
 )
 
 SUDO=()
