@@ -26,5 +26,6 @@ if [ "$DEPS" = 1 ]; then
 	"$REPO/scripts/install-deps.sh"
 fi
 cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build "$BUILD" -j2 --target srup_tool srup_c2 srup_device srup_plugin
+# Everything (not only the lab's programs): the tree it leaves installs with `cmake --install`.
+cmake --build "$BUILD" -j2
 SRUP_BUILD_DIR=$BUILD LAB_DIR=${LAB_DIR:-$BUILD/lab} exec "$REPO/docker/lab.sh" native
