@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -245,6 +246,30 @@ static void set_seen_id(void *obj, const uint8_t id[16])
 	srupb_seen_set_store_id(obj, id);
 }
 
+/* root writing a store that belongs to someone else (e.g. `srup keys add` by root on the
+ * mosquitto user's /var/lib/srup) leaves the files it created owned by that someone, so that the
+ * broker can still open them. */
+static void keep_owner(const char *dir, bool readonly)
+{
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	struct stat ds;
+	size_t i;
+
+	if (readonly || geteuid() != 0 || stat(dir, &ds) != 0 || ds.st_uid == 0) {
+		return;
+	}
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char path[4096];
+		struct stat fs;
+
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		if (lstat(path, &fs) == 0 && S_ISREG(fs.st_mode) &&
+		    (fs.st_uid != ds.st_uid || fs.st_gid != ds.st_gid)) {
+			(void)chown(path, ds.st_uid, ds.st_gid);
+		}
+	}
+}
+
 enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync sync,
                                struct srupb_store **out, char *err, size_t err_cap)
 {
@@ -296,9 +321,23 @@ enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync s
 	                           (st->writemap ? MDB_WRITEMAP : 0u),
 	                   0600);
 	if (mrc != 0) {
-		snprintf(st->err, sizeof st->err, "%s %s: %s", what, dir, mdb_strerror(mrc));
+		struct stat ds;
+
+		char data[4096];
+
+		snprintf(data, sizeof data, "%s/data.mdb", dir);
+		if (mrc == EACCES && (stat(data, &ds) == 0 || stat(dir, &ds) == 0)) {
+			snprintf(st->err, sizeof st->err,
+			         "%s %s: %s: running as uid %u, the store's files belong to uid %u (the "
+			         "store must belong to the user the broker runs as, e.g. chown -R "
+			         "mosquitto: %s)",
+			         what, dir, mdb_strerror(mrc), (unsigned)geteuid(), (unsigned)ds.st_uid, dir);
+		} else {
+			snprintf(st->err, sizeof st->err, "%s %s: %s", what, dir, mdb_strerror(mrc));
+		}
 		goto out;
 	}
+	keep_owner(dir, readonly);
 	/* A broker killed with -9 leaves its reader slot behind; free such slots now. */
 	(void)mdb_reader_check(st->env, NULL);
 	what = "cannot initialise LMDB databases";

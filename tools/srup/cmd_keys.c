@@ -6,6 +6,7 @@
  * the audit log as one JSON line. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,14 @@ static int audit_open(const char *cmd, const char *path, const char *store, stru
 		tool_err(cmd, "cannot open the audit log %s: %s; nothing changed", a->path,
 		         strerror(errno));
 		return SRUP_EXIT_USAGE;
+	}
+	if (path == NULL && geteuid() == 0) {
+		/* root working on, e.g., the mosquitto user's store keeps the store's owner. */
+		struct stat ds;
+
+		if (stat(store, &ds) == 0 && ds.st_uid != 0) {
+			(void)fchown(a->fd, ds.st_uid, ds.st_gid);
+		}
 	}
 	return SRUP_EXIT_OK;
 }
