@@ -185,6 +185,13 @@ void srupb_store_read_end(struct srupb_store *st);
 uint64_t srupb_store_version(const struct srupb_store *st);
 enum srup_err srupb_store_key_find(struct srupb_store *st, uint64_t id, struct srupb_keyrec *rec,
                                    bool *found);
+/* Call fn with every replay mark of sender in LMDB, in channel order (its own read transaction;
+ * marks still only in a running broker's journal are folded in at its next checkpoint, so a mark
+ * read here may be older than the broker's). Stops when fn returns non-zero. */
+enum srup_err srupb_store_mark_foreach(struct srupb_store *st, uint64_t sender,
+                                       int (*fn)(const struct srupb_chan *chan,
+                                                 const struct srupb_mark *mark, void *arg),
+                                       void *arg);
 enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
                                     const struct srupb_chan *chan, struct srupb_mark *mark,
                                     bool *found);

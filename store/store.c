@@ -934,6 +934,58 @@ static void mark_decode(const MDB_val *v, struct srupb_mark *mark)
 	memcpy(mark->client, p + 40, 16);
 }
 
+enum srup_err srupb_store_mark_foreach(struct srupb_store *st, uint64_t sender,
+                                       int (*fn)(const struct srupb_chan *chan,
+                                                 const struct srupb_mark *mark, void *arg),
+                                       void *arg)
+{
+	uint8_t kb[MARK_KEY_LEN];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	int mrc;
+	enum srup_err rc = SRUP_OK;
+
+	memset(kb, 0, sizeof kb);
+	put_be64(kb, sender);
+	mrc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	if (mrc == 0) {
+		mrc = mdb_cursor_open(txn, st->marks, &cur);
+	}
+	if (mrc == 0) {
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	}
+	while (mrc == 0) {
+		const uint8_t *kp = k.mv_data;
+		struct srupb_chan chan;
+		struct srupb_mark mark;
+
+		if (k.mv_size != MARK_KEY_LEN || get_be64(kp) != sender) {
+			break;
+		}
+		if (v.mv_size != MARK_VAL_LEN) {
+			snprintf(st->err, sizeof st->err, "corrupt mark record");
+			rc = SRUP_ERR_IO;
+			break;
+		}
+		chan.kind = kp[8];
+		chan.a = get_be64(kp + 9);
+		chan.b = get_be64(kp + 17);
+		mark_decode(&v, &mark);
+		if (fn(&chan, &mark, arg) != 0) {
+			break;
+		}
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc == SRUP_OK && mrc != 0 && mrc != MDB_NOTFOUND) {
+		rc = fail(st, "mdb_cursor_get(marks)", mrc);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
 enum srup_err srupb_store_mark_find(struct srupb_store *st, uint64_t sender,
                                     const struct srupb_chan *chan, struct srupb_mark *mark,
                                     bool *found)

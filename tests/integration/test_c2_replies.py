@@ -5,6 +5,7 @@
 # done when the broker has taken the message (PUBACK); a reply is optional and is shown when it
 # comes (a late one through `srup-c2 replies`); an ID response under a fresh token is matched by
 # its sender and data id; a message the broker refuses is an error and moves no membership.
+import json
 import os
 import socket
 import struct
@@ -252,8 +253,23 @@ def test_restored_state_recovers(lab, check):
         got = dev.wait_for(lambda d: len(d.payload) > 20 and d.payload[1] == T["ACTION"] and
                            d.payload[-1] == 4, 5.0)
         check(got is not None, "the device received ACTION 4")
+        # The broker's mark for the C2 on dev2's channel is readable (issue 14): after the
+        # broker stops, every journalled mark is in the store.
+        seq = int(c2.ctl("status").stdout.split("peer %s " % lab.dev2.hex)[1].split("sent=")[1]
+                  .split()[0])
+        c2.stop_daemon()
+        lab.broker.stop()
+        r = h.run([h.SRUP, "marks", "show", "--store", lab.store, "--id", lab.server.hex,
+                   "--json"], check=False)
+        marks = json.loads(r.stdout or b"{}").get("marks", [])
+        mark = next((m for m in marks if m["channel"] == "SRUP/%s" % lab.dev2.hex), None)
+        check(r.returncode == 0 and mark is not None and mark["sequence_id"] == seq,
+              "srup marks show: the C2's mark on dev2's channel is its last number %d: %r" % (
+                  seq, marks))
     finally:
-        c2.stop()
+        if c2.proc.poll() is None:
+            c2.stop_daemon()
+        c2.log.close()
     check("above any mark a restored state could have left behind" in c2.logtext(),
           "srup-c2 logs the resynchronisation")
 

@@ -12,6 +12,7 @@ int srup_cmd_phrase(int argc, char **argv);
 int srup_cmd_pictograph(int argc, char **argv);
 int srup_cmd_keys(int argc, char **argv);
 int srup_cmd_qr(int argc, char **argv);
+int srup_cmd_marks(int argc, char **argv);
 
 /* Exit codes shared by every subcommand. */
 #define SRUP_EXIT_OK      0
