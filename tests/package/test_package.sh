@@ -75,7 +75,7 @@ for n in broker:localhost dev:$D; do
 	name=${n%%:*}
 	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=${n#*:}" \
 		-keyout "$C/$name.key" -out "$C/$name.csr" 2>/dev/null
-	printf 'subjectAltName=DNS:localhost\n' >"$C/$name.ext"
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$C/$name.ext"
 	openssl x509 -req -in "$C/$name.csr" -CA "$C/ca.crt" -CAkey "$C/ca.key" -CAcreateserial \
 		-days 2 -extfile "$C/$name.ext" -out "$C/$name.crt" 2>/dev/null || fail "certificate $name"
 done
@@ -87,6 +87,8 @@ cafile /root/pki/ca.crt
 certfile /root/pki/broker.crt
 keyfile /root/pki/broker.key
 require_certificate true
+# Any holder of a certificate from this CA may connect; SRUP topics are the plugin's to judge.
+allow_anonymous true
 CONF
 chmod 755 "$R/root" "$C"
 mkdir -p "$R/run/mosquitto" && in_root chown mosquitto: /run/mosquitto
@@ -107,12 +109,12 @@ printf '{"version": 5, "type": "DATA", "sequence_id": 1, "sender_id": "%s", "tok
 	"$(printf 21 | od -An -tx1 | tr -d ' \n')" >"$R/root/msg.json"
 in_root sh -c 'srup encode --key /root/dev.pem /root/msg.json >/root/msg.bin' || fail "srup encode"
 pub() {
-	in_root mosquitto_pub -V 5 -q 1 -h localhost -p "$PORT" --cafile /root/pki/ca.crt \
+	in_root mosquitto_pub -V 5 -q 1 -h 127.0.0.1 -p "$PORT" --cafile /root/pki/ca.crt \
 		--cert /root/pki/dev.crt --key /root/pki/dev.key -i "$1" -t "SRUP/$D" -f /root/msg.bin 2>&1
 }
 out=$(pub first)
 echo "first:  ${out:-(accepted)}"
-echo "$out" | grep -qi "not authorized\|failed" && fail "the valid message was refused: $out"
+[ -z "$out" ] || fail "the valid message was not accepted: $out"
 out=$(pub replay)
 echo "replay: $out"
 echo "$out" | grep -qi "not authorized" || fail "the replay was not refused: $out"
