@@ -126,7 +126,7 @@ make_certs() {
 	if [ ! -f "$c/registry.crt" ]; then
 		openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=registry" \
 			-keyout "$c/registry.key" -out "$c/registry.csr" 2>/dev/null
-		printf 'subjectAltName=DNS:registry,DNS:localhost,IP:127.0.0.1\n' >"$c/registry.ext"
+		printf 'subjectAltName=DNS:registry,DNS:broker,DNS:c2,DNS:localhost,IP:127.0.0.1\n' >"$c/registry.ext"
 		openssl x509 -req -in "$c/registry.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" \
 			-CAcreateserial -days 365 -sha256 -extfile "$c/registry.ext" \
 			-out "$c/registry.crt" 2>/dev/null || die "registry certificate failed"
@@ -726,7 +726,10 @@ case ${1:-} in
 		[ -n "${LAB_COMPOSE:-}" ] && wait_init
 		role_registry
 		;;
-	compose-broker) role_init && role_broker ;;
+	compose-broker)
+		# The registry writes the broker's store: it runs on the broker's host.
+		role_init && { "$0" registry & } && role_broker
+		;;
 	files)
 		[ -n "${LAB_COMPOSE:-}" ] && wait_init
 		role_files
