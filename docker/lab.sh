@@ -487,8 +487,14 @@ cat_rc() {
 }
 
 member_is() {
-	# member_is DEV 0|1 : the C2's view of the membership
-	c2ctl status | grep "^peer $1 member=$2 "
+	# member_is DEV 0|1 : the C2's view of the membership, once the C2 has processed what the
+	# device sent (up to 10 s: containers on a shared machine can be slow).
+	for _ in $(seq 1 50); do
+		c2ctl status | grep "^peer $1 member=$2 " && return 0
+		sleep 0.2
+	done
+	c2ctl status | grep "^peer $1 "
+	return 1
 }
 
 role_scenario() {

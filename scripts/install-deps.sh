@@ -11,7 +11,8 @@ PACKAGES=(
 	python3 python3-paho-mqtt python3-cryptography clang clang-format libclang-rt-14-dev valgrind openssl docker-compose
 	iproute2 jq procps netcat-openbsd libjansson-dev libsystemd-dev systemd libmicrohttpd-dev curl
 	libqrencode-dev libcrypt-dev zlib1g-dev zbar-tools chromium chromium-driver python3-selenium
-	debootstrap dpkg-dev
+	debootstrap dpkg-dev podman podman-compose runc golang-github-containernetworking-plugin-dnsname
+	catatonit
 )
 
 SUDO=()

@@ -40,7 +40,10 @@ if ! podman image exists debian:12; then
 fi
 P=srupcomposetest
 C="podman-compose -p $P -f $SRC/docker/docker-compose.yml"
-cleanup() { $C down -v >"$W/down.log" 2>&1; }
+cleanup() {
+	$C down -v >"$W/down.log" 2>&1
+	podman network rm -f "${P}_default" >>"$W/down.log" 2>&1
+}
 trap cleanup EXIT
 cleanup
 t0=$(date +%s)
