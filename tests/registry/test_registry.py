@@ -378,6 +378,22 @@ def test_token_mode_and_rate_limit(lab, check):
         reg.stop()
 
 
+def test_max_keys(lab, check):
+    """What open registration can make the broker's store hold is bounded by max_keys."""
+    n = key_count(lab)
+    reg = Registry(lab, "full", extra=FAST + "max_keys = %d\n" % (n + 2))
+    try:
+        key = rsa.generate_private_key(65537, 2048)
+        ids = [new_id() for _ in range(4)]
+        codes = [register(reg, i, key)[0] for i in ids]
+        check(codes == [201, 201, 507, 507], "max_keys: two more identities, then 507: %r" % codes)
+        check(key_count(lab) == n + 2, "the store holds no more than max_keys")
+        st, _ = register(reg, ids[0], key)
+        check(st == 201, "a registered identity may register again when full")
+    finally:
+        reg.stop()
+
+
 def test_concurrent_registrations(lab, check):
     """200 registrations at once, half through each of two registry processes on the same
     store (and `srup keys add` writing meanwhile): every one stored once."""
@@ -457,5 +473,6 @@ if __name__ == "__main__":
         h.log("srup-registry not built: %s" % REG)
         sys.exit(1)
     h.main([test_endpoints, test_bad_input_changes_nothing, test_token_mode_and_rate_limit,
+            test_max_keys,
             test_concurrent_registrations, test_device_registers_and_joins],
            lab_factory=lab_factory)

@@ -90,6 +90,9 @@ static int set(struct reg_config *c, const char *k, const char *v)
 	if (strcmp(k, "timeout") == 0) {
 		return num(v, 1, 3600, &n) == 0 ? (c->timeout_s = (unsigned)n, 0) : -1;
 	}
+	if (strcmp(k, "max_keys") == 0) {
+		return num(v, 1, 100000000, &n) == 0 ? (c->max_keys = n, 0) : -1;
+	}
 	if (strcmp(k, "max_connections") == 0) {
 		return num(v, 1, 65536, &n) == 0 ? (c->max_connections = (unsigned)n, 0) : -1;
 	}
@@ -141,6 +144,7 @@ int reg_config_load(const char *path, struct reg_config *c)
 	c->timeout_s = 10;
 	c->max_connections = 256;
 	c->per_address_connections = 16;
+	c->max_keys = 1000000;
 	f = fopen(path, "r");
 	if (f == NULL) {
 		fprintf(stderr, "srup-registry: %s: %s\n", path, strerror(errno));
@@ -229,6 +233,9 @@ void reg_config_help(FILE *to)
 	        "  rate_limit       requests per minute per client address (default 30)\n"
 	        "  rate_burst       requests a client address may make at once (default 10)\n"
 	        "  max_body         largest request body in bytes, else 413 (default 16384)\n"
+	        "  max_keys         no new registration once the store holds this many keys: 507\n"
+	        "                   (default 1000000; bounds what open registration can make the\n"
+	        "                   broker's store hold)\n"
 	        "  timeout          seconds a connection may stay idle (default 10)\n"
 	        "  max_connections  connections at once (default 256)\n"
 	        "  per_address_connections  connections at once from one address (default 16)\n"

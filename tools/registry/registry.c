@@ -368,6 +368,23 @@ static void ep_register(struct answer *a, json_t *in)
 			goto out;
 		}
 	}
+	{
+		/* What anyone may make the broker's store hold is bounded: new identities stop here. */
+		size_t n = 0;
+		struct srupb_keyrec cur_rec;
+		char *cur = NULL;
+		int exists = store_key(id, &cur_rec, &cur) == 1;
+		enum srup_err e;
+
+		free(cur);
+		pthread_mutex_lock(&R.store_lock);
+		e = srupb_store_key_count(R.store, &n);
+		pthread_mutex_unlock(&R.store_lock);
+		if (!exists && (e != SRUP_OK || n >= R.cfg.max_keys)) {
+			answer_error(a, 507, "the registry is full (max_keys): no new identity is taken");
+			goto out;
+		}
+	}
 	if (strcmp(R.cfg.mode, "token") == 0) {
 		json_t *t = json_object_get(in, "token");
 		int r;

@@ -38,6 +38,7 @@ struct reg_config {
 	unsigned timeout_s;
 	unsigned max_connections;
 	unsigned per_address_connections;
+	size_t max_keys; /* registrations stop (507) once the store holds this many keys */
 	char log_file[REG_PATH_MAX];
 };
 
