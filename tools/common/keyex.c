@@ -4,6 +4,8 @@
  * and every field is type-checked before use. */
 #include "keyex.h"
 
+#include "b64.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,8 +14,6 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/rsa.h>
 
 #define RESP_MAX (256 * 1024)
 
@@ -216,119 +216,16 @@ int keyex_status(struct keyex *k, int *active, char *identity, size_t cap)
 
 /* ---- keys, base64, signatures ---------------------------------------------------------------- */
 
-static char *b64_encode(const unsigned char *in, size_t len, int wrap)
-{
-	size_t enc = 4 * ((len + 2) / 3);
-	unsigned char *flat = malloc(enc + 1);
-	char *out;
-	size_t i;
-	size_t o = 0;
-
-	if (flat == NULL) {
-		return NULL;
-	}
-	EVP_EncodeBlock(flat, in, (int)len);
-	if (!wrap) {
-		return (char *)flat;
-	}
-	out = malloc(enc + enc / 76 + 2);
-	if (out != NULL) {
-		for (i = 0; i < enc; i++) {
-			out[o++] = (char)flat[i];
-			if ((i + 1) % 76 == 0) {
-				out[o++] = '\n';
-			}
-		}
-		if (o == 0 || out[o - 1] != '\n') {
-			out[o++] = '\n';
-		}
-		out[o] = '\0';
-	}
-	free(flat);
-	return out;
-}
-
-int keyex_b64_decode(const char *in, unsigned char **out, size_t *out_len)
-{
-	size_t n = strlen(in);
-	char *flat = malloc(n + 1);
-	unsigned char *dec;
-	size_t m = 0;
-	size_t i;
-	int r;
-
-	*out = NULL;
-	if (flat == NULL) {
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		if (!isspace((unsigned char)in[i])) {
-			flat[m++] = in[i];
-		}
-	}
-	flat[m] = '\0';
-	if (m == 0 || m % 4 != 0) {
-		free(flat);
-		return -1;
-	}
-	dec = malloc(m / 4 * 3 + 1);
-	if (dec == NULL) {
-		free(flat);
-		return -1;
-	}
-	r = EVP_DecodeBlock(dec, (const unsigned char *)flat, (int)m);
-	if (r < 0) {
-		free(flat);
-		free(dec);
-		return -1;
-	}
-	/* EVP_DecodeBlock counts the padding as zero bytes. */
-	if (flat[m - 1] == '=') {
-		r--;
-		if (flat[m - 2] == '=') {
-			r--;
-		}
-	}
-	free(flat);
-	dec[r] = '\0';
-	*out = dec;
-	*out_len = (size_t)r;
-	return 0;
-}
-
 char *keyex_key_body(const struct srup_key *key)
 {
 	char *pem = NULL;
 	size_t len = 0;
 	char *body;
-	size_t i;
-	size_t o = 0;
-	int in_body = 0;
 
 	if (srup_key_public_pem(key, &pem, &len) != SRUP_OK) {
 		return NULL;
 	}
-	body = malloc(len + 1);
-	if (body != NULL) {
-		const char *line = pem;
-
-		while (line < pem + len) {
-			const char *end = memchr(line, '\n', (size_t)(pem + len - line));
-			size_t ll = end != NULL ? (size_t)(end - line) : (size_t)(pem + len - line);
-
-			if (ll >= 5 && strncmp(line, "-----", 5) == 0) {
-				in_body = !in_body;
-			} else if (in_body) {
-				for (i = 0; i < ll; i++) {
-					if (!isspace((unsigned char)line[i])) {
-						body[o++] = line[i];
-					}
-				}
-			}
-			line += ll + 1;
-		}
-		body[o] = '\0';
-	}
+	body = b64_pem_to_body(pem);
 	free(pem);
 	return body;
 }
@@ -337,66 +234,15 @@ char *keyex_body_to_pem(const char *body)
 {
 	unsigned char *dec = NULL;
 	size_t dlen = 0;
-	char *pem;
-	size_t n;
-	size_t i;
-	size_t o = 0;
 
-	if (keyex_b64_decode(body, &dec, &dlen) != 0) {
+	if (b64_decode(body, strlen(body), &dec, &dlen) != 0) {
 		return NULL;
 	}
 	if (dlen > 11 && memcmp(dec, "-----BEGIN ", 11) == 0) {
 		return (char *)dec; /* base64 of a whole PEM */
 	}
 	free(dec);
-	n = strlen(body);
-	pem = malloc(n + n / 64 + 64);
-	if (pem == NULL) {
-		return NULL;
-	}
-	o += (size_t)sprintf(pem, "-----BEGIN PUBLIC KEY-----\n");
-	for (i = 0; i < n; i++) {
-		if (isspace((unsigned char)body[i])) {
-			continue;
-		}
-		pem[o++] = body[i];
-		if ((o - 27) % 65 == 64) {
-			pem[o++] = '\n';
-		}
-	}
-	if (pem[o - 1] != '\n') {
-		pem[o++] = '\n';
-	}
-	o += (size_t)sprintf(pem + o, "-----END PUBLIC KEY-----\n");
-	return pem;
-}
-
-char *keyex_pss_sign_b64(const struct srup_key *key, const void *data, size_t len)
-{
-	EVP_PKEY *pk = srup_key_evp(key);
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	EVP_PKEY_CTX *pctx = NULL;
-	unsigned char *sig = NULL;
-	size_t slen = 0;
-	char *out = NULL;
-
-	if (ctx == NULL || pk == NULL ||
-	    EVP_DigestSignInit_ex(ctx, &pctx, "SHA256", NULL, NULL, pk, NULL) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, "SHA256", NULL) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_MAX) != 1 ||
-	    EVP_DigestSign(ctx, NULL, &slen, data, len) != 1) {
-		goto out;
-	}
-	sig = malloc(slen);
-	if (sig == NULL || EVP_DigestSign(ctx, sig, &slen, data, len) != 1) {
-		goto out;
-	}
-	out = b64_encode(sig, slen, 1);
-out:
-	free(sig);
-	EVP_MD_CTX_free(ctx);
-	return out;
+	return b64_body_to_pem(body);
 }
 
 /* ---- the calls ------------------------------------------------------------------------------- */
@@ -462,7 +308,7 @@ void keyex_reg_free(struct keyex_reg *r)
 
 int keyex_validate(struct keyex *k, const char *id, const struct srup_key *key)
 {
-	char *sig = keyex_pss_sign_b64(key, id, strlen(id));
+	char *sig = b64_pss_sign(srup_key_evp(key), id, strlen(id), 1);
 	json_t *req;
 	json_t *o = NULL;
 	int rc;
@@ -489,7 +335,7 @@ static char *member_pem(struct keyex *k, json_t *o, const char *name)
 	if (s == NULL) {
 		return NULL;
 	}
-	if (keyex_b64_decode(s, &dec, &n) != 0 || n < 11 || memcmp(dec, "-----BEGIN ", 11) != 0) {
+	if (b64_decode(s, strlen(s), &dec, &n) != 0 || n < 11 || memcmp(dec, "-----BEGIN ", 11) != 0) {
 		seterr(k, "\"%s\" is not base64 of a PEM", name);
 		free(dec);
 		return NULL;
@@ -501,7 +347,7 @@ int keyex_access(struct keyex *k, const char *id, const struct srup_key *key, co
                  char **cert_pem, char **ca_pem)
 {
 	char *csr64 = b64_encode((const unsigned char *)csr_pem, strlen(csr_pem), 1);
-	char *sig = keyex_pss_sign_b64(key, csr_pem, strlen(csr_pem));
+	char *sig = b64_pss_sign(srup_key_evp(key), csr_pem, strlen(csr_pem), 1);
 	json_t *req = NULL;
 	json_t *o = NULL;
 	int rc = -1;

@@ -48,13 +48,8 @@ int keyex_c2_register(struct keyex *k, const char *id, const struct srup_key *ke
 /* The key body KeyEx exchanges: the PEM SubjectPublicKeyInfo's base64, no armour, no newlines.
  * malloc'd or NULL. */
 char *keyex_key_body(const struct srup_key *key);
-/* PEM text of a key body (or of base64 of a whole PEM, as the reference's config holds it);
+/* PEM text of a key body, or of base64 of a whole PEM (as the reference's config holds it);
  * malloc'd or NULL if it is neither. */
 char *keyex_body_to_pem(const char *body);
-/* base64(RSA-PSS(SHA-256, MGF1-SHA256, maximum salt) of data) with a newline every 76
- * characters, as the reference's Python client sends it. malloc'd or NULL. */
-char *keyex_pss_sign_b64(const struct srup_key *key, const void *data, size_t len);
-/* Decode base64 that may contain newlines and spaces; *out malloc'd (NUL-terminated too). */
-int keyex_b64_decode(const char *in, unsigned char **out, size_t *out_len);
 
 #endif

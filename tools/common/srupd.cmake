@@ -7,7 +7,8 @@ if(NOT TARGET srupd_common)
 	pkg_check_modules(SRUPD_SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 	find_package(Threads REQUIRED)
 	add_library(srupd_common STATIC ${CMAKE_CURRENT_LIST_DIR}/srupd.c
-		${CMAKE_CURRENT_LIST_DIR}/show.c ${CMAKE_CURRENT_LIST_DIR}/keyex.c)
+		${CMAKE_CURRENT_LIST_DIR}/show.c ${CMAKE_CURRENT_LIST_DIR}/keyex.c
+		${CMAKE_CURRENT_LIST_DIR}/b64.c)
 	target_include_directories(srupd_common PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 	target_compile_definitions(srupd_common PRIVATE SRUPD_VERSION="${PROJECT_VERSION}")
 	target_compile_options(srupd_common PRIVATE ${SRUP_WARNINGS})

@@ -341,12 +341,12 @@ static void ep_register(struct answer *a, json_t *in)
 		answer_error(a, 400, "unknown type (default, device, observer, RSYND)");
 		return;
 	}
-	if (reg_b64_decode(key_s, strlen(key_s), &der, &der_len) != 0) {
+	if (b64_decode(key_s, strlen(key_s), &der, &der_len) != 0) {
 		answer_error(a, 400, "key is not base64");
 		return;
 	}
 	free(der);
-	pem = reg_body_to_pem(key_s);
+	pem = b64_body_to_pem(key_s);
 	why = pem != NULL ? reg_check_key(pem, &canon) : "internal error";
 	if (why != NULL) {
 		answer_error(a, 400, why);
@@ -407,7 +407,7 @@ static void ep_register(struct answer *a, json_t *in)
 	}
 	/* base64 of the whole PEM, on one line: what the reference's client keeps for a remote key
 	 * (spec section 8, item 12); srup-device accepts it and a bare key body alike. */
-	c2_body = reg_b64_flat((const unsigned char *)c2_pem, strlen(c2_pem));
+	c2_body = b64_encode((const unsigned char *)c2_pem, strlen(c2_pem), 0);
 	if (c2_body == NULL || add_key(a, id, role, canon) != 0) {
 		if (c2_body == NULL) {
 			answer_error(a, 500, "internal error");
@@ -452,7 +452,7 @@ static unsigned char *signature(struct answer *a, json_t *in, size_t *len)
 	const char *s = need_str(a, in, "signature");
 	unsigned char *sig = NULL;
 
-	if (s != NULL && reg_b64_decode(s, strlen(s), &sig, len) != 0) {
+	if (s != NULL && b64_decode(s, strlen(s), &sig, len) != 0) {
 		answer_error(a, 400, "signature is not base64");
 		return NULL;
 	}
@@ -476,8 +476,7 @@ static void ep_validate(struct answer *a, json_t *in)
 		answer_error(a, 403, "the signature does not verify with the registered key");
 		goto out;
 	}
-	mine = reg_pss_sign_b64(R.sign_key, (const unsigned char *)R.cfg.identity_text,
-	                        strlen(R.cfg.identity_text));
+	mine = b64_pss_sign(R.sign_key, R.cfg.identity_text, strlen(R.cfg.identity_text), 0);
 	if (mine == NULL) {
 		answer_error(a, 500, "internal error");
 		goto out;
@@ -509,7 +508,7 @@ static void ep_access(struct answer *a, json_t *in)
 	    (sig = signature(a, in, &slen)) == NULL) {
 		goto out;
 	}
-	if (reg_b64_decode(csr64, strlen(csr64), &csr, &csr_len) != 0) {
+	if (b64_decode(csr64, strlen(csr64), &csr, &csr_len) != 0) {
 		answer_error(a, 400, "csr is not base64");
 		goto out;
 	}
@@ -522,8 +521,8 @@ static void ep_access(struct answer *a, json_t *in)
 		answer_error(a, strcmp(why, "internal error") == 0 ? 500 : 403, why);
 		goto out;
 	}
-	cert64 = reg_b64_encode_mime((const unsigned char *)cert, strlen(cert));
-	ca64 = reg_b64_encode_mime((const unsigned char *)R.ca_pem, strlen(R.ca_pem));
+	cert64 = b64_encode((const unsigned char *)cert, strlen(cert), 1);
+	ca64 = b64_encode((const unsigned char *)R.ca_pem, strlen(R.ca_pem), 1);
 	if (cert64 == NULL || ca64 == NULL) {
 		answer_error(a, 500, "internal error");
 		goto out;
@@ -557,7 +556,7 @@ static void ep_get(struct answer *a, const char *what, const char *id_s)
 	} else if (r == 0 || rec.status != SRUPB_KEY_ACTIVE) {
 		answer_error(a, 404, "unknown identity");
 	} else if (strcmp(what, "get_key") == 0) {
-		answer_text(a, 200, reg_b64_encode_mime((const unsigned char *)pem, strlen(pem)), "ok");
+		answer_text(a, 200, b64_encode((const unsigned char *)pem, strlen(pem), 1), "ok");
 	} else if (strcmp(what, "get_type") == 0) {
 		const char *t = rec.role == SRUPB_ROLE_SERVER     ? "server"
 		                : rec.role == SRUPB_ROLE_OBSERVER ? "observer"
@@ -598,7 +597,7 @@ static void ep_c2(struct answer *a, json_t *in)
 	if ((sig = signature(a, in, &slen)) == NULL) {
 		return;
 	}
-	pem = reg_body_to_pem(key_s);
+	pem = b64_body_to_pem(key_s);
 	why = pem != NULL ? reg_check_key(pem, &canon) : "internal error";
 	if (why != NULL) {
 		answer_error(a, 400, why);
@@ -928,7 +927,7 @@ static int token_c2(const char *key_path)
 		fprintf(stderr, "srup-registry: %s: %s\n", key_path, why);
 		return 1;
 	}
-	tok = reg_pss_sign_b64(R.sign_key, (const unsigned char *)canon, strlen(canon));
+	tok = b64_pss_sign(R.sign_key, canon, strlen(canon), 0);
 	free(canon);
 	if (tok == NULL) {
 		return 1;

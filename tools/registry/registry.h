@@ -12,6 +12,8 @@
 #include <openssl/x509.h>
 #include <srup/srup.h>
 
+#include "b64.h"
+
 #define REG_PATH_MAX 512
 
 struct reg_config {
@@ -48,16 +50,6 @@ void reg_config_help(FILE *to);
 
 /* ---- crypto.c ---- */
 
-/* Base64 (standard alphabet, whitespace ignored, padding required). malloc'd *out. 0 or -1. */
-int reg_b64_decode(const char *in, size_t len, unsigned char **out, size_t *out_len);
-/* Base64 on one line. */
-char *reg_b64_flat(const unsigned char *in, size_t len);
-/* Base64 with a newline every 76 characters and at the end (Python's encodebytes). */
-char *reg_b64_encode_mime(const unsigned char *in, size_t len);
-/* The PEM of a KeyEx key body (base64 of the DER SubjectPublicKeyInfo); malloc'd or NULL. */
-char *reg_body_to_pem(const char *body);
-/* The key body of a PEM public key (armour and newlines removed); malloc'd or NULL. */
-char *reg_pem_to_body(const char *pem);
 /* Why a public key is unacceptable (RSA 2048..4096, e = 65537), or NULL if it is fine; on
  * success *canonical is its PEM as the store keeps it (malloc'd). */
 const char *reg_check_key(const char *pem, char **canonical);
@@ -66,8 +58,6 @@ int reg_pss_verify(const char *pub_pem, const unsigned char *data, size_t len,
                    const unsigned char *sig, size_t sig_len);
 int reg_pss_verify_key(EVP_PKEY *pub, const unsigned char *data, size_t len,
                        const unsigned char *sig, size_t sig_len);
-/* RSA-PSS (SHA-256, MGF1-SHA256, maximum salt) signature, base64 without newlines. */
-char *reg_pss_sign_b64(EVP_PKEY *key, const unsigned char *data, size_t len);
 /* Check a CSR (PEM) for identity and sign a client certificate with the CA:
  * CN = identity, O = SRUP_DEVICE, SHA-256, 365 days, clientAuth. NULL and *why on refusal. */
 char *reg_issue_cert(const char *csr_pem, size_t csr_len, const char *identity, X509 *ca,
