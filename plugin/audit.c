@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "srupb.h"
 
 #define AUDIT_LINE_MAX SRUPB_AUDIT_LINE_MAX
@@ -54,7 +56,49 @@ struct srupb_audit {
 	uint32_t heads[CONN_HASH];
 	uint32_t free_head;
 	size_t n_conns;
+	/* Tamper evidence: each line carries "chain", the SHA-256 of the previous line's chain and
+	 * the line itself without it. Kept across reopen (rotation); read back at open. */
+	uint8_t chain[32];
 };
+
+/* The chain of the last line of the file at path (zero if there is none). */
+static void chain_load(const char *path, uint8_t chain[32])
+{
+	char buf[8192];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t size = fd >= 0 ? lseek(fd, 0, SEEK_END) : -1;
+	off_t from = size > (off_t)sizeof buf ? size - (off_t)sizeof buf : 0;
+	ssize_t n;
+	const char *key = "\"chain\":\"";
+	char *p;
+	char *last = NULL;
+
+	memset(chain, 0, 32);
+	n = size > 0 ? pread(fd, buf, sizeof buf - 1, from) : 0;
+	if (fd >= 0) {
+		close(fd);
+	}
+	if (n <= 0) {
+		return;
+	}
+	buf[n] = '\0';
+	for (p = strstr(buf, key); p != NULL; p = strstr(p + 1, key)) {
+		last = p;
+	}
+	if (last != NULL && strlen(last) >= strlen(key) + 64) {
+		const char *h = last + strlen(key);
+
+		for (int i = 0; i < 32; i++) {
+			unsigned v;
+
+			if (sscanf(h + 2 * i, "%2x", &v) != 1) {
+				memset(chain, 0, 32);
+				return;
+			}
+			chain[i] = (uint8_t)v;
+		}
+	}
+}
 
 double srupb_now(void)
 {
@@ -98,6 +142,7 @@ enum srup_err srupb_audit_open(const char *path, unsigned burst, double rate,
 		free(a);
 		return SRUP_ERR_IO;
 	}
+	chain_load(path, a->chain);
 	if (fstat(a->fd, &sb) == 0) {
 		a->dev = sb.st_dev;
 		a->ino = sb.st_ino;
@@ -679,9 +724,34 @@ size_t srupb_audit_format_admin(const struct srupb_admin_event *ae, uint64_t sup
 	return jfinish(&j, ae->detail, suppressed);
 }
 
-static void write_line(struct srupb_audit *a, const char *line, size_t len)
+static void write_line(struct srupb_audit *a, const char *text, size_t text_len)
 {
+	/* text is one JSON object and "\n"; the line written has ,"chain":"<hex>" before its
+	 * closing brace, chain = SHA-256(previous chain || text without the newline). */
+	char line[AUDIT_LINE_MAX + 96];
+	uint8_t in[32 + AUDIT_LINE_MAX];
+	uint8_t md[32];
+	unsigned int md_len = 0;
+	size_t len;
 	size_t off = 0;
+
+	if (text_len < 2 || text_len > AUDIT_LINE_MAX || text[text_len - 1] != '\n' ||
+	    text[text_len - 2] != '}') {
+		return;
+	}
+	memcpy(in, a->chain, 32);
+	memcpy(in + 32, text, text_len - 1);
+	if (EVP_Digest(in, 32 + text_len - 1, md, &md_len, EVP_sha256(), NULL) != 1) {
+		return;
+	}
+	memcpy(line, text, text_len - 2);
+	len = text_len - 2;
+	len += (size_t)snprintf(line + len, sizeof line - len, ",\"chain\":\"");
+	for (int i = 0; i < 32; i++) {
+		len += (size_t)snprintf(line + len, sizeof line - len, "%02x", md[i]);
+	}
+	len += (size_t)snprintf(line + len, sizeof line - len, "\"}\n");
+	memcpy(a->chain, md, 32);
 	while (off < len) {
 		ssize_t w = write(a->fd, line + off, len - off);
 		if (w < 0) {
