@@ -40,7 +40,12 @@ T=$(mktemp -d)
 R=$T/root
 PID=
 cleanup() {
+	local p
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null
+	# Every process still running inside the root (mosquitto forks nothing, but be sure).
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/root" 2>/dev/null)" = "$R" ] && kill "${p#/proc/}" 2>/dev/null
+	done
 	sleep 0.5
 	rm -rf "$T"
 }
@@ -94,7 +99,7 @@ chmod 755 "$R/root" "$C"
 mkdir -p "$R/run/mosquitto" && in_root chown mosquitto: /run/mosquitto
 
 echo "== Debian's mosquitto with the plugin"
-in_root mosquitto -c /etc/mosquitto/mosquitto.conf >"$T/broker.out" 2>&1 &
+chroot "$R" /usr/sbin/mosquitto -c /etc/mosquitto/mosquitto.conf >"$T/broker.out" 2>&1 &
 PID=$!
 for _ in $(seq 1 50); do
 	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
