@@ -324,6 +324,7 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	int rc = subscribe_decision(ctx, client, filter, &why, &r);
 	if (rc == MOSQ_ERR_ACL_DENIED) {
 		char idbuf[SRUPB_IDENTITY_MAX];
+		char fp[65];
 		struct srupb_event ev;
 		memset(&ev, 0, sizeof ev);
 		ev.verdict = SRUPB_V_REFUSE;
@@ -334,6 +335,7 @@ static int acl_subscribe(struct srupb_ctx *ctx, struct mosquitto *client, const 
 		ev.type = -1;
 		ev.detail = why;
 		ev.conn = client;
+		srupb_clients_peer(ctx, client, fp, &ev.address, &ev.cert_sha256);
 		srupb_metrics_count(&ctx->metrics, ev.verdict, ev.reason);
 		if (srupb_audit_admit(ctx->audit, &ev)) {
 			srupb_audit_write(ctx->audit, &ev);

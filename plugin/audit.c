@@ -629,6 +629,15 @@ static void jtime(struct jbuf *j)
 	jlit(j, t);
 }
 
+/* The peer's address and certificate fingerprint (null when unknown). */
+static void jpeer(struct jbuf *j, const char *address, const char *cert_sha256)
+{
+	jlit(j, ",\"address\":");
+	jstr(j, address);
+	jlit(j, ",\"cert_sha256\":");
+	jstr(j, cert_sha256 != NULL && cert_sha256[0] != '\0' ? cert_sha256 : NULL);
+}
+
 /* The common end of a line: detail, the suppressed count (if any), the closing brace. The
  * line's length, or 0 if it did not fit. */
 static size_t jfinish(struct jbuf *j, const char *detail, uint64_t suppressed)
@@ -685,6 +694,7 @@ size_t srupb_audit_format(const struct srupb_event *ev, uint64_t suppressed, cha
 	} else {
 		jlit(&j, "null");
 	}
+	jpeer(&j, ev->address, ev->cert_sha256);
 	return jfinish(&j, ev->detail, suppressed);
 }
 
@@ -721,6 +731,7 @@ size_t srupb_audit_format_admin(const struct srupb_admin_event *ae, uint64_t sup
 		jlit(&j, "null");
 	}
 	jlit(&j, ae->ok ? ",\"result\":\"ok\"" : ",\"result\":\"error\"");
+	jpeer(&j, ae->address, ae->cert_sha256);
 	return jfinish(&j, ae->detail, suppressed);
 }
 

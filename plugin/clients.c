@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include <mosquitto.h>
@@ -126,6 +127,54 @@ static void unlink_free(struct srupb_clients *cl, struct cl_ent *victim)
 
 /* Does client still have its TLS session? The broker checks a Will after closing it, so under
  * identity certificate a client presenting a certificate is a live connection, not a Will. */
+/* Hex SHA-256 of client's TLS certificate into out[65], "" if it has none. */
+static void cert_fingerprint(struct mosquitto *client, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	X509 *cert = mosquitto_client_certificate(client);
+
+	out[0] = '\0';
+	if (cert == NULL) {
+		return;
+	}
+	if (X509_digest(cert, EVP_sha256(), md, &n) == 1 && n == 32) {
+		for (unsigned i = 0; i < n; i++) {
+			out[2 * i] = "0123456789abcdef"[md[i] >> 4];
+			out[2 * i + 1] = "0123456789abcdef"[md[i] & 0x0fu];
+		}
+		out[64] = '\0';
+	}
+	X509_free(cert);
+}
+
+void srupb_clients_peer(struct srupb_ctx *ctx, struct mosquitto *client, char fp_buf[65],
+                        const char **address, const char **cert_sha256)
+{
+	struct cl_ent *e = NULL;
+
+	*address = NULL;
+	*cert_sha256 = NULL;
+	if (client == NULL) {
+		return;
+	}
+	*address = mosquitto_client_address(client);
+	if (ctx->clients != NULL) {
+		for (e = ctx->clients->b[slot(ctx->clients, client)]; e != NULL; e = e->next) {
+			if (e->client == client && !e->gone) {
+				break;
+			}
+		}
+	}
+	if (e != NULL) {
+		*cert_sha256 = e->reader.cert_sha256[0] != '\0' ? e->reader.cert_sha256 : NULL;
+		return;
+	}
+	/* not tracked (not a SRUP identity): computed for this line only */
+	cert_fingerprint(client, fp_buf);
+	*cert_sha256 = fp_buf[0] != '\0' ? fp_buf : NULL;
+}
+
 static bool live_session(const struct srupb_ctx *ctx, struct mosquitto *client)
 {
 	void *cert;
@@ -202,6 +251,7 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 		e->gone = false;
 		memset(&e->reader, 0, sizeof e->reader);
 		e->reader.serial = ++ctx->conn_serial;
+		cert_fingerprint(client, e->reader.cert_sha256);
 		return &e->reader;
 	}
 	if (cl->size >= SRUPB_CLIENTS_MAX) {
@@ -217,6 +267,7 @@ struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto 
 	e->client = client;
 	e->id = id;
 	e->reader.serial = ++ctx->conn_serial;
+	cert_fingerprint(client, e->reader.cert_sha256);
 	e->next = cl->b[s];
 	cl->b[s] = e;
 	cl->size++;

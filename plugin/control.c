@@ -193,6 +193,7 @@ void srupb_control_refused(struct srupb_ctx *ctx, struct mosquitto *client, cons
 {
 	struct srupb_admin_event ae;
 	char esc[4 * SRUPB_LOG_TRUNC + 8];
+	char fp[65];
 
 	memset(&ae, 0, sizeof ae);
 	ae.reason = SRUPB_AR_NOT_ADMIN;
@@ -201,6 +202,7 @@ void srupb_control_refused(struct srupb_ctx *ctx, struct mosquitto *client, cons
 	ae.ok = false;
 	ae.detail = "not an admin: publish to $CONTROL/srup/v1 refused";
 	ae.conn = client;
+	srupb_clients_peer(ctx, client, fp, &ae.address, &ae.cert_sha256);
 	srupb_metrics_admin(&ctx->metrics, false);
 	if (srupb_audit_admin(ctx->audit, &ae)) {
 		/* the broker log follows the audit log's rate limit */
@@ -217,6 +219,7 @@ int srupb_control_cb(int event, void *event_data, void *userdata)
 	const char *ident = srupb_identity(ctx, ed->client, idbuf, sizeof idbuf);
 	char esc[4 * SRUPB_LOG_TRUNC + 8];
 	struct srupb_admin_event ae;
+	char fp[65];
 	struct srupb_command cmd;
 	struct reply r;
 	const char *perr;
@@ -228,6 +231,7 @@ int srupb_control_cb(int event, void *event_data, void *userdata)
 	ae.client_id = ed->client != NULL ? mosquitto_client_id(ed->client) : NULL;
 	ae.identity = ident;
 	ae.conn = ed->client;
+	srupb_clients_peer(ctx, ed->client, fp, &ae.address, &ae.cert_sha256);
 	if (!srupb_identity_id(ident, &id) || !srupb_policy_is_admin(ctx->policy, id)) {
 		/* The WRITE check refuses non-admins first; this is the second line of defence. The
 		 * broker acknowledges $CONTROL publishes as success whatever we return. */

@@ -290,6 +290,8 @@ struct srupb_event {
 	uint64_t seq;
 	const char *detail;
 	const void *conn; /* the client connection (struct mosquitto *), for the per-connection cap */
+	const char *address;     /* the peer's IP address (mosquitto_client_address), NULL unknown */
+	const char *cert_sha256; /* hex SHA-256 of the TLS client certificate, NULL if none */
 };
 
 /* Admin plane lines (verdict "admin", source "control"): who asked what, and the result. */
@@ -310,6 +312,8 @@ struct srupb_admin_event {
 	bool ok; /* result "ok" or "error" */
 	const char *detail;
 	const void *conn;
+	const char *address;     /* as in struct srupb_event */
+	const char *cert_sha256; /* as in struct srupb_event */
 };
 
 /* Caps on audit volume (policy audit_rate, audit_client_rate, audit_total_rate): token buckets
@@ -327,7 +331,7 @@ struct srupb_audit_limits {
 #define SRUPB_AUDIT_CONNS 1024
 /* The longest line srupb_audit_format or srupb_audit_format_admin can produce, newline
  * included: every string field cut at SRUPB_LOG_TRUNC characters of 6 escaped bytes each. */
-#define SRUPB_AUDIT_LINE_MAX 4096
+#define SRUPB_AUDIT_LINE_MAX 6144
 
 /* Open path for appending (created 0600). burst/rate: per-reason token bucket; the client and
  * total caps start at their defaults (srupb_audit_set_limits changes all of them). */
@@ -514,9 +518,10 @@ struct srupb_reader {
 	uint64_t version; /* 0: nothing cached */
 	uint64_t id;      /* the id the record below belongs to */
 	unsigned role;
-	bool active;       /* id's key is registered and ACTIVE (role is valid) */
-	unsigned bad_sigs; /* bad signatures this connection sent (policy bad_signatures) */
-	uint64_t serial;   /* this connection's number, never reused (the broker reuses memory) */
+	bool active;          /* id's key is registered and ACTIVE (role is valid) */
+	unsigned bad_sigs;    /* bad signatures this connection sent (policy bad_signatures) */
+	uint64_t serial;      /* this connection's number, never reused (the broker reuses memory) */
+	char cert_sha256[65]; /* hex SHA-256 of its TLS client certificate, "" if none (learnt once) */
 };
 
 /* Remember client (no-op if known or if its identity is not a SRUP id) and return its
@@ -526,6 +531,10 @@ struct srupb_reader {
 struct srupb_reader *srupb_clients_seen(struct srupb_ctx *ctx, struct mosquitto *client,
                                         bool publishing, bool *is_will);
 void srupb_clients_gone(struct srupb_ctx *ctx, struct mosquitto *client);
+/* For an audit line: client's IP address and TLS certificate fingerprint (the connection's
+ * cached one, or computed into fp_buf for a connection not tracked); NULL when unknown. */
+void srupb_clients_peer(struct srupb_ctx *ctx, struct mosquitto *client, char fp_buf[65],
+                        const char **address, const char **cert_sha256);
 /* Queue kicks for every live connection known to hold identity id. */
 void srupb_clients_kick_id(struct srupb_ctx *ctx, uint64_t id);
 /* Queue kicks for every known client whose identity's key is now revoked or gone. */

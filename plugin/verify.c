@@ -748,6 +748,7 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	struct srup_msg m;
 	struct pub pb;
 	char idbuf[SRUPB_IDENTITY_MAX];
+	char fp[65];
 	int result;
 
 	srupb_policy_classify(ctx->policy, topic, &t);
@@ -799,6 +800,7 @@ int srupb_verify_publish(struct srupb_ctx *ctx, struct mosquitto *client, const 
 	ev.topic = topic;
 	ev.type = -1;
 	ev.conn = client;
+	srupb_clients_peer(ctx, client, fp, &ev.address, &ev.cert_sha256);
 	memset(&d, 0, sizeof d);
 	(void)decide(ctx, &t, &pb, payload, payloadlen, &m, &ev, &d);
 	if (d.verdict == SRUPB_V_DROP && d.reason == SRUPB_R_BAD_SIGNATURE && !pb.is_will) {

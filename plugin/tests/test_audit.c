@@ -141,6 +141,48 @@ START_TEST(test_audit_invalid_utf8_escaped)
 END_TEST
 
 /* The longest line: every string field of 300 control characters (6 bytes each escaped). */
+/* The peer's address and certificate fingerprint are fields of every line, null when unknown. */
+START_TEST(test_audit_peer_fields)
+{
+	char line[SRUPB_AUDIT_LINE_MAX];
+	const char *fp = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	struct srupb_event ev;
+	struct srupb_admin_event ae;
+	json_error_t e;
+	json_t *o;
+
+	memset(&ev, 0, sizeof ev);
+	ev.verdict = SRUPB_V_DROP;
+	ev.reason = SRUPB_R_NOT_ALLOWED;
+	ev.type = -1;
+	ev.address = "127.0.0.1";
+	ev.cert_sha256 = fp;
+	ck_assert_uint_gt(srupb_audit_format(&ev, 0, line, sizeof line), 0);
+	o = json_loads(line, 0, &e);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_str_eq(json_string_value(json_object_get(o, "address")), "127.0.0.1");
+	ck_assert_str_eq(json_string_value(json_object_get(o, "cert_sha256")), fp);
+	json_decref(o);
+	ev.address = NULL;
+	ev.cert_sha256 = "";
+	ck_assert_uint_gt(srupb_audit_format(&ev, 0, line, sizeof line), 0);
+	o = json_loads(line, 0, &e);
+	ck_assert_ptr_nonnull(o);
+	ck_assert(json_is_null(json_object_get(o, "address")));
+	ck_assert(json_is_null(json_object_get(o, "cert_sha256")));
+	json_decref(o);
+	memset(&ae, 0, sizeof ae);
+	ae.reason = SRUPB_AR_NOT_ADMIN;
+	ae.address = "::1";
+	ck_assert_uint_gt(srupb_audit_format_admin(&ae, 0, line, sizeof line), 0);
+	o = json_loads(line, 0, &e);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_str_eq(json_string_value(json_object_get(o, "address")), "::1");
+	ck_assert(json_is_null(json_object_get(o, "cert_sha256")));
+	json_decref(o);
+}
+END_TEST
+
 START_TEST(test_audit_longest_line_fits)
 {
 	char line[SRUPB_AUDIT_LINE_MAX];
@@ -152,7 +194,7 @@ START_TEST(test_audit_longest_line_fits)
 	ev.verdict = SRUPB_V_DROP;
 	ev.reason = SRUPB_R_IDENTITY_MISMATCH;
 	ev.type = SRUP_MSG_ACTION;
-	ev.client_id = ev.identity = ev.topic = ev.detail = s;
+	ev.client_id = ev.identity = ev.topic = ev.detail = ev.address = ev.cert_sha256 = s;
 	ev.has_sender = ev.has_seq = true;
 	ev.sender = UINT64_MAX;
 	ev.seq = UINT64_MAX;
@@ -162,7 +204,7 @@ START_TEST(test_audit_longest_line_fits)
 	struct srupb_admin_event ae;
 	memset(&ae, 0, sizeof ae);
 	ae.reason = SRUPB_AR_BAD_COMMAND;
-	ae.client_id = ae.identity = ae.detail = ae.command = s;
+	ae.client_id = ae.identity = ae.detail = ae.command = ae.address = ae.cert_sha256 = s;
 	ae.has_target = true;
 	ae.target = UINT64_MAX;
 	n = srupb_audit_format_admin(&ae, UINT64_MAX, line, sizeof line);
@@ -415,6 +457,7 @@ Suite *plugin_audit_suite(void)
 	tcase_add_test(tc, test_audit_cut_on_character_boundary);
 	tcase_add_test(tc, test_audit_invalid_utf8_escaped);
 	tcase_add_test(tc, test_audit_longest_line_fits);
+	tcase_add_test(tc, test_audit_peer_fields);
 	tcase_add_test(tc, test_audit_client_cap_across_reasons);
 	tcase_add_test(tc, test_audit_total_cap);
 	tcase_add_test(tc, test_audit_connection_table_bounded);

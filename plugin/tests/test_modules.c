@@ -40,7 +40,8 @@ START_TEST(test_audit_format_full_and_null_fields)
 	                         "\"client_id\":\"dev\\\\\"1\\\\\\\\\\\\u000a\",\"identity\":"
 	                         "\"b9d077e223834cf6\",\"topic\":\"SRUP/b9d077e223834cf6\","
 	                         "\"type\":\"ACTION\",\"sender\":\"b9d077e223834cf6\","
-	                         "\"seq\":18446744073709551615,\"detail\":\"d\"\\}\n$",
+	                         "\"seq\":18446744073709551615,\"address\":null,"
+	                         "\"cert_sha256\":null,\"detail\":\"d\"\\}\n$",
 	                         REG_EXTENDED),
 	                 0);
 	ck_assert_msg(regexec(&re, line, 0, NULL, 0) == 0, "bad line: %s", line);
@@ -54,7 +55,8 @@ START_TEST(test_audit_format_full_and_null_fields)
 	ck_assert_uint_gt(n, 0);
 	ck_assert_ptr_nonnull(strstr(line, "\"verdict\":\"accept\",\"reason\":null,\"client_id\":null,"
 	                                   "\"identity\":null,\"topic\":null,\"type\":null,"
-	                                   "\"sender\":null,\"seq\":null,\"detail\":null,"
+	                                   "\"sender\":null,\"seq\":null,\"address\":null,"
+	                                   "\"cert_sha256\":null,\"detail\":null,"
 	                                   "\"suppressed\":3}\n"));
 	/* too small a buffer: nothing, not a cut line */
 	ck_assert_uint_eq(srupb_audit_format(&ev, 0, line, 40), 0);
@@ -82,8 +84,9 @@ START_TEST(test_audit_truncates_long_strings)
 	for (const char *c = line; *c != '\0'; c++) {
 		count += *c == 'a';
 	}
-	/* 128 from the topic, one each from "reason", "not_allowed" and "detail" */
-	ck_assert_uint_eq(count, SRUPB_LOG_TRUNC + 3);
+	/* 128 from the topic, one each from "reason", "not_allowed", "address", "cert_sha256" and
+	 * "detail" */
+	ck_assert_uint_eq(count, SRUPB_LOG_TRUNC + 5);
 }
 END_TEST
 

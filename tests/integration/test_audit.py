@@ -5,9 +5,11 @@
 # counters still count every drop; each drop is logged at WARNING level in the broker log; the
 # counters appear under $SYS/broker/srup/.
 import calendar
+import hashlib
 import json
 import os
 import re
+import ssl
 import sys
 import time
 
@@ -50,6 +52,44 @@ def test_drop_record_fields(lab, check):
     check(rec.get("sender") in (lab.server.hex, "%016x" % lab.server.id),
           "sender %r, want %s" % (rec.get("sender"), lab.server.hex))
     check(rec.get("seq") == 4242, "seq %r, want the number 4242" % rec.get("seq"))
+    check(rec.get("address") == "127.0.0.1", "address %r" % rec.get("address"))
+    check(rec.get("cert_sha256") == cert_sha256(lab.certs[lab.server.name][0]),
+          "cert_sha256 %r, want the client certificate's" % rec.get("cert_sha256"))
+
+
+def cert_sha256(crt):
+    with open(crt) as f:
+        return hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
+
+
+def test_peer_fields(lab, check):
+    """Issue 15: the peer's address on every line, the certificate's SHA-256 on TLS only (also
+    for a TLS client that is not a SRUP identity, and on an admin line)."""
+    ch = "SRUP/%s" % lab.dev1.hex
+    mark = lab.audit_mark()
+    c = lab.connect(None, client_id="audit-plain-peer", plain=True)
+    c.publish(ch, b"")
+    rec = lab.wait_audit(mark, lambda r: r.get("client_id") == "audit-plain-peer")
+    if check(rec is not None, "no audit record for the plain client"):
+        check(rec.get("address") == "127.0.0.1", "plain: address %r" % rec.get("address"))
+        check("cert_sha256" in rec and rec["cert_sha256"] is None,
+              "plain: cert_sha256 %r, want null" % rec.get("cert_sha256", "<missing>"))
+    mark = lab.audit_mark()
+    c = lab.connect(lab.stranger, client_id="audit-tls-stranger")
+    c.publish(ch, b"")
+    rec = lab.wait_audit(mark, lambda r: r.get("client_id") == "audit-tls-stranger")
+    if check(rec is not None, "no audit record for the TLS stranger"):
+        check(rec.get("address") == "127.0.0.1", "tls: address %r" % rec.get("address"))
+        check(rec.get("cert_sha256") == cert_sha256(lab.certs[lab.stranger.name][0]),
+              "tls stranger: cert_sha256 %r" % rec.get("cert_sha256"))
+    mark = lab.audit_mark()
+    c = lab.connect(lab.dev2, client_id="audit-not-admin")
+    c.publish("$CONTROL/srup/v1", b"{}")
+    rec = lab.wait_audit(mark, lambda r: r.get("verdict") == "admin")
+    if check(rec is not None, "no admin line for a non-admin's control publish"):
+        check(rec.get("address") == "127.0.0.1", "admin: address %r" % rec.get("address"))
+        check(rec.get("cert_sha256") == cert_sha256(lab.certs[lab.dev2.name][0]),
+              "admin line: cert_sha256 %r" % rec.get("cert_sha256"))
 
 
 def test_unknown_fields_are_null(lab, check):
@@ -325,7 +365,7 @@ def test_one_client_flooding_every_reason_is_bounded(lab, check):
 
 
 if __name__ == "__main__":
-    h.main([test_drop_record_fields, test_unknown_fields_are_null,
+    h.main([test_drop_record_fields, test_peer_fields, test_unknown_fields_are_null,
             test_every_line_is_one_json_object, test_flood_is_rate_limited,
             test_sys_counters_present, test_accept_counted,
             (test_drops_logged_at_warning_level, warning_lab),
