@@ -125,8 +125,6 @@ static void unlink_free(struct srupb_clients *cl, struct cl_ent *victim)
 	}
 }
 
-/* Does client still have its TLS session? The broker checks a Will after closing it, so under
- * identity certificate a client presenting a certificate is a live connection, not a Will. */
 /* Hex SHA-256 of client's TLS certificate into out[65], "" if it has none. */
 static void cert_fingerprint(struct mosquitto *client, char out[65])
 {
@@ -175,6 +173,8 @@ void srupb_clients_peer(struct srupb_ctx *ctx, struct mosquitto *client, char fp
 	*cert_sha256 = fp_buf[0] != '\0' ? fp_buf : NULL;
 }
 
+/* Does client still have its TLS session? The broker checks a Will after closing it, so under
+ * identity certificate a client presenting a certificate is a live connection, not a Will. */
 static bool live_session(const struct srupb_ctx *ctx, struct mosquitto *client)
 {
 	void *cert;
