@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT
  * control.c - reload (SIGHUP or admin command) and the admin control topic $CONTROL/srup/v1.
- * Commands: {"command":"reload"}, {"command":"revoke","id":"<hex id>"} (parsed in control_cmd.c);
- * the answer is published on the request's MQTT v5 response topic when it is
- * $CONTROL/srup/v1/response or below it, else there (readable by admins only). Every command
- * and every refusal is audited and counted. */
+ * A command is one JSON object (parsed in control_cmd.c, run in control_exec.c); the answer
+ * {"command","result","detail","data","correlation"} is published on the request's MQTT v5
+ * response topic when it is $CONTROL/srup/v1/response or below it, else there (readable by
+ * admins only), with the request's correlation data. Every command and every refusal is
+ * audited and counted. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,19 +80,6 @@ enum srup_err srupb_reload(struct srupb_ctx *ctx)
 	return SRUP_OK;
 }
 
-/* Revoke at once: store, key cache, and the live connection (kicked from TICK). */
-static enum srup_err revoke_id(struct srupb_ctx *ctx, uint64_t id, bool *found)
-{
-	enum srup_err rc = srupb_store_key_revoke(ctx->store, id, found);
-	if (rc != SRUP_OK) {
-		srupb_log(MOSQ_LOG_ERR, "control | revoke failed: %s", srupb_store_strerror(ctx->store));
-		return rc;
-	}
-	srupb_keystore_drop(ctx->keys, id);
-	srupb_kick_identity(ctx, id);
-	return SRUP_OK;
-}
-
 /* Where the answer goes: the request's MQTT v5 response topic if it is the default response
  * topic or below it (only admins read those), else the default topic. */
 struct reply {
@@ -145,9 +133,10 @@ static void reply_free(struct reply *r)
 	memset(r, 0, sizeof *r);
 }
 
-/* {"command":...,"result":"ok"|"error","detail":...,"correlation":"<hex>"} on the reply topic,
- * with the correlation data as an MQTT v5 property too. */
-static void respond(const struct reply *r, const char *command, bool ok, const char *detail)
+/* {"command":...,"result":"ok"|"error","detail":...,"data":{...},"correlation":"<hex>"} on the
+ * reply topic, with the correlation data as an MQTT v5 property too. Takes data (may be NULL). */
+static void respond(const struct reply *r, const char *command, bool ok, const char *detail,
+                    json_t *data)
 {
 	json_t *o = json_object();
 	char *text = NULL;
@@ -156,7 +145,11 @@ static void respond(const struct reply *r, const char *command, bool ok, const c
 	const char *topic = r->topic != NULL ? r->topic : CONTROL_RESP_TOPIC;
 
 	if (o == NULL) {
+		json_decref(data);
 		return;
+	}
+	if (data != NULL && json_object_set_new(o, "data", data) != 0) {
+		goto out;
 	}
 	if (json_object_set_new(o, "command", command != NULL ? json_string(command) : json_null()) !=
 	            0 ||
@@ -220,11 +213,12 @@ int srupb_control_cb(int event, void *event_data, void *userdata)
 	char esc[4 * SRUPB_LOG_TRUNC + 8];
 	struct srupb_admin_event ae;
 	char fp[65];
-	struct srupb_command cmd;
+	struct srupb_command *cmd;
 	struct reply r;
 	const char *perr;
 	uint64_t id = 0;
-	bool found = false;
+	json_t *data = NULL;
+	char detail[256];
 
 	(void)event;
 	memset(&ae, 0, sizeof ae);
@@ -238,10 +232,14 @@ int srupb_control_cb(int event, void *event_data, void *userdata)
 		srupb_control_refused(ctx, ed->client, ident);
 		return MOSQ_ERR_SUCCESS;
 	}
+	cmd = malloc(sizeof *cmd); /* holds a PEM of up to SRUPB_CONTROL_MAX bytes */
+	if (cmd == NULL) {
+		return MOSQ_ERR_NOMEM;
+	}
 	srupb_log_escape(ident, esc, sizeof esc);
 	reply_read(ed, &r);
-	perr = srupb_control_parse(ed->payload, ed->payloadlen, &cmd);
-	ae.command = srupb_command_name(cmd.cmd);
+	perr = srupb_control_parse(ed->payload, ed->payloadlen, cmd);
+	ae.command = srupb_command_name(cmd->cmd);
 	if (r.topic_refused) {
 		perr = "response topic refused: only $CONTROL/srup/v1/response and below";
 	}
@@ -250,26 +248,20 @@ int srupb_control_cb(int event, void *event_data, void *userdata)
 		ae.ok = false;
 		ae.detail = perr;
 		srupb_log(MOSQ_LOG_WARNING, "control | identity=%s | refused: %s", esc, perr);
-	} else if (cmd.cmd == SRUPB_CMD_RELOAD) {
-		srupb_log(MOSQ_LOG_NOTICE, "control | identity=%s | reload", esc);
-		ae.ok = srupb_reload(ctx) == SRUP_OK;
-		ae.detail = ae.ok ? "reloaded" : "policy refused, see log";
 	} else {
-		ae.has_target = true;
-		ae.target = cmd.id;
-		if (revoke_id(ctx, cmd.id, &found) != SRUP_OK) {
-			ae.ok = false;
-			ae.detail = "store error, see log";
-		} else {
-			ae.ok = found;
-			ae.detail = found ? "revoked" : "unknown id";
+		if (cmd->has_id) {
+			ae.has_target = true;
+			ae.target = cmd->id;
 		}
-		srupb_log(MOSQ_LOG_NOTICE, "control | identity=%s | revoke id=%" PRIx64 " | %s", esc,
-		          cmd.id, ae.detail);
+		ae.ok = srupb_control_exec(ctx, cmd, &data, detail, sizeof detail);
+		ae.detail = detail;
+		srupb_log(ae.ok ? MOSQ_LOG_NOTICE : MOSQ_LOG_WARNING, "control | identity=%s | %s | %s",
+		          esc, ae.command, detail);
 	}
 	srupb_metrics_admin(&ctx->metrics, ae.ok);
 	(void)srupb_audit_admin(ctx->audit, &ae);
-	respond(&r, ae.command, ae.ok, ae.detail);
+	respond(&r, ae.command, ae.ok, ae.detail, data);
 	reply_free(&r);
+	free(cmd);
 	return MOSQ_ERR_SUCCESS;
 }

@@ -16,6 +16,10 @@ struct ks_entry {
 	/* libsrup's prepared verifier: digest and RSA contexts set up once per key */
 	struct srup_verifier *ver;
 	uint64_t version; /* store version at which the record was read ACTIVE; 0: none */
+	/* the id's retiring key (a rotation's old key), loaded when a signature first needs it */
+	uint64_t old_until;
+	struct srup_key *old_key;
+	struct srup_verifier *old_ver;
 	unsigned role;
 	struct ks_entry *prev; /* LRU list: head = most recent */
 	struct ks_entry *next;
@@ -103,6 +107,8 @@ static void entry_remove(struct srupb_keystore *ks, struct ks_entry *e)
 	lru_unlink(ks, e);
 	srup_verifier_free(e->ver);
 	srup_key_free(e->key);
+	srup_verifier_free(e->old_ver);
+	srup_key_free(e->old_key);
 	free(e);
 	ks->size--;
 }
@@ -196,6 +202,38 @@ bool srupb_keystore_peek(struct srupb_keystore *ks, uint64_t id, uint64_t versio
 	*key = e->key;
 	*ver = e->ver;
 	return true;
+}
+
+enum srup_err srupb_keystore_retiring(struct srupb_keystore *ks, uint64_t id, uint64_t until,
+                                      const char *pem, size_t pem_len, const struct srup_key **key,
+                                      struct srup_verifier **ver)
+{
+	struct ks_entry *e = entry_find(ks, id);
+	struct srup_key *k = NULL;
+	struct srup_verifier *v = NULL;
+	enum srup_err rc;
+
+	if (e == NULL) {
+		return SRUP_ERR_INVAL; /* only with the id's current key in the cache */
+	}
+	if (e->old_ver == NULL || e->old_until != until) {
+		rc = srup_key_load_pem(pem, pem_len, SRUP_KEY_PUBLIC, &k, NULL);
+		if (rc == SRUP_OK) {
+			rc = srup_verifier_new(k, &v, NULL);
+		}
+		if (rc != SRUP_OK) {
+			srup_key_free(k);
+			return rc;
+		}
+		srup_verifier_free(e->old_ver);
+		srup_key_free(e->old_key);
+		e->old_key = k;
+		e->old_ver = v;
+		e->old_until = until;
+	}
+	*key = e->old_key;
+	*ver = e->old_ver;
+	return SRUP_OK;
 }
 
 void srupb_keystore_vouch(struct srupb_keystore *ks, uint64_t id, uint64_t version, unsigned role)

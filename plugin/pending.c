@@ -221,3 +221,17 @@ void srupb_pending_sweep(struct srupb_pending *p, double now)
 		}
 	}
 }
+
+void srupb_pending_foreach(const struct srupb_pending *p, double now,
+                           int (*fn)(uint64_t device, const struct srupb_pending_join *j,
+                                     void *arg),
+                           void *arg)
+{
+	for (size_t i = 0; i < p->nb; i++) {
+		for (const struct pj *e = p->b[i]; e != NULL; e = e->next) {
+			if (e->j.expires > now && fn(e->device, &e->j, arg) != 0) {
+				return;
+			}
+		}
+	}
+}

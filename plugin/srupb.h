@@ -204,6 +204,11 @@ bool srupb_pending_token_matches(const struct srupb_pending_join *j, const uint8
 void srupb_pending_close(struct srupb_pending *p, uint64_t server, uint64_t device);
 /* Drop every expired entry (housekeeping, from TICK). */
 void srupb_pending_sweep(struct srupb_pending *p, double now);
+/* Call fn with every live entry (hash order) until it returns non-zero. */
+void srupb_pending_foreach(const struct srupb_pending *p, double now,
+                           int (*fn)(uint64_t device, const struct srupb_pending_join *j,
+                                     void *arg),
+                           void *arg);
 
 /* ---------------------------------------------------------------- resend.c */
 
@@ -265,6 +270,12 @@ enum srup_err srupb_keystore_get(struct srupb_keystore *ks, uint64_t id, uint64_
 bool srupb_keystore_peek(struct srupb_keystore *ks, uint64_t id, uint64_t version, unsigned *role,
                          const struct srup_key **key, struct srup_verifier **ver);
 /* After srupb_keystore_get of an ACTIVE record read at store version: vouch for it. */
+/* The retiring key of id (a rotation's old key, valid until unix time `until`), kept with id's
+ * entry (which must be cached: call after srupb_keystore_get/peek for id) and parsed once per
+ * (id, until). Borrowed like the current key. INVAL without the entry, else as load_pem. */
+enum srup_err srupb_keystore_retiring(struct srupb_keystore *ks, uint64_t id, uint64_t until,
+                                      const char *pem, size_t pem_len, const struct srup_key **key,
+                                      struct srup_verifier **ver);
 void srupb_keystore_vouch(struct srupb_keystore *ks, uint64_t id, uint64_t version, unsigned role);
 void srupb_keystore_drop(struct srupb_keystore *ks, uint64_t id);
 void srupb_keystore_clear(struct srupb_keystore *ks);
@@ -553,27 +564,60 @@ void srupb_control_refused(struct srupb_ctx *ctx, struct mosquitto *client, cons
 
 /* ---------------------------------------------------------------- control_cmd.c */
 
-#define SRUPB_CONTROL_MAX 4096 /* bytes of one command; a longer payload is refused unparsed */
+#define SRUPB_CONTROL_MAX  8192    /* bytes of one command; a longer payload is refused unparsed */
+#define SRUPB_PAGE_DEFAULT 100     /* entries per answer of a list command ... */
+#define SRUPB_PAGE_MAX     1000    /* ... and at most ("limit") */
+#define SRUPB_OVERLAP_MAX  2592000 /* seconds a rotated-out key may stay valid (30 days) */
 
+/* The admin commands (control_cmd.c has each one's parameters). */
 enum srupb_cmd {
 	SRUPB_CMD_NONE = 0,
-	SRUPB_CMD_RELOAD, /* {"command":"reload"} */
-	SRUPB_CMD_REVOKE, /* {"command":"revoke","id":"<canonical id text>"} */
+	SRUPB_CMD_RELOAD,        /* reload */
+	SRUPB_CMD_REVOKE,        /* revokeKey (or revoke) id */
+	SRUPB_CMD_LIST_KEYS,     /* listKeys [after] [limit] */
+	SRUPB_CMD_GET_KEY,       /* getKey id */
+	SRUPB_CMD_ADD_KEY,       /* addKey id role pem [force] */
+	SRUPB_CMD_ROTATE_KEY,    /* rotateKey id pem overlap */
+	SRUPB_CMD_LIST_MEMBERS,  /* listMembers [id: device] [after [after_server]] [limit] */
+	SRUPB_CMD_REMOVE_MEMBER, /* removeMember id: device, server */
+	SRUPB_CMD_GET_MARKS,     /* getMarks id: sender */
+	SRUPB_CMD_LIST_PENDING,  /* listPendingJoins [limit] */
+	SRUPB_CMD_GET_STATS,     /* getStats */
 };
 
 struct srupb_command {
 	enum srupb_cmd cmd; /* set as soon as "command" names a known one, even on a later error */
 	bool has_id;
 	uint64_t id;
+	bool has_server;
+	uint64_t server;
+	bool has_after; /* paging: answer from the entry after (after, after_server) */
+	uint64_t after;
+	uint64_t after_server;
+	size_t limit;     /* entries per answer (SRUPB_PAGE_DEFAULT unless given) */
+	unsigned role;    /* enum srupb_role, addKey */
+	bool force;       /* addKey: replace an active key */
+	uint64_t overlap; /* rotateKey: seconds the old key stays valid */
+	size_t pem_len;
+	char pem[SRUPB_CONTROL_MAX]; /* NUL-terminated */
 };
 
 /* Parse one admin command from bytes[0, len): a JSON object (strict JSON, UTF-8, no duplicate
- * keys) with "command" a string and, for revoke only, "id"; any other key is refused. Returns
- * NULL on success, else a static error text (never echoes the input). Allocates nothing that
- * outlives the call. */
+ * keys) with "command" a string and that command's parameters, each of its type; any other key
+ * is refused. Returns NULL on success, else a static error text (never echoes the input); on
+ * failure only out->cmd may be set. Allocates nothing that outlives the call. */
 const char *srupb_control_parse(const void *bytes, size_t len, struct srupb_command *out);
-/* "reload", "revoke", or NULL. */
+/* The command's name ("reload", "listKeys", ...), or NULL. */
 const char *srupb_command_name(enum srupb_cmd c);
+/* ---------------------------------------------------------------- control_exec.c */
+
+/* Run a parsed admin command against the broker state. *data gets the answer's "data" object
+ * (a new reference, or NULL); detail a short text for the answer and the audit line. Returns
+ * whether it succeeded. */
+struct json_t;
+bool srupb_control_exec(struct srupb_ctx *ctx, const struct srupb_command *cmd,
+                        struct json_t **data, char *detail, size_t detail_cap);
+
 /* Re-read policy (file or embedded), drop the key cache, reopen the audit log. Keeps the old
  * policy on failure. Returns OK or the failure; logs either way. */
 enum srup_err srupb_reload(struct srupb_ctx *ctx);

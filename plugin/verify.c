@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -272,6 +273,47 @@ static enum srup_err target_role(struct srupb_ctx *ctx, uint64_t id, uint64_t sv
 	*role = SRUPB_ROLE_NONE;
 	if (e == SRUP_OK && found && rec.status == SRUPB_KEY_ACTIVE) {
 		*role = rec.role;
+	}
+	return e;
+}
+
+/* The sender's retiring key (the one a rotation replaced), while its overlap lasts: OK if it
+ * verifies m, SIG if there is none, it expired or it does not verify (note then holds a note
+ * for the drop line: "" or "; ..."), else the error. Costs, per message whose signature
+ * failed with the key in force, one LMDB read and at most one more verification. */
+static enum srup_err retiring_verify(struct srupb_ctx *ctx, const struct srup_msg *m,
+                                     const char *sender_text, char *note, size_t cap)
+{
+	const struct srup_key *key = NULL;
+	struct srup_verifier *ver = NULL;
+	const char *pem = NULL;
+	size_t pem_len = 0;
+	uint64_t until = 0;
+	bool found = false;
+	enum srup_err e;
+
+	note[0] = '\0';
+	e = srupb_store_retiring_find(ctx->store, m->sender_id, &until, &pem, &pem_len, &found);
+	if (e != SRUP_OK || !found) {
+		srupb_store_read_end(ctx->store);
+		return e != SRUP_OK ? e : SRUP_ERR_SIG;
+	}
+	if (until <= (uint64_t)time(NULL)) {
+		srupb_store_read_end(ctx->store);
+		snprintf(note, cap, "; the old key of %s retired at its overlap's end", sender_text);
+		return SRUP_ERR_SIG;
+	}
+	e = srupb_keystore_retiring(ctx->keys, m->sender_id, until, pem, pem_len, &key, &ver);
+	srupb_store_read_end(ctx->store);
+	if (e != SRUP_OK) {
+		return e;
+	}
+	if (srup_key_bits(key) > ctx->policy->max_key_bits || m->signature.len != srup_key_size(key)) {
+		return SRUP_ERR_SIG;
+	}
+	e = srup_verifier_msg(ver, m, NULL);
+	if (e == SRUP_ERR_SIG) {
+		snprintf(note, cap, " (nor with its retiring key)");
 	}
 	return e;
 }
@@ -639,14 +681,19 @@ static enum srupb_verdict decide(struct srupb_ctx *ctx, const struct srupb_topic
 		return drop(d, SRUPB_R_BAD_KEY, "stored key of %s has %u bits, policy max_key_bits %zu",
 		            sender_text, srup_key_bits(key), p->max_key_bits);
 	}
-	if (m->signature.len != srup_key_size(key)) {
-		return drop(d, SRUPB_R_BAD_SIGNATURE, "signature is %zu bytes, key needs %zu",
-		            m->signature.len, srup_key_size(key));
-	}
-	e = srup_verifier_msg(ver, m, NULL);
+	e = m->signature.len == srup_key_size(key) ? srup_verifier_msg(ver, m, NULL) : SRUP_ERR_SIG;
 	if (e == SRUP_ERR_SIG) {
-		return drop(d, SRUPB_R_BAD_SIGNATURE, "signature does not verify with the key of %s",
-		            sender_text);
+		/* during a rotation's overlap the old key of the sender still signs for it */
+		char note[96];
+		e = retiring_verify(ctx, m, sender_text, note, sizeof note);
+		if (e == SRUP_ERR_SIG) {
+			if (m->signature.len != srup_key_size(key)) {
+				return drop(d, SRUPB_R_BAD_SIGNATURE, "signature is %zu bytes, key needs %zu%s",
+				            m->signature.len, srup_key_size(key), note);
+			}
+			return drop(d, SRUPB_R_BAD_SIGNATURE, "signature does not verify with the key of %s%s",
+			            sender_text, note);
+		}
 	}
 	if (e != SRUP_OK) {
 		return drop(d, SRUPB_R_INTERNAL_ERROR, "verify: %s", srup_strerror(e));

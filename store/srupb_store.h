@@ -173,6 +173,43 @@ enum srup_err srupb_store_key_foreach(struct srupb_store *st,
 /* Number of keys. */
 enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count);
 
+/* As srupb_store_key_foreach, from the first id >= from (paging). */
+enum srup_err srupb_store_key_foreach_from(struct srupb_store *st, uint64_t from,
+                                           int (*fn)(const struct srupb_keyrec *rec, void *arg),
+                                           void *arg);
+
+/* --- rotation: a new key for an id, the old one still valid for an overlap --- */
+
+enum srupb_rotate_result {
+	SRUPB_ROTATE_DONE = 0,    /* new key in force; the old one retiring (if until is ahead) */
+	SRUPB_ROTATE_UNKNOWN = 1, /* no key has this id: nothing written */
+	SRUPB_ROTATE_REVOKED = 2, /* the id is revoked: nothing written */
+	SRUPB_ROTATE_SAME = 3,    /* the new key is the key in force: nothing written */
+};
+/* In one write transaction: replace the ACTIVE key of id by pem (role kept, new generation) and
+ * keep the replaced key as id's retiring key until unix time `until` (none if until is not in
+ * the future). One retiring key per id: a second rotation drops the first's. Any other write of
+ * the record (add, replace, revoke) drops the retiring key. Returns OK (whatever *res), INVAL
+ * (also for an older store opened read-only), IO or NOMEM. */
+enum srup_err srupb_store_key_rotate(struct srupb_store *st, uint64_t id, const char *pem,
+                                     size_t pem_len, uint64_t until, enum srupb_rotate_result *res);
+/* The retiring key of id, if any: *until (unix seconds; the caller compares it with the time)
+ * and the PEM, borrowed until read_end (begins the read transaction when needed). */
+enum srup_err srupb_store_retiring_find(struct srupb_store *st, uint64_t id, uint64_t *until,
+                                        const char **pem, size_t *pem_len, bool *found);
+
+/* --- membership administration --- */
+
+/* Call fn with every membership (device, server, joined unix seconds) in (device, server) order,
+ * from (from_device, from_server) on; device != 0 keeps to that device's. Its own read
+ * transaction. Stops when fn returns non-zero. */
+enum srup_err srupb_store_member_foreach(
+        struct srupb_store *st, uint64_t device, uint64_t from_device, uint64_t from_server,
+        int (*fn)(uint64_t device, uint64_t server, uint64_t joined, void *arg), void *arg);
+/* Delete the membership of device in server; *found says whether there was one. */
+enum srup_err srupb_store_member_remove(struct srupb_store *st, uint64_t device, uint64_t server,
+                                        bool *found);
+
 /* --- verifier reads: borrowed pointers die at read_end --- */
 
 /* The read transaction: the finds below begin it when they need LMDB (a mark still in the

@@ -6,6 +6,8 @@
  *   keys    id(8)                         -> fmt(1)=1 role(1) status(1) 0(1) gen(8le) created(8le) pem
  *   marks   sender(8) kind(1) a(8) b(8)   -> seq(8le) payload sha256(32) client-id digest(16)
  *   members device(8) server(8)           -> joined unix seconds(8le)
+ *   retiring id(8)                        -> until unix seconds(8le) pem: the key a rotation
+ *                                            replaced, still valid for id until then
  *   meta    "store_id"                    -> 16 random bytes, written when the store is created
  *                                            (or first opened for writing, for older stores)
  * and, for the broker only, the seen index in <dir>/seen.idx (seen.c), not in LMDB: a B-tree
@@ -47,6 +49,8 @@ struct srupb_store {
 	MDB_dbi keys;
 	MDB_dbi marks;
 	MDB_dbi members;
+	MDB_dbi retiring;
+	bool has_retiring; /* false only for an older store opened read-only */
 	MDB_dbi meta;
 	uint8_t id[SRUPB_STORE_ID_LEN]; /* the store id in LMDB ("meta"), all zero if none */
 	bool id_created;                /* LMDB had no id: this open wrote one */
@@ -60,26 +64,6 @@ struct srupb_store {
 	struct srupb_seen *seen; /* NULL unless srupb_store_seen_open */
 	char err[1024];
 };
-
-static const char *const role_names[SRUPB_ROLE__COUNT] = {"none", "server", "device", "observer"};
-
-const char *srupb_role_name(unsigned role)
-{
-	if (role >= SRUPB_ROLE__COUNT) {
-		return "none";
-	}
-	return role_names[role];
-}
-
-enum srupb_role srupb_role_from_name(const char *name)
-{
-	for (unsigned i = 1; i < SRUPB_ROLE__COUNT; i++) {
-		if (strcmp(name, role_names[i]) == 0) {
-			return (enum srupb_role)i;
-		}
-	}
-	return SRUPB_ROLE_NONE;
-}
 
 static void put_be64(uint8_t *p, uint64_t v)
 {
@@ -355,6 +339,13 @@ enum srup_err srupb_store_open(const char *dir, bool readonly, enum srupb_sync s
 			mrc = open_dbi(txn, "members", cf, &st->members);
 		}
 		if (mrc == 0) {
+			mrc = open_dbi(txn, "retiring", cf, &st->retiring);
+			st->has_retiring = mrc == 0;
+			if (mrc == MDB_NOTFOUND && readonly) {
+				mrc = 0; /* a store from before rotation: no key is retiring */
+			}
+		}
+		if (mrc == 0) {
 			mrc = store_id_load(st, txn, readonly);
 		}
 	}
@@ -524,6 +515,12 @@ static int keyrec_write(struct srupb_store *st, MDB_txn *txn, uint64_t id, uint8
 	int mrc;
 
 	put_be64(kb, id);
+	/* Any write of the record but a rotation's ends the old key's overlap: an added, replaced
+	 * or revoked key leaves no retiring key behind (rotation writes its own after this). */
+	mrc = mdb_del(txn, st->retiring, &k, NULL);
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		return mrc;
+	}
 	mrc = mdb_put(txn, st->keys, &k, &v, MDB_RESERVE);
 	if (mrc != 0) {
 		return mrc;
@@ -791,8 +788,16 @@ enum srup_err srupb_store_key_foreach(struct srupb_store *st,
                                       int (*fn)(const struct srupb_keyrec *rec, void *arg),
                                       void *arg)
 {
+	return srupb_store_key_foreach_from(st, 0, fn, arg);
+}
+
+enum srup_err srupb_store_key_foreach_from(struct srupb_store *st, uint64_t from,
+                                           int (*fn)(const struct srupb_keyrec *rec, void *arg),
+                                           void *arg)
+{
 	MDB_cursor *cur = NULL;
-	MDB_val k;
+	uint8_t kb[8];
+	MDB_val k = {sizeof kb, kb};
 	MDB_val v;
 	enum srup_err rc;
 	int mrc;
@@ -809,7 +814,8 @@ enum srup_err srupb_store_key_foreach(struct srupb_store *st,
 		srupb_store_read_end(st);
 		return fail(st, "mdb_cursor_open", mrc);
 	}
-	mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	put_be64(kb, from);
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (mrc == 0) {
 		struct srupb_keyrec rec;
 		if (k.mv_size == 8 && keyrec_decode(get_be64(k.mv_data), &v, &rec)) {
@@ -846,6 +852,198 @@ enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count)
 		return fail(st, "mdb_stat", mrc);
 	}
 	*count = ms.ms_entries;
+	return SRUP_OK;
+}
+
+/* --- rotation --- */
+
+enum srup_err srupb_store_key_rotate(struct srupb_store *st, uint64_t id, const char *pem,
+                                     size_t pem_len, uint64_t until, enum srupb_rotate_result *res)
+{
+	MDB_txn *txn = NULL;
+	uint8_t kb[8];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	struct srupb_keyrec rec;
+	uint8_t *old = NULL;
+	size_t old_len;
+	int mrc;
+
+	if (st == NULL || pem == NULL || pem_len == 0 || res == NULL || !st->has_retiring) {
+		return SRUP_ERR_INVAL;
+	}
+	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_begin", mrc);
+	}
+	put_be64(kb, id);
+	mrc = mdb_get(txn, st->keys, &k, &v);
+	if (mrc == MDB_NOTFOUND) {
+		*res = SRUPB_ROTATE_UNKNOWN;
+		mdb_txn_abort(txn);
+		return SRUP_OK;
+	}
+	if (mrc != 0) {
+		mdb_txn_abort(txn);
+		return fail(st, "mdb_get(keys)", mrc);
+	}
+	if (!keyrec_decode(id, &v, &rec)) {
+		mdb_txn_abort(txn);
+		snprintf(st->err, sizeof st->err, "corrupt key record");
+		return SRUP_ERR_IO;
+	}
+	if (rec.status != SRUPB_KEY_ACTIVE) {
+		*res = SRUPB_ROTATE_REVOKED;
+		mdb_txn_abort(txn);
+		return SRUP_OK;
+	}
+	if (rec.pem_len == pem_len && memcmp(rec.pem, pem, pem_len) == 0) {
+		*res = SRUPB_ROTATE_SAME;
+		mdb_txn_abort(txn);
+		return SRUP_OK;
+	}
+	/* The old PEM lives in the map: copy it, with its retiring header, before rewriting. */
+	old_len = 8 + rec.pem_len;
+	old = malloc(old_len);
+	if (old == NULL) {
+		mdb_txn_abort(txn);
+		return SRUP_ERR_NOMEM;
+	}
+	put_le64(old, until);
+	memcpy(old + 8, rec.pem, rec.pem_len);
+	mrc = keyrec_write(st, txn, id, rec.role, SRUPB_KEY_ACTIVE, (uint64_t)time(NULL), pem, pem_len);
+	if (mrc == 0 && until > (uint64_t)time(NULL)) {
+		MDB_val ov = {old_len, old};
+		mrc = mdb_put(txn, st->retiring, &k, &ov, 0);
+	}
+	free(old);
+	if (mrc != 0) {
+		mdb_txn_abort(txn);
+		return fail(st, "rotate", mrc);
+	}
+	mrc = mdb_txn_commit(txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_commit", mrc);
+	}
+	*res = SRUPB_ROTATE_DONE;
+	return SRUP_OK;
+}
+
+enum srup_err srupb_store_retiring_find(struct srupb_store *st, uint64_t id, uint64_t *until,
+                                        const char **pem, size_t *pem_len, bool *found)
+{
+	uint8_t kb[8];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	int mrc;
+
+	*found = false;
+	if (!st->has_retiring) {
+		return SRUP_OK;
+	}
+	if (!st->rtxn_live && srupb_store_read_begin(st) != SRUP_OK) {
+		return SRUP_ERR_IO;
+	}
+	put_be64(kb, id);
+	mrc = mdb_get(st->rtxn, st->retiring, &k, &v);
+	if (mrc == MDB_NOTFOUND) {
+		return SRUP_OK;
+	}
+	if (mrc != 0) {
+		return fail(st, "mdb_get(retiring)", mrc);
+	}
+	if (v.mv_size <= 8) {
+		snprintf(st->err, sizeof st->err, "corrupt retiring key record");
+		return SRUP_ERR_IO;
+	}
+	*until = get_le64(v.mv_data);
+	*pem = (const char *)v.mv_data + 8;
+	*pem_len = v.mv_size - 8;
+	*found = true;
+	return SRUP_OK;
+}
+
+/* --- membership administration --- */
+
+enum srup_err srupb_store_member_foreach(
+        struct srupb_store *st, uint64_t device, uint64_t from_device, uint64_t from_server,
+        int (*fn)(uint64_t device, uint64_t server, uint64_t joined, void *arg), void *arg)
+{
+	MDB_cursor *cur = NULL;
+	uint8_t kb[MEMBER_KEY_LEN];
+	MDB_val k = {sizeof kb, kb};
+	MDB_val v;
+	enum srup_err rc;
+	int mrc;
+
+	if (st == NULL || fn == NULL) {
+		return SRUP_ERR_INVAL;
+	}
+	if (device != 0 && from_device < device) {
+		from_device = device;
+		from_server = 0;
+	}
+	rc = srupb_store_read_begin(st);
+	if (rc != SRUP_OK) {
+		return rc;
+	}
+	mrc = mdb_cursor_open(st->rtxn, st->members, &cur);
+	if (mrc != 0) {
+		srupb_store_read_end(st);
+		return fail(st, "mdb_cursor_open", mrc);
+	}
+	put_be64(kb, from_device);
+	put_be64(kb + 8, from_server);
+	mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (mrc == 0) {
+		const uint8_t *kp = k.mv_data;
+		if (k.mv_size == MEMBER_KEY_LEN) {
+			uint64_t d = get_be64(kp);
+			if (device != 0 && d != device) {
+				break;
+			}
+			if (fn(d, get_be64(kp + 8), v.mv_size == 8 ? get_le64(v.mv_data) : 0, arg) != 0) {
+				break;
+			}
+		}
+		mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	srupb_store_read_end(st);
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		return fail(st, "mdb_cursor_get", mrc);
+	}
+	return SRUP_OK;
+}
+
+enum srup_err srupb_store_member_remove(struct srupb_store *st, uint64_t device, uint64_t server,
+                                        bool *found)
+{
+	MDB_txn *txn = NULL;
+	uint8_t kb[MEMBER_KEY_LEN];
+	MDB_val k = {sizeof kb, kb};
+	int mrc;
+
+	if (st == NULL || found == NULL) {
+		return SRUP_ERR_INVAL;
+	}
+	*found = false;
+	mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_begin", mrc);
+	}
+	put_be64(kb, device);
+	put_be64(kb + 8, server);
+	mrc = mdb_del(txn, st->members, &k, NULL);
+	if (mrc != 0 && mrc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return fail(st, "mdb_del(members)", mrc);
+	}
+	*found = mrc == 0;
+	mrc = mdb_txn_commit(txn);
+	if (mrc != 0) {
+		return fail(st, "mdb_txn_commit", mrc);
+	}
 	return SRUP_OK;
 }
 

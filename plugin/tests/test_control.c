@@ -41,6 +41,83 @@ START_TEST(test_parse_valid_commands)
 }
 END_TEST
 
+START_TEST(test_parse_admin_commands)
+{
+	struct srupb_command c;
+	ck_assert_ptr_null(parse("{\"command\":\"listKeys\"}", &c));
+	ck_assert_int_eq(c.cmd, SRUPB_CMD_LIST_KEYS);
+	ck_assert_uint_eq(c.limit, SRUPB_PAGE_DEFAULT);
+	ck_assert(!c.has_after);
+	ck_assert_ptr_null(parse("{\"command\":\"listKeys\",\"after\":\"ff\",\"limit\":1000}", &c));
+	ck_assert(c.has_after);
+	ck_assert_uint_eq(c.after, 0xff);
+	ck_assert_uint_eq(c.limit, 1000);
+	ck_assert_ptr_null(parse("{\"command\":\"revokeKey\",\"id\":\"1f\"}", &c));
+	ck_assert_int_eq(c.cmd, SRUPB_CMD_REVOKE);
+	ck_assert_str_eq(srupb_command_name(c.cmd), "revoke");
+	ck_assert_ptr_null(parse("{\"command\":\"addKey\",\"id\":\"1f\",\"role\":\"observer\","
+	                         "\"pem\":\"-----BEGIN PUBLIC KEY-----\\nAA\\n\",\"force\":true}",
+	                         &c));
+	ck_assert_int_eq(c.cmd, SRUPB_CMD_ADD_KEY);
+	ck_assert_uint_eq(c.role, SRUPB_ROLE_OBSERVER);
+	ck_assert(c.force);
+	ck_assert_str_eq(c.pem, "-----BEGIN PUBLIC KEY-----\nAA\n");
+	ck_assert_uint_eq(c.pem_len, strlen(c.pem));
+	ck_assert_ptr_null(parse(
+	        "{\"command\":\"rotateKey\",\"id\":\"2\",\"pem\":\"x\",\"overlap\":2592000}", &c));
+	ck_assert_uint_eq(c.overlap, SRUPB_OVERLAP_MAX);
+	ck_assert_ptr_null(parse("{\"command\":\"listMembers\",\"id\":\"a\",\"after\":\"a\","
+	                         "\"after_server\":\"b\",\"limit\":2}",
+	                         &c));
+	ck_assert_uint_eq(c.after_server, 0xb);
+	ck_assert_ptr_null(parse("{\"command\":\"removeMember\",\"id\":\"a\",\"server\":\"b\"}", &c));
+	ck_assert(c.has_server);
+	ck_assert_uint_eq(c.server, 0xb);
+	ck_assert_ptr_null(parse("{\"command\":\"getMarks\",\"id\":\"a\"}", &c));
+	ck_assert_ptr_null(parse("{\"command\":\"listPendingJoins\",\"limit\":5}", &c));
+	ck_assert_ptr_null(parse("{\"command\":\"getStats\"}", &c));
+	ck_assert_int_eq(c.cmd, SRUPB_CMD_GET_STATS);
+	ck_assert_ptr_null(parse("{\"command\":\"getKey\",\"id\":\"ffffffffffffffff\"}", &c));
+	ck_assert_uint_eq(c.id, UINT64_MAX);
+}
+END_TEST
+
+START_TEST(test_parse_refuses_admin_parameters)
+{
+	static const char *const bad[] = {
+	        "{\"command\":\"listKeys\",\"limit\":0}",
+	        "{\"command\":\"listKeys\",\"limit\":1001}",
+	        "{\"command\":\"listKeys\",\"limit\":\"5\"}",
+	        "{\"command\":\"listKeys\",\"limit\":5.0}",
+	        "{\"command\":\"listKeys\",\"id\":\"1\"}",
+	        "{\"command\":\"listKeys\",\"after\":\"0x1\"}",
+	        "{\"command\":\"getKey\"}",
+	        "{\"command\":\"addKey\",\"id\":\"1\",\"role\":\"device\"}",
+	        "{\"command\":\"addKey\",\"id\":\"1\",\"role\":\"admin\",\"pem\":\"x\"}",
+	        "{\"command\":\"addKey\",\"id\":\"1\",\"role\":\"none\",\"pem\":\"x\"}",
+	        "{\"command\":\"addKey\",\"id\":\"1\",\"role\":\"device\",\"pem\":\"\"}",
+	        "{\"command\":\"addKey\",\"id\":\"1\",\"role\":\"device\",\"pem\":\"x\",\"force\":1}",
+	        "{\"command\":\"rotateKey\",\"id\":\"1\",\"pem\":\"x\"}",
+	        "{\"command\":\"rotateKey\",\"id\":\"1\",\"pem\":\"x\",\"overlap\":-1}",
+	        "{\"command\":\"rotateKey\",\"id\":\"1\",\"pem\":\"x\",\"overlap\":2592001}",
+	        "{\"command\":\"rotateKey\",\"id\":\"1\",\"pem\":\"x\",\"overlap\":1,\"force\":true}",
+	        "{\"command\":\"listMembers\",\"after_server\":\"1\"}",
+	        "{\"command\":\"removeMember\",\"id\":\"1\"}",
+	        "{\"command\":\"removeMember\",\"server\":\"1\"}",
+	        "{\"command\":\"getMarks\",\"id\":\"1\",\"limit\":3}",
+	        "{\"command\":\"getStats\",\"id\":\"1\"}",
+	        "{\"command\":\"listPendingJoins\",\"after\":\"1\"}",
+	};
+	struct srupb_command c;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *err = parse(bad[i], &c);
+		ck_assert_msg(err != NULL, "accepted: %s", bad[i]);
+		ck_assert(!c.has_id && !c.has_server && !c.has_after && c.pem_len == 0);
+		ck_assert_msg(c.cmd != SRUPB_CMD_NONE, "lost the command name: %s", bad[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_parse_refuses)
 {
 	static const char *const bad[] = {
@@ -356,6 +433,8 @@ Suite *plugin_control_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_parse_valid_commands);
 	tcase_add_test(tc, test_parse_refuses);
+	tcase_add_test(tc, test_parse_admin_commands);
+	tcase_add_test(tc, test_parse_refuses_admin_parameters);
 	tcase_add_test(tc, test_admin_revoke_audited_and_answered);
 	tcase_add_test(tc, test_admin_bad_command_audited);
 	tcase_add_test(tc, test_non_admin_refused_and_audited);

@@ -123,7 +123,7 @@ def test_scraper_bypasses_do_nothing(lab, check):
              ('{"command":"revoke","id":"%s","by":"me"}' % lab.dev1.hex).encode(),
              ('{"command":"revoke","id":"0x%s"}' % lab.dev1.hex).encode(),
              ('{"command":"revoke","id":"%s"} trailing' % lab.dev1.hex).encode(),
-             b'{"command":"reload"' + b" " * 5000 + b"}"]
+             b'{"command":"reload"' + b" " * 9000 + b"}"]
     for i, p in enumerate(cases):
         log0 = lab.broker.log_size()
         rc, resp, recs = admin(lab, p)

@@ -15,6 +15,7 @@ int srup_cmd_qr(int argc, char **argv);
 int srup_cmd_marks(int argc, char **argv);
 int srup_cmd_store(int argc, char **argv);
 int srup_cmd_audit(int argc, char **argv);
+int srup_cmd_ctrl(int argc, char **argv);
 
 /* Exit codes shared by every subcommand. */
 #define SRUP_EXIT_OK      0

@@ -26,6 +26,7 @@ static const struct command commands[] = {
         {"keys", srup_cmd_keys, "administer a broker key store (add, revoke, list, show)"},
         {"marks", srup_cmd_marks, "show the broker's replay marks of a sender (marks show)"},
         {"audit", srup_cmd_audit, "verify the hash chain of the broker's audit log (audit verify)"},
+        {"ctrl", srup_cmd_ctrl, "administer a running broker over MQTT ($CONTROL/srup/v1)"},
         {"store", srup_cmd_store, "check the broker's store for consistency (store check)"},
         {"qr", srup_cmd_qr, "draw a URL (e.g. the registration service's) as a QR code"},
 };
