@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -341,6 +342,118 @@ START_TEST(test_store_membership_and_deregistration)
 }
 END_TEST
 
+static int collect_member(uint64_t device, uint64_t server, uint64_t joined, void *arg)
+{
+	uint64_t *out = arg;
+	ck_assert_uint_gt(joined, 0);
+	out[++out[0]] = device << 8 | server;
+	return out[0] >= 3; /* a page of three */
+}
+
+START_TEST(test_store_member_list_and_remove)
+{
+	struct srupb_store *st = fresh();
+	bool stale = false;
+	bool found = false;
+	uint64_t got[8];
+	uint64_t seq = 1;
+
+	for (uint64_t d = 1; d <= 2; d++) {
+		for (uint64_t server = 0xa; server <= 0xc; server++) {
+			struct srupb_commit c = commit_for(server, d, seq, (uint8_t)seq);
+			seq++;
+			c.member_op = SRUPB_MEMBER_JOIN;
+			c.member_device = d;
+			c.member_server = server;
+			ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+		}
+	}
+	memset(got, 0, sizeof got);
+	ck_assert_int_eq(srupb_store_member_foreach(st, 0, 0, 0, collect_member, got), SRUP_OK);
+	ck_assert_uint_eq(got[0], 3);
+	ck_assert_uint_eq(got[1], 0x10a);
+	ck_assert_uint_eq(got[3], 0x10c);
+	/* the next page starts at the cursor (the caller skips the cursor entry itself) */
+	memset(got, 0, sizeof got);
+	ck_assert_int_eq(srupb_store_member_foreach(st, 0, 1, 0xc, collect_member, got), SRUP_OK);
+	ck_assert_uint_eq(got[1], 0x10c);
+	ck_assert_uint_eq(got[2], 0x20a);
+	/* one device only */
+	memset(got, 0, sizeof got);
+	ck_assert_int_eq(srupb_store_member_foreach(st, 2, 0, 0, collect_member, got), SRUP_OK);
+	ck_assert_uint_eq(got[0], 3);
+	ck_assert_uint_eq(got[1], 0x20a);
+	ck_assert_int_eq(srupb_store_member_remove(st, 2, 0xb, &found), SRUP_OK);
+	ck_assert(found);
+	ck_assert_int_eq(srupb_store_member_remove(st, 2, 0xb, &found), SRUP_OK);
+	ck_assert(!found);
+	memset(got, 0, sizeof got);
+	ck_assert_int_eq(srupb_store_member_foreach(st, 2, 0, 0, collect_member, got), SRUP_OK);
+	ck_assert_uint_eq(got[0], 2);
+	ck_assert_uint_eq(got[2], 0x20c);
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
+START_TEST(test_store_rotate_keeps_a_retiring_key)
+{
+	struct srupb_store *st = fresh();
+	enum srupb_rotate_result res;
+	enum srupb_add_result ares;
+	struct srupb_keyrec rec;
+	const char *pem = NULL;
+	size_t len = 0;
+	uint64_t until = 0;
+	uint64_t gen;
+	bool found = false;
+	uint64_t later = (uint64_t)time(NULL) + 3600;
+
+	ck_assert_int_eq(srupb_store_key_rotate(st, 7, "NEW", 3, later, &res), SRUP_OK);
+	ck_assert_int_eq(res, SRUPB_ROTATE_UNKNOWN);
+	ck_assert_int_eq(srupb_store_key_put(st, 7, SRUPB_ROLE_SERVER, "OLD", 3), SRUP_OK);
+	ck_assert_int_eq(srupb_store_key_find(st, 7, &rec, &found), SRUP_OK);
+	gen = rec.generation;
+	srupb_store_read_end(st);
+	ck_assert_int_eq(srupb_store_key_rotate(st, 7, "OLD", 3, later, &res), SRUP_OK);
+	ck_assert_int_eq(res, SRUPB_ROTATE_SAME);
+	ck_assert_int_eq(srupb_store_key_rotate(st, 7, "NEW", 3, later, &res), SRUP_OK);
+	ck_assert_int_eq(res, SRUPB_ROTATE_DONE);
+	ck_assert_int_eq(srupb_store_key_find(st, 7, &rec, &found), SRUP_OK);
+	ck_assert(found);
+	ck_assert_uint_eq(rec.role, SRUPB_ROLE_SERVER);
+	ck_assert_uint_ne(rec.generation, gen);
+	ck_assert_mem_eq(rec.pem, "NEW", 3);
+	ck_assert_int_eq(srupb_store_retiring_find(st, 7, &until, &pem, &len, &found), SRUP_OK);
+	ck_assert(found);
+	ck_assert_uint_eq(until, later);
+	ck_assert_uint_eq(len, 3);
+	ck_assert_mem_eq(pem, "OLD", 3);
+	srupb_store_read_end(st);
+	/* any other write of the record ends the overlap: a forced add here */
+	ck_assert_int_eq(srupb_store_key_add(st, 7, SRUPB_ROLE_SERVER, "NEWER", 5, true, &ares, NULL),
+	                 SRUP_OK);
+	ck_assert_int_eq(srupb_store_retiring_find(st, 7, &until, &pem, &len, &found), SRUP_OK);
+	ck_assert(!found);
+	srupb_store_read_end(st);
+	/* rotation without overlap keeps nothing; revocation drops a retiring key and refuses */
+	ck_assert_int_eq(srupb_store_key_rotate(st, 7, "N4", 2, 0, &res), SRUP_OK);
+	ck_assert_int_eq(res, SRUPB_ROTATE_DONE);
+	ck_assert_int_eq(srupb_store_retiring_find(st, 7, &until, &pem, &len, &found), SRUP_OK);
+	ck_assert(!found);
+	srupb_store_read_end(st);
+	ck_assert_int_eq(srupb_store_key_rotate(st, 7, "N5", 2, later, &res), SRUP_OK);
+	ck_assert_int_eq(srupb_store_key_revoke(st, 7, &found), SRUP_OK);
+	ck_assert_int_eq(srupb_store_retiring_find(st, 7, &until, &pem, &len, &found), SRUP_OK);
+	ck_assert(!found);
+	srupb_store_read_end(st);
+	ck_assert_int_eq(srupb_store_key_rotate(st, 7, "N6", 2, later, &res), SRUP_OK);
+	ck_assert_int_eq(res, SRUPB_ROTATE_REVOKED);
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
 /* durability map (MDB_WRITEMAP): commits are visible to another opener; it cannot be switched
  * by a reload, the other modes can. */
 START_TEST(test_store_writemap_mode)
@@ -539,6 +652,8 @@ Suite *plugin_store_suite(void)
 	tcase_add_test(tc, test_store_marks_only_move_up_and_persist);
 	tcase_add_test(tc, test_store_seen_index_is_bounded);
 	tcase_add_test(tc, test_store_membership_and_deregistration);
+	tcase_add_test(tc, test_store_member_list_and_remove);
+	tcase_add_test(tc, test_store_rotate_keeps_a_retiring_key);
 	tcase_add_test(tc, test_store_writemap_mode);
 	tcase_add_test(tc, test_store_id_binds_files_and_refuses_disagreement);
 	tcase_add_test(tc, test_store_open_errors);
