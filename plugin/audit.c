@@ -688,7 +688,12 @@ size_t srupb_audit_format(const struct srupb_event *ev, uint64_t suppressed, cha
 		jlit(&j, "null");
 	}
 	jlit(&j, ",\"seq\":");
-	if (ev->has_seq) {
+	if (ev->has_seq && ev->seq > (uint64_t)INT64_MAX) {
+		/* as every output of the project writes a sequence number beyond 2^63-1 (JSON readers
+		 * such as jansson hold no larger integer): a "0x" hex string */
+		snprintf(num, sizeof num, "\"0x%" PRIx64 "\"", ev->seq);
+		jlit(&j, num);
+	} else if (ev->has_seq) {
 		snprintf(num, sizeof num, "%" PRIu64, ev->seq);
 		jlit(&j, num);
 	} else {
@@ -758,9 +763,10 @@ static void write_line(struct srupb_audit *a, const char *text, size_t text_len)
 	memcpy(line, text, text_len - 2);
 	len = text_len - 2;
 	len += (size_t)snprintf(line + len, sizeof line - len, ",\"chain\":\"");
-	for (int i = 0; i < 32; i++) {
-		len += (size_t)snprintf(line + len, sizeof line - len, "%02x", md[i]);
+	if (srup_hex_encode(md, 32, line + len, sizeof line - len) != SRUP_OK) {
+		return;
 	}
+	len += 64;
 	len += (size_t)snprintf(line + len, sizeof line - len, "\"}\n");
 	memcpy(a->chain, md, 32);
 	while (off < len) {

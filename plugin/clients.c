@@ -136,12 +136,9 @@ static void cert_fingerprint(struct mosquitto *client, char out[65])
 	if (cert == NULL) {
 		return;
 	}
-	if (X509_digest(cert, EVP_sha256(), md, &n) == 1 && n == 32) {
-		for (unsigned i = 0; i < n; i++) {
-			out[2 * i] = "0123456789abcdef"[md[i] >> 4];
-			out[2 * i + 1] = "0123456789abcdef"[md[i] & 0x0fu];
-		}
-		out[64] = '\0';
+	if (X509_digest(cert, EVP_sha256(), md, &n) == 1 && n == 32 &&
+	    srup_hex_encode(md, n, out, 65) != SRUP_OK) {
+		out[0] = '\0';
 	}
 	X509_free(cert);
 }

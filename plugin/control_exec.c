@@ -43,15 +43,15 @@ static json_t *time_json(uint64_t unix_s)
 	return json_string(buf);
 }
 
-/* jansson's integers are signed 64-bit: a sequence number above that range (a sender may pick
- * any) is given as its decimal text, the only case where the answer is not a number. */
+/* jansson's integers are signed 64-bit: a number above that range (a sender may pick any
+ * sequence number) is given as a "0x" hex string, as the audit log and srup write it. */
 static json_t *u64_json(uint64_t v)
 {
 	char buf[24];
 	if (v <= (uint64_t)LLONG_MAX) {
 		return json_integer((json_int_t)v);
 	}
-	snprintf(buf, sizeof buf, "%" PRIu64, v);
+	snprintf(buf, sizeof buf, "0x%" PRIx64, v);
 	return json_string(buf);
 }
 

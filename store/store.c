@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include <lmdb.h>
+#include <srup/id.h>
 
 #include "journal.h"
 #include "mapfile.h"
@@ -179,9 +180,7 @@ static int store_id_load(struct srupb_store *st, MDB_txn *txn, bool readonly)
 
 static void id_hex(const uint8_t id[SRUPB_STORE_ID_LEN], char out[2 * SRUPB_STORE_ID_LEN + 1])
 {
-	for (size_t i = 0; i < SRUPB_STORE_ID_LEN; i++) {
-		snprintf(out + 2 * i, 3, "%02x", id[i]);
-	}
+	(void)srup_hex_encode(id, SRUPB_STORE_ID_LEN, out, 2 * SRUPB_STORE_ID_LEN + 1);
 }
 
 /* Check that a journal or seen-index file (file_id, from its header) belongs to this store;

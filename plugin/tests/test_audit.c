@@ -201,6 +201,22 @@ START_TEST(test_audit_longest_line_fits)
 	size_t n = srupb_audit_format(&ev, UINT64_MAX, line, sizeof line);
 	ck_assert_uint_gt(n, 0);
 	ck_assert_uint_le(n, SRUPB_AUDIT_LINE_MAX - 1);
+	{
+		/* a JSON reader with 64-bit signed integers (jansson) reads the largest seq */
+		json_error_t je;
+		json_t *lo;
+		n = srupb_audit_format(&ev, 0, line, sizeof line);
+		lo = json_loadb(line, n, 0, &je);
+		ck_assert_msg(lo != NULL, "%s", je.text);
+		ck_assert_str_eq(json_string_value(json_object_get(lo, "seq")), "0xffffffffffffffff");
+		json_decref(lo);
+		ev.seq = (uint64_t)INT64_MAX;
+		n = srupb_audit_format(&ev, 0, line, sizeof line);
+		lo = json_loadb(line, n, 0, &je);
+		ck_assert_ptr_nonnull(lo);
+		ck_assert(json_integer_value(json_object_get(lo, "seq")) == INT64_MAX);
+		json_decref(lo);
+	}
 	struct srupb_admin_event ae;
 	memset(&ae, 0, sizeof ae);
 	ae.reason = SRUPB_AR_BAD_COMMAND;

@@ -40,7 +40,7 @@ START_TEST(test_audit_format_full_and_null_fields)
 	                         "\"client_id\":\"dev\\\\\"1\\\\\\\\\\\\u000a\",\"identity\":"
 	                         "\"b9d077e223834cf6\",\"topic\":\"SRUP/b9d077e223834cf6\","
 	                         "\"type\":\"ACTION\",\"sender\":\"b9d077e223834cf6\","
-	                         "\"seq\":18446744073709551615,\"address\":null,"
+	                         "\"seq\":\"0xffffffffffffffff\",\"address\":null,"
 	                         "\"cert_sha256\":null,\"detail\":\"d\"\\}\n$",
 	                         REG_EXTENDED),
 	                 0);

@@ -27,6 +27,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <qrencode.h>
+#include <srup/id.h>
 
 /* The page, generated into the build from tools/c2/web/ (see CMakeLists.txt). */
 extern const unsigned char c2_web_index_html[];
@@ -72,14 +73,11 @@ static struct {
 static void hex_random(char *out, size_t bytes)
 {
 	unsigned char b[32];
-	size_t i;
 
 	if (RAND_bytes(b, (int)bytes) != 1) {
 		abort();
 	}
-	for (i = 0; i < bytes; i++) {
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
-	}
+	(void)srup_hex_encode(b, bytes, out, 2 * bytes + 1);
 }
 
 static int ct_equal(const char *a, const char *b)

@@ -25,6 +25,7 @@
 #include <systemd/sd-daemon.h>
 #include <mqtt_protocol.h>
 #include <openssl/crypto.h>
+#include <srup/id.h>
 
 /* ---- logging ---------------------------------------------------------------------------- */
 
@@ -650,8 +651,12 @@ static void wire_log(struct srupd *d, const char *dir, const char *topic, const 
 		return;
 	}
 	fprintf(f, "%s %s ", dir, topic);
-	for (i = 0; i < len; i++) {
-		fprintf(f, "%02x", p[i]);
+	for (i = 0; i < len; i += 256) {
+		char hex[2 * 256 + 1];
+		size_t n = len - i < 256 ? len - i : 256;
+		if (srup_hex_encode(p + i, n, hex, sizeof hex) == SRUP_OK) {
+			fputs(hex, f);
+		}
 	}
 	fputc('\n', f);
 	fclose(f);

@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <srup/id.h>
 
 #define TOKENS_MAX (1024 * 1024) /* bytes of the tokens file */
 
@@ -21,12 +22,9 @@ static void token_hash(const char *token, char out[65])
 {
 	unsigned char d[32];
 	unsigned int n = 0;
-	int i;
 
 	EVP_Digest(token, strlen(token), d, &n, EVP_sha256(), NULL);
-	for (i = 0; i < 32; i++) {
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
-	}
+	(void)srup_hex_encode(d, sizeof d, out, 65);
 }
 
 int reg_tokens_new(const char *file, unsigned n, FILE *out)
@@ -46,15 +44,12 @@ int reg_tokens_new(const char *file, unsigned n, FILE *out)
 		unsigned char r[24];
 		char tok[49];
 		char h[66];
-		int k;
 
 		if (RAND_bytes(r, sizeof(r)) != 1) {
 			rc = -1;
 			break;
 		}
-		for (k = 0; k < 24; k++) {
-			snprintf(tok + 2 * k, 3, "%02x", r[k]);
-		}
+		(void)srup_hex_encode(r, sizeof r, tok, sizeof tok);
 		token_hash(tok, h);
 		h[64] = '\n';
 		if (write(fd, h, 65) != 65) {

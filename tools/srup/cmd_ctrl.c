@@ -342,14 +342,15 @@ static void print_safe(FILE *f, const char *s)
 	}
 }
 
-/* A number of the answer (an integer, or a decimal text above jansson's range). */
+/* A number of the answer in decimal (an integer, or a "0x" hex text above jansson's range). */
 static void number_text(const json_t *v, char *buf, size_t cap)
 {
+	uint64_t n = 0;
 	if (json_is_integer(v)) {
 		snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 	} else if (json_is_string(v) &&
-	           strspn(json_string_value(v), "0123456789") == strlen(json_string_value(v))) {
-		snprintf(buf, cap, "%s", json_string_value(v));
+	           srup_id_parse(json_string_value(v), json_string_length(v), &n) == SRUP_OK) {
+		snprintf(buf, cap, "%" PRIu64, n);
 	} else {
 		snprintf(buf, cap, "-");
 	}
@@ -357,13 +358,13 @@ static void number_text(const json_t *v, char *buf, size_t cap)
 
 static void print_number(const json_t *v)
 {
-	if (json_is_integer(v)) {
-		printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
-	} else if (json_is_string(v)) {
+	char num[24];
+	if (json_is_string(v) && strncmp(json_string_value(v), "0x", 2) != 0) {
 		print_safe(stdout, json_string_value(v));
-	} else {
-		printf("-");
+		return;
 	}
+	number_text(v, num, sizeof num);
+	printf("%s", num);
 }
 
 static void print_table(const char *what, const json_t *data, const json_t *list)

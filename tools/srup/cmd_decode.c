@@ -10,8 +10,9 @@
 
 #include <srup/srup.h>
 
+#include <jansson.h>
+
 #include "cmds.h"
-#include "json.h"
 #include "util.h"
 
 /* Hex input: two digits per byte plus generous room for line breaks and indentation. */
@@ -56,30 +57,35 @@ static int load_key(const char *path, enum srup_key_kind kind, const char *opt,
 	return 0;
 }
 
-static void print_id(struct json_out *w, const char *key, uint64_t v, int with_prefix)
+static void put_hex(json_t *o, const char *key, const uint8_t *p, size_t len)
 {
-	char text[24];
-
-	snprintf(text, sizeof(text), "%s%016llx", with_prefix ? "0x" : "", (unsigned long long)v);
-	json_out_string(w, key, text);
+	char *text = malloc(2 * len + 1);
+	if (text != NULL && srup_hex_encode(p, len, text, 2 * len + 1) == SRUP_OK) {
+		json_object_set_new(o, key, json_stringn(text, 2 * len));
+	}
+	free(text);
 }
 
 static int print_message(const struct srup_msg *m, const char *sig_state, const uint8_t *pt,
                          size_t pt_len, int have_pt)
 {
-	struct json_out w;
+	json_t *o = json_object();
 	char msg_type[8];
 	const char *name = srup_msg_type_name(m->type);
 	unsigned mask = srup_msg_fields(m->type);
+	int rc = -1;
 
-	json_out_begin(&w, stdout);
-	json_out_uint(&w, "version", m->version);
-	json_out_string(&w, "type", name != NULL ? name : "UNKNOWN");
+	if (o == NULL) {
+		return -1;
+	}
+	/* ids as canonical text, sequence numbers as numbers: as in the broker's audit log */
+	json_object_set_new(o, "version", json_integer(m->version));
+	json_object_set_new(o, "type", json_string(name != NULL ? name : "UNKNOWN"));
 	snprintf(msg_type, sizeof(msg_type), "0x%02x", (unsigned)m->type);
-	json_out_string(&w, "msg_type", msg_type);
-	print_id(&w, "sequence_id", m->sequence_id, 1);
-	print_id(&w, "sender_id", m->sender_id, 1);
-	json_out_hex(&w, "token_hex", m->token.p, m->token.len);
+	json_object_set_new(o, "msg_type", json_string(msg_type));
+	json_object_set_new(o, "sequence_id", tool_json_seq(m->sequence_id));
+	json_object_set_new(o, "sender_id", tool_json_id(m->sender_id));
+	put_hex(o, "token_hex", m->token.p, m->token.len);
 	for (size_t i = 0; i < tool_fields_count; i++) {
 		const struct tool_field *f = &tool_fields[i];
 		if ((mask & f->bit) == 0) {
@@ -88,24 +94,29 @@ static int print_message(const struct srup_msg *m, const char *sig_state, const 
 		switch (f->kind) {
 			case TOOL_F_BYTES: {
 				struct srup_bytes b = tool_field_bytes(m, f);
-				json_out_hex(&w, f->json, b.p, b.len);
+				put_hex(o, f->json, b.p, b.len);
 				break;
 			}
 			case TOOL_F_U8:
 			case TOOL_F_U32:
-				json_out_uint(&w, f->json, tool_field_uint(m, f));
+				json_object_set_new(o, f->json, json_integer((json_int_t)tool_field_uint(m, f)));
 				break;
 			case TOOL_F_ID:
-				print_id(&w, f->json, tool_field_uint(m, f), 0);
+				json_object_set_new(o, f->json, tool_json_id(tool_field_uint(m, f)));
 				break;
 		}
 		if (f->bit == SRUP_F_ENCRYPTED && have_pt) {
-			json_out_hex(&w, "plaintext_hex", pt, pt_len);
+			put_hex(o, "plaintext_hex", pt, pt_len);
 		}
 	}
-	json_out_hex(&w, "signature_hex", m->signature.p, m->signature.len);
-	json_out_string(&w, "signature", sig_state);
-	return json_out_end(&w);
+	put_hex(o, "signature_hex", m->signature.p, m->signature.len);
+	json_object_set_new(o, "signature", json_string(sig_state));
+	if (json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0 && putchar('\n') != EOF &&
+	    fflush(stdout) == 0 && !ferror(stdout)) {
+		rc = 0;
+	}
+	json_decref(o);
+	return rc;
 }
 
 int srup_cmd_decode(int argc, char **argv)

@@ -12,8 +12,9 @@
 
 #include <srup/srup.h>
 
+#include <jansson.h>
+
 #include "cmds.h"
-#include "json.h"
 #include "util.h"
 
 /* The largest JSON accepted: a maximal message as hex with room for formatting. */
@@ -41,7 +42,7 @@ static void encode_help(void)
 	       "  msg_type        type byte, e.g. \"0x04\"        }\n"
 	       "  version         optional; must be 5\n"
 	       "  sequence_id, sender_id   hex string (\"0x\" optional, 1..16 digits), or a JSON\n"
-	       "                  integer (decimal)\n"
+	       "                  integer (0..2^63-1; larger values as hex strings)\n"
 	       "  token_hex       the token, 1..%u bytes as hex\n"
 	       "  every body field of the type, and no other:\n"
 	       "    url_hex digest_hex data_id_hex data_hex encrypted_hex   hex strings\n"
@@ -68,48 +69,46 @@ struct enc {
 	int have_plaintext;
 };
 
-/* Report a problem with one JSON member: "srup encode: <name> (line L, column C): ...". */
-static int member_err(const struct json_value *v, const char *name, const char *fmt, ...)
+/* Report a problem with one JSON member: "srup encode: <name>: ...". */
+static int member_err(const json_t *v, const char *name, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-static int member_err(const struct json_value *v, const char *name, const char *fmt, ...)
+static int member_err(const json_t *v, const char *name, const char *fmt, ...)
 {
 	char what[192];
 	va_list ap;
 
+	(void)v;
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	if (v != NULL) {
-		tool_err("encode", "%s (line %zu, column %zu): %s", name, v->line, v->col, what);
-	} else {
-		tool_err("encode", "%s: %s", name, what);
-	}
+	tool_err("encode", "%s: %s", name, what);
 	return -1;
 }
 
 /* A hex string member into a new buffer of at most max bytes (kept in e->owned unless out_own
  * is given, in which case the caller owns it). */
-static int get_hex(struct enc *e, const struct json_value *v, const char *name, size_t max,
+static int get_hex(struct enc *e, const json_t *v, const char *name, size_t max,
                    struct srup_bytes *out, uint8_t **out_own)
 {
 	uint8_t *buf;
 	size_t n = 0;
+	size_t len = json_string_length(v);
 
-	if (v->kind != JSON_STRING) {
-		return member_err(v, name, "must be a hex string, not a %s", json_kind_name(v->kind));
+	if (!json_is_string(v)) {
+		return member_err(v, name, "must be a hex string, not a %s", tool_json_kind(v));
 	}
-	if (v->str_len % 2 != 0) {
+	if (len % 2 != 0) {
 		return member_err(v, name, "odd number of hex digits");
 	}
-	if (v->str_len / 2 > max) {
-		return member_err(v, name, "%zu bytes is over the limit of %zu", v->str_len / 2, max);
+	if (len / 2 > max) {
+		return member_err(v, name, "%zu bytes is over the limit of %zu", len / 2, max);
 	}
-	buf = malloc(v->str_len / 2 + 1);
+	buf = malloc(len / 2 + 1);
 	if (buf == NULL) {
 		return member_err(v, name, "out of memory");
 	}
-	if (srup_hex_decode(v->str, v->str_len, buf, v->str_len / 2, &n) != SRUP_OK) {
+	if (srup_hex_decode(json_string_value(v), len, buf, len / 2, &n) != SRUP_OK) {
 		free(buf);
 		return member_err(v, name, "not a hex string (digits 0-9, a-f only)");
 	}
@@ -127,39 +126,42 @@ static int get_hex(struct enc *e, const struct json_value *v, const char *name, 
 	return 0;
 }
 
-/* An identity or sequence number: hex string (optional 0x, 1..16 digits) or JSON integer. */
-static int get_id(const struct json_value *v, const char *name, uint64_t *out)
+/* An identity or sequence number: hex string (optional 0x, 1..16 digits) or JSON integer
+ * (jansson's range, 0..2^63-1: larger values as hex strings, as srup decode writes them). */
+static int get_id(const json_t *v, const char *name, uint64_t *out)
 {
-	if (v->kind == JSON_STRING) {
-		if (srup_id_parse(v->str, v->str_len, out) != SRUP_OK) {
+	if (json_is_string(v)) {
+		if (srup_id_parse(json_string_value(v), json_string_length(v), out) != SRUP_OK) {
 			return member_err(v, name, "must be 1 to 16 hex digits (\"0x\" optional)");
 		}
 		return 0;
 	}
-	if (v->kind == JSON_NUMBER) {
-		if (tool_parse_uint(v->str, v->str_len, UINT64_MAX, out) != 0) {
-			return member_err(v, name, "must be an integer from 0 to 18446744073709551615");
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0) {
+			return member_err(v, name, "must not be negative");
 		}
+		*out = (uint64_t)json_integer_value(v);
 		return 0;
 	}
-	return member_err(v, name, "must be a hex string or an integer, not a %s",
-	                  json_kind_name(v->kind));
+	return member_err(v, name, "must be a hex string or an integer, not a %s", tool_json_kind(v));
 }
 
 /* A small unsigned field: JSON integer, or "0x.." string; status also takes its name. */
-static int get_small(const struct json_value *v, const char *name, uint64_t max, int is_status,
-                     uint64_t *out)
+static int get_small(const json_t *v, const char *name, uint64_t max, int is_status, uint64_t *out)
 {
-	if (v->kind == JSON_NUMBER) {
-		if (tool_parse_uint(v->str, v->str_len, max, out) != 0) {
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max) {
 			return member_err(v, name, "must be an integer from 0 to %llu",
 			                  (unsigned long long)max);
 		}
+		*out = (uint64_t)json_integer_value(v);
 		return 0;
 	}
-	if (v->kind == JSON_STRING) {
-		if (v->str_len > 2 && v->str[0] == '0' && (v->str[1] == 'x' || v->str[1] == 'X')) {
-			if (srup_id_parse(v->str, v->str_len, out) != SRUP_OK || *out > max) {
+	if (json_is_string(v)) {
+		const char *str = json_string_value(v);
+		size_t len = json_string_length(v);
+		if (len > 2 && str[0] == '0' && (str[1] == 'x' || str[1] == 'X')) {
+			if (srup_id_parse(str, len, out) != SRUP_OK || *out > max) {
 				return member_err(v, name, "must be from 0x0 to 0x%llx", (unsigned long long)max);
 			}
 			return 0;
@@ -167,21 +169,22 @@ static int get_small(const struct json_value *v, const char *name, uint64_t max,
 		if (is_status) {
 			for (unsigned s = 0; s <= 0xFF; s++) {
 				const char *sn = srup_status_name(s);
-				if (sn != NULL && strcmp(sn, v->str) == 0) {
+				if (sn != NULL && strlen(sn) == len && strcmp(sn, str) == 0) {
 					*out = s;
 					return 0;
 				}
 			}
-			return member_err(v, name, "unknown status name \"%.40s\"", v->str);
+			return member_err(v, name, "unknown status name \"%.40s\"", str);
 		}
 	}
 	return member_err(v, name, "must be an integer from 0 to %llu", (unsigned long long)max);
 }
 
-static int get_type(const struct json_value *obj, unsigned *type)
+static int get_type(const json_t *obj, unsigned *type)
 {
-	const struct json_value *tv = json_get(obj, "type");
-	const struct json_value *mv = json_get(obj, "msg_type");
+	const json_t *tv = json_object_get(obj, "type");
+	const json_t *mv = json_object_get(obj, "msg_type");
+	const char *tname = json_string_value(tv);
 	int from_name = -1;
 	uint64_t from_byte = 0;
 
@@ -189,12 +192,12 @@ static int get_type(const struct json_value *obj, unsigned *type)
 		return member_err(NULL, "type", "missing (give \"type\" or \"msg_type\")");
 	}
 	if (tv != NULL) {
-		if (tv->kind != JSON_STRING) {
+		if (tname == NULL || strlen(tname) != json_string_length(tv)) {
 			return member_err(tv, "type", "must be a type name such as \"ACTION\"");
 		}
-		from_name = srup_msg_type_from_name(tv->str);
+		from_name = srup_msg_type_from_name(tname);
 		if (from_name < 0 || !srup_msg_type_is_valid((unsigned)from_name)) {
-			return member_err(tv, "type", "\"%.40s\" is not a SRUP v5 message type", tv->str);
+			return member_err(tv, "type", "\"%.40s\" is not a SRUP v5 message type", tname);
 		}
 		*type = (unsigned)from_name;
 	}
@@ -208,7 +211,7 @@ static int get_type(const struct json_value *obj, unsigned *type)
 		}
 		if (from_name >= 0 && (unsigned)from_name != from_byte) {
 			return member_err(mv, "msg_type", "0x%02x does not match type %s", (unsigned)from_byte,
-			                  tv->str);
+			                  tname);
 		}
 		*type = (unsigned)from_byte;
 	}
@@ -249,18 +252,19 @@ static const struct tool_field *field_by_name(const char *name)
 
 /* Fill e->m from the JSON object. encrypt says whether --encrypt-to was given. Returns 0,
  * -1 if the JSON does not describe a valid message, -2 if --encrypt-to does not apply. */
-static int build(struct enc *e, const struct json_value *obj, int encrypt)
+static int build(struct enc *e, const json_t *obj, int encrypt)
 {
 	static const char *const header_names[] = {"version",       "type",      "msg_type",
 	                                           "sequence_id",   "sender_id", "token_hex",
 	                                           "signature_hex", "signature", "plaintext_hex"};
 	unsigned type = 0;
 	uint64_t v = 0;
-	const struct json_value *jv;
+	const json_t *jv;
+	const char *k;
+	json_t *mv;
 
-	if (obj->kind != JSON_OBJECT) {
-		return member_err(obj, "input", "must be a JSON object, not a %s",
-		                  json_kind_name(obj->kind));
+	if (!json_is_object(obj)) {
+		return member_err(obj, "input", "must be a JSON object, not a %s", tool_json_kind(obj));
 	}
 	if (get_type(obj, &type) != 0) {
 		return -1;
@@ -273,8 +277,8 @@ static int build(struct enc *e, const struct json_value *obj, int encrypt)
 	}
 
 	/* Every member must be known, and body members must belong to this type. */
-	for (size_t i = 0; i < obj->n; i++) {
-		const char *k = obj->keys[i];
+	json_object_foreach((json_t *)obj, k, mv)
+	{
 		int known = 0;
 		for (size_t j = 0; j < sizeof(header_names) / sizeof(header_names[0]); j++) {
 			if (strcmp(k, header_names[j]) == 0) {
@@ -286,17 +290,17 @@ static int build(struct enc *e, const struct json_value *obj, int encrypt)
 		}
 		const struct tool_field *f = field_by_name(k);
 		if (f == NULL) {
-			return member_err(&obj->items[i], "input", "unknown member \"%.40s\"", k);
+			return member_err(mv, "input", "unknown member \"%.40s\"", k);
 		}
 		if ((mask & f->bit) == 0) {
-			return member_err(&obj->items[i], k, "is not a field of %s", tname);
+			return member_err(mv, k, "is not a field of %s", tname);
 		}
 	}
 
 	memset(&e->m, 0, sizeof(e->m));
 	e->m.version = SRUP_VERSION;
 	e->m.type = (uint8_t)type;
-	jv = json_get(obj, "version");
+	jv = json_object_get(obj, "version");
 	if (jv != NULL) {
 		if (get_small(jv, "version", 0xFF, 0, &v) != 0) {
 			return -1;
@@ -305,21 +309,21 @@ static int build(struct enc *e, const struct json_value *obj, int encrypt)
 			return member_err(jv, "version", "only SRUP version 5 is supported");
 		}
 	}
-	jv = json_get(obj, "sequence_id");
+	jv = json_object_get(obj, "sequence_id");
 	if (jv == NULL) {
 		return member_err(NULL, "sequence_id", "missing");
 	}
 	if (get_id(jv, "sequence_id", &e->m.sequence_id) != 0) {
 		return -1;
 	}
-	jv = json_get(obj, "sender_id");
+	jv = json_object_get(obj, "sender_id");
 	if (jv == NULL) {
 		return member_err(NULL, "sender_id", "missing");
 	}
 	if (get_id(jv, "sender_id", &e->m.sender_id) != 0) {
 		return -1;
 	}
-	jv = json_get(obj, "token_hex");
+	jv = json_object_get(obj, "token_hex");
 	if (jv == NULL) {
 		return member_err(NULL, "token_hex", "missing");
 	}
@@ -335,13 +339,13 @@ static int build(struct enc *e, const struct json_value *obj, int encrypt)
 		if ((mask & f->bit) == 0) {
 			continue;
 		}
-		jv = json_get(obj, f->json);
+		jv = json_object_get(obj, f->json);
 		if (f->bit == SRUP_F_ENCRYPTED && encrypt) {
 			/* Sealed later from plaintext_hex; a stale encrypted_hex is ignored. */
 			continue;
 		}
 		if (jv == NULL) {
-			if (f->bit == SRUP_F_ENCRYPTED && json_get(obj, "plaintext_hex") != NULL) {
+			if (f->bit == SRUP_F_ENCRYPTED && json_object_get(obj, "plaintext_hex") != NULL) {
 				return member_err(NULL, f->json,
 				                  "missing (plaintext_hex is only used with --encrypt-to)");
 			}
@@ -375,7 +379,7 @@ static int build(struct enc *e, const struct json_value *obj, int encrypt)
 
 	if (encrypt) {
 		struct srup_bytes b = {NULL, 0};
-		jv = json_get(obj, "plaintext_hex");
+		jv = json_object_get(obj, "plaintext_hex");
 		if (jv == NULL) {
 			return member_err(NULL, "plaintext_hex", "missing (needed with --encrypt-to)");
 		}
@@ -419,8 +423,9 @@ int srup_cmd_encode(int argc, char **argv)
 	struct srup_key *enc_key = NULL;
 	uint8_t *text = NULL;
 	size_t text_len = 0;
-	struct json_value *root = NULL;
-	struct json_error jerr;
+	json_t *root = NULL;
+	json_error_t jerr;
+	size_t skip = 0;
 	uint8_t *blob = NULL;
 	size_t blob_len = 0;
 	uint8_t *out = NULL;
@@ -466,9 +471,15 @@ int srup_cmd_encode(int argc, char **argv)
 		tool_err("encode", "%s", errbuf);
 		goto out;
 	}
-	if (json_parse((const char *)text, text_len, &root, &jerr) != 0) {
-		tool_err("encode", "malformed JSON at line %zu, column %zu: %s", jerr.line, jerr.col,
-		         jerr.msg);
+	/* strict JSON (RFC 8259, UTF-8, no key twice, no NUL in strings) by jansson; a UTF-8 byte
+	 * order mark before it is skipped, as editors write one */
+	if (text_len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+		skip = 3;
+	}
+	root = json_loadb((const char *)text + skip, text_len - skip, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		tool_err("encode", "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
+		         jerr.text);
 		rc = SRUP_EXIT_MALFORM;
 		goto out;
 	}
@@ -542,7 +553,7 @@ out:
 	}
 	free(blob);
 	free(out);
-	json_free(root);
+	json_decref(root);
 	if (text != NULL) {
 		/* The JSON may carry a plaintext meant to be encrypted. */
 		OPENSSL_cleanse(text, text_len);

@@ -414,20 +414,26 @@ static int keys_add(int argc, char **argv)
  * Returns SRUP_EXIT_OK with *st open, or the exit code to return (with *done set after --help). */
 static int id_command_open(const char *cmd, int argc, char **argv, bool readonly,
                            struct srupb_store **st, uint64_t *id, const char **id_arg, bool *done,
-                           struct keys_audit *audit)
+                           struct keys_audit *audit, int *json)
 {
 	const char *store = NULL;
 	const char *audit_arg = NULL;
-	const struct tool_opt opts[] = {
-	        {"store", &store, NULL}, {"id", id_arg, NULL}, {"audit", &audit_arg, NULL}};
+	struct tool_opt opts[4] = {{"store", &store, NULL}, {"id", id_arg, NULL}};
+	size_t n_opts = 2;
 	const char *pos[1];
 	size_t n_pos = 0;
 	int rc;
 
 	*st = NULL;
 	*done = false;
-	/* only the commands that change the store take --audit */
-	enum tool_parse pr = tool_parse_args(argc, argv, opts, audit != NULL ? 3 : 2, pos, 0, &n_pos);
+	/* only the commands that change the store take --audit, only show takes --json */
+	if (audit != NULL) {
+		opts[n_opts++] = (struct tool_opt){"audit", &audit_arg, NULL};
+	}
+	if (json != NULL) {
+		opts[n_opts++] = (struct tool_opt){"json", NULL, json};
+	}
+	enum tool_parse pr = tool_parse_args(argc, argv, opts, n_opts, pos, 0, &n_pos);
 	if (pr == TOOL_PARSE_HELP) {
 		keys_help();
 		*done = true;
@@ -458,7 +464,8 @@ static int keys_revoke(int argc, char **argv)
 	bool found = false;
 	bool done = false;
 	struct keys_audit audit = {-1, ""};
-	int rc = id_command_open("keys revoke", argc, argv, false, &st, &id, &id_arg, &done, &audit);
+	int rc = id_command_open("keys revoke", argc, argv, false, &st, &id, &id_arg, &done, &audit,
+	                         NULL);
 	struct srupb_keyrec rec;
 	char *pem = NULL;
 	bool had = false;
@@ -496,29 +503,40 @@ static int keys_revoke(int argc, char **argv)
 	return rc;
 }
 
+static const char *key_status(const struct srupb_keyrec *rec)
+{
+	return rec->status == SRUPB_KEY_ACTIVE ? "active" : "revoked";
+}
+
 static int list_one(const struct srupb_keyrec *rec, void *arg)
 {
+	json_t *list = arg;
 	char text[SRUP_ID_TEXT_MAX];
 	char when[32];
-	(void)arg;
 	if (srup_id_format(rec->id, text, sizeof text) != SRUP_OK) {
 		return 0;
 	}
 	fmt_time(rec->created, when, sizeof when);
-	return printf("%s\t%s\t%s\t%s\n", text, srupb_role_name(rec->role),
-	              rec->status == SRUPB_KEY_ACTIVE ? "active" : "revoked", when) < 0;
+	if (list != NULL) {
+		return json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s}", "id", text, "role",
+		                                             srupb_role_name(rec->role), "status",
+		                                             key_status(rec), "added", when)) != 0;
+	}
+	return printf("%s\t%s\t%s\t%s\n", text, srupb_role_name(rec->role), key_status(rec), when) < 0;
 }
 
 static int keys_list(int argc, char **argv)
 {
 	const char *store = NULL;
-	const struct tool_opt opts[] = {{"store", &store, NULL}};
+	int json = 0;
+	const struct tool_opt opts[] = {{"store", &store, NULL}, {"json", NULL, &json}};
 	const char *pos[1];
 	size_t n_pos = 0;
 	struct srupb_store *st = NULL;
+	json_t *list = NULL;
 	int rc;
 
-	enum tool_parse pr = tool_parse_args(argc, argv, opts, 1, pos, 0, &n_pos);
+	enum tool_parse pr = tool_parse_args(argc, argv, opts, 2, pos, 0, &n_pos);
 	if (pr == TOOL_PARSE_HELP) {
 		keys_help();
 		return SRUP_EXIT_OK;
@@ -530,10 +548,16 @@ static int keys_list(int argc, char **argv)
 	if (rc != SRUP_EXIT_OK) {
 		return rc;
 	}
-	if (srupb_store_key_foreach(st, list_one, NULL) != SRUP_OK) {
+	if (json) {
+		list = json_array();
+	}
+	if (srupb_store_key_foreach(st, list_one, list) != SRUP_OK) {
 		tool_err("keys list", "%s", srupb_store_strerror(st));
 		rc = SRUP_EXIT_USAGE;
+	} else if (list != NULL) {
+		rc = tool_json_print(list) == 0 ? SRUP_EXIT_OK : SRUP_EXIT_USAGE;
 	}
+	json_decref(list);
 	srupb_store_close(st);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		tool_err("keys list", "cannot write to standard output");
@@ -552,7 +576,8 @@ static int keys_show(int argc, char **argv)
 	uint64_t id = 0;
 	bool found = false;
 	bool done = false;
-	int rc = id_command_open("keys show", argc, argv, true, &st, &id, &id_arg, &done, NULL);
+	int json = 0;
+	int rc = id_command_open("keys show", argc, argv, true, &st, &id, &id_arg, &done, NULL, &json);
 
 	if (rc != SRUP_EXIT_OK || done) {
 		return rc;
@@ -564,28 +589,43 @@ static int keys_show(int argc, char **argv)
 		tool_err("keys show", "no key with id %s", id_arg);
 		rc = SRUP_EXIT_USAGE;
 	} else {
-		char text[SRUP_ID_TEXT_MAX];
 		char when[32];
 		uint8_t fp[32];
 		char fph[65];
+		json_t *o = json_object();
 		fmt_time(rec.created, when, sizeof when);
-		if (srup_id_format(rec.id, text, sizeof text) != SRUP_OK) {
-			text[0] = '\0';
-		}
-		printf("id: %s\nrole: %s\nstatus: %s\nadded: %s\n", text, srupb_role_name(rec.role),
-		       rec.status == SRUPB_KEY_ACTIVE ? "active" : "revoked", when);
+		json_object_set_new(o, "id", tool_json_id(rec.id));
+		json_object_set_new(o, "role", json_string(srupb_role_name(rec.role)));
+		json_object_set_new(o, "status", json_string(key_status(&rec)));
+		json_object_set_new(o, "added", json_string(when));
 		if (srup_key_load_pem(pem, rec.pem_len, SRUP_KEY_PUBLIC, &key, NULL) == SRUP_OK) {
-			printf("bits: %u\n", srup_key_bits(key));
+			json_object_set_new(o, "bits", json_integer(srup_key_bits(key)));
 			if (srup_key_fingerprint(key, fp) == SRUP_OK &&
 			    srup_hex_encode(fp, sizeof fp, fph, sizeof fph) == SRUP_OK) {
-				printf("fingerprint: sha256:%s\n", fph);
+				json_object_set_new(o, "fingerprint", json_string(fph));
 			}
 			srup_key_free(key);
 		}
-		printf("%s", pem);
-		if (rec.pem_len > 0 && pem[rec.pem_len - 1] != '\n') {
-			printf("\n");
+		json_object_set_new(o, "pem", json_stringn(pem, rec.pem_len));
+		if (json) {
+			rc = tool_json_print(o) == 0 ? SRUP_EXIT_OK : SRUP_EXIT_USAGE;
+		} else {
+			printf("id: %s\nrole: %s\nstatus: %s\nadded: %s\n",
+			       json_string_value(json_object_get(o, "id")), srupb_role_name(rec.role),
+			       key_status(&rec), when);
+			if (json_object_get(o, "bits") != NULL) {
+				printf("bits: %d\n", (int)json_integer_value(json_object_get(o, "bits")));
+			}
+			if (json_object_get(o, "fingerprint") != NULL) {
+				printf("fingerprint: sha256:%s\n",
+				       json_string_value(json_object_get(o, "fingerprint")));
+			}
+			printf("%s", pem);
+			if (rec.pem_len > 0 && pem[rec.pem_len - 1] != '\n') {
+				printf("\n");
+			}
 		}
+		json_decref(o);
 		if (fflush(stdout) != 0 || ferror(stdout)) {
 			rc = SRUP_EXIT_USAGE;
 		}

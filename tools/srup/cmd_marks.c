@@ -25,7 +25,7 @@ static void help(FILE *f)
 }
 
 struct show {
-	int json;
+	json_t *list; /* --json: the marks, else NULL */
 	int n;
 };
 
@@ -36,7 +36,6 @@ static int print_mark(const struct srupb_chan *c, const struct srupb_mark *m, vo
 	char b[SRUP_ID_TEXT_MAX];
 	char topic[64];
 	char digest[65];
-	int i;
 
 	srup_id_format(c->a, a, sizeof a);
 	srup_id_format(c->b, b, sizeof b);
@@ -45,12 +44,12 @@ static int print_mark(const struct srupb_chan *c, const struct srupb_mark *m, vo
 	} else {
 		snprintf(topic, sizeof topic, "SRUP/%s", a);
 	}
-	for (i = 0; i < 32; i++) {
-		snprintf(digest + 2 * i, 3, "%02x", m->digest[i]);
+	if (srup_hex_encode(m->digest, sizeof m->digest, digest, sizeof digest) != SRUP_OK) {
+		return 1;
 	}
-	if (s->json) {
-		printf("%s{\"channel\":\"%s\",\"sequence_id\":%" PRIu64 ",\"payload_sha256\":\"%s\"}",
-		       s->n ? "," : "", topic, m->seq, digest);
+	if (s->list != NULL) {
+		json_array_append_new(s->list, json_pack("{s:s,s:o,s:s}", "channel", topic, "sequence_id",
+		                                         tool_json_seq(m->seq), "payload_sha256", digest));
 	} else {
 		printf("%-40s %20" PRIu64 "  sha256:%.16s\n", topic, m->seq, digest);
 	}
@@ -68,7 +67,7 @@ int srup_cmd_marks(int argc, char **argv)
 	const char *pos[1];
 	size_t n_pos = 0;
 	struct srupb_store *st = NULL;
-	struct show s = {0, 0};
+	struct show s = {NULL, 0};
 	char err[512];
 	uint64_t id;
 	enum srup_err e;
@@ -99,19 +98,23 @@ int srup_cmd_marks(int argc, char **argv)
 		tool_err("marks show", "%s", err);
 		return SRUP_EXIT_USAGE;
 	}
-	s.json = json;
 	if (json) {
-		printf("{\"id\":\"%s\",\"marks\":[", id_s);
+		s.list = json_array();
 	}
 	e = srupb_store_mark_foreach(st, id, print_mark, &s);
-	if (json) {
-		printf("]}\n");
-	} else if (s.n == 0 && e == SRUP_OK) {
+	if (json && e == SRUP_OK) {
+		json_t *o = json_pack("{s:o,s:O}", "id", tool_json_id(id), "marks", s.list);
+		if (tool_json_print(o) != 0) {
+			e = SRUP_ERR_IO;
+		}
+		json_decref(o);
+	} else if (!json && s.n == 0 && e == SRUP_OK) {
 		printf("no marks for %s\n", id_s);
 	}
 	if (e != SRUP_OK) {
 		tool_err("marks show", "%s", srupb_store_strerror(st));
 	}
+	json_decref(s.list);
 	srupb_store_close(st);
 	return e == SRUP_OK ? SRUP_EXIT_OK : SRUP_EXIT_USAGE;
 }

@@ -3,11 +3,15 @@
  * `srup` tool. No SRUP knowledge and no global state. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <srup/srup.h>
 
 #include "util.h"
 
@@ -200,20 +204,6 @@ out:
 	return rc;
 }
 
-static int hex_val(unsigned char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 static int is_space(unsigned char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
@@ -222,46 +212,44 @@ static int is_space(unsigned char c)
 int tool_hex_decode_loose(const char *text, size_t len, uint8_t **out, size_t *out_len,
                           size_t *bad_off)
 {
+	char *digits = malloc(len + 1);
 	uint8_t *b = NULL;
+	size_t nd = 0;
 	size_t n = 0;
-	int hi = -1;
 
 	*out = NULL;
 	*out_len = 0;
 	*bad_off = 0;
-	if (len / 2 > 0) {
-		b = malloc(len / 2);
-		if (b == NULL) {
-			return -1;
-		}
+	if (digits == NULL) {
+		return -1;
 	}
+	/* drop the whitespace, note where the first non-digit is; libsrup decodes the rest */
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)text[i];
 		if (is_space(c)) {
 			continue;
 		}
-		int v = hex_val(c);
-		if (v < 0) {
+		if (c == '\0' || strchr("0123456789abcdefABCDEF", c) == NULL) {
 			*bad_off = i;
-			free(b);
+			free(digits);
 			return -1;
 		}
-		if (hi < 0) {
-			hi = v;
-		} else {
-			b[n++] = (uint8_t)(hi << 4 | v);
-			hi = -1;
-		}
+		digits[nd++] = (char)c;
 	}
-	if (hi >= 0) {
+	if (nd % 2 != 0) {
 		*bad_off = len;
-		free(b);
+		free(digits);
 		return -1;
 	}
-	if (n == 0) {
-		free(b);
-		b = NULL;
+	if (nd > 0) {
+		b = malloc(nd / 2);
+		if (b == NULL || srup_hex_decode(digits, nd, b, nd / 2, &n) != SRUP_OK) {
+			free(b);
+			free(digits);
+			return -1;
+		}
 	}
+	free(digits);
 	*out = b;
 	*out_len = n;
 	return 0;
@@ -269,22 +257,14 @@ int tool_hex_decode_loose(const char *text, size_t len, uint8_t **out, size_t *o
 
 int tool_hex_write(FILE *f, const uint8_t *p, size_t len)
 {
-	static const char digits[] = "0123456789abcdef";
-	char chunk[512];
-	size_t used = 0;
+	char chunk[2 * 256 + 1];
 
-	for (size_t i = 0; i < len; i++) {
-		chunk[used++] = digits[p[i] >> 4];
-		chunk[used++] = digits[p[i] & 0x0F];
-		if (used == sizeof(chunk)) {
-			if (fwrite(chunk, 1, used, f) != used) {
-				return -1;
-			}
-			used = 0;
+	for (size_t off = 0; off < len; off += 256) {
+		size_t n = len - off < 256 ? len - off : 256;
+		if (srup_hex_encode(p + off, n, chunk, sizeof chunk) != SRUP_OK ||
+		    fwrite(chunk, 1, 2 * n, f) != 2 * n) {
+			return -1;
 		}
-	}
-	if (used > 0 && fwrite(chunk, 1, used, f) != used) {
-		return -1;
 	}
 	return 0;
 }
@@ -403,4 +383,54 @@ void tool_field_set_uint(struct srup_msg *m, const struct tool_field *f, uint64_
 		case TOOL_F_BYTES:
 			break;
 	}
+}
+
+json_t *tool_json_id(uint64_t id)
+{
+	char text[SRUP_ID_TEXT_MAX];
+	if (srup_id_format(id, text, sizeof text) != SRUP_OK) {
+		return json_null();
+	}
+	return json_string(text);
+}
+
+json_t *tool_json_seq(uint64_t seq)
+{
+	char text[24];
+	if (seq <= (uint64_t)LLONG_MAX) {
+		return json_integer((json_int_t)seq);
+	}
+	snprintf(text, sizeof text, "0x%" PRIx64, seq);
+	return json_string(text);
+}
+
+const char *tool_json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+		case JSON_OBJECT:
+			return "object";
+		case JSON_ARRAY:
+			return "array";
+		case JSON_STRING:
+			return "string";
+		case JSON_INTEGER:
+			return "integer";
+		case JSON_REAL:
+			return "number with a fraction or exponent";
+		case JSON_TRUE:
+		case JSON_FALSE:
+			return "boolean";
+		case JSON_NULL:
+		default:
+			return "null";
+	}
+}
+
+int tool_json_print(const json_t *v)
+{
+	if (json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 || putchar('\n') == EOF ||
+	    fflush(stdout) != 0 || ferror(stdout)) {
+		return -1;
+	}
+	return 0;
 }

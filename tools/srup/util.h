@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
 #include <srup/msg.h>
 
 /* One long option of a subcommand. Options taking a value accept "--name VALUE" and
@@ -93,4 +94,14 @@ uint64_t tool_field_uint(const struct srup_msg *m, const struct tool_field *f);
 void tool_field_set_bytes(struct srup_msg *m, const struct tool_field *f, struct srup_bytes b);
 void tool_field_set_uint(struct srup_msg *m, const struct tool_field *f, uint64_t v);
 
+/* How every output of the tool writes ids and sequence numbers (as the broker's audit log):
+ * an id as its canonical text (lowercase hex, no 0x, no leading zeros, e.g. "b9d077e223834cf6");
+ * a sequence number as a JSON number, or, above 2^63-1 (beyond jansson's integers), as a "0x"
+ * hex string, which srup encode reads back. New references. */
+json_t *tool_json_id(uint64_t id);
+json_t *tool_json_seq(uint64_t seq);
+/* Print v on standard output as indented JSON and a newline; 0, or -1 if a write failed. */
+int tool_json_print(const json_t *v);
+/* The kind of a JSON value for messages ("string", "integer", ...). */
+const char *tool_json_kind(const json_t *v);
 #endif
