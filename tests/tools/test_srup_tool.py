@@ -945,8 +945,61 @@ def group_keys_admin(ctx):
     ctx.check(len(audit_records(ctx, audit)) == n_before, "refused key files wrote audit lines")
 
 
+def group_keys_json(ctx):
+    """Issue 15: keys list/show and marks show print JSON (jansson) with ids as canonical text,
+    the same values as the text output; a revoked key says so."""
+    store = ctx.path("jstore")
+    _, pub_a = keygen(ctx, "ja")
+    ids = ["1f", "b9d077e223834cf6", "7"]
+    for i, ident in enumerate(ids):
+        rc, out, err = ctx.run(["keys", "add", "--store", store, "--id",
+                                "0x%016x" % int(ident, 16) if i == 1 else ident,
+                                "--role", ["device", "server", "observer"][i], "--key", pub_a])
+        ctx.check(rc == 0, "add %s: rc %d %r" % (ident, rc, err))
+    rc, out, err = ctx.run(["keys", "revoke", "--store", store, "--id", "7"])
+    rc, out, err = ctx.run(["keys", "list", "--store", store, "--json"])
+    try:
+        keys = json.loads(out)
+    except ValueError:
+        keys = None
+    ctx.check(rc == 0 and isinstance(keys, list), "keys list --json: rc %d %r" % (rc, out[:200]))
+    keys = keys or []
+    ctx.check([k.get("id") for k in keys] == ["7", "1f", "b9d077e223834cf6"],
+              "keys list --json ids (canonical, in id order): %r" % [k.get("id") for k in keys])
+    by = {k.get("id"): k for k in keys}
+    ctx.check(by.get("1f", {}).get("role") == "device" and
+              by.get("7", {}).get("status") == "revoked" and
+              by.get("b9d077e223834cf6", {}).get("status") == "active",
+              "keys list --json values: %r" % keys)
+    rc, text, _ = ctx.run(["keys", "list", "--store", store])
+    rows = [l.split("\t") for l in text.decode().splitlines()]
+    ctx.check([[k["id"], k["role"], k["status"], k["added"]] for k in keys] == rows,
+              "text and JSON lists differ: %r / %r" % (rows, keys))
+    rc, out, err = ctx.run(["keys", "show", "--store", store, "--id", "0x1F", "--json"])
+    try:
+        one = json.loads(out)
+    except ValueError:
+        one = {}
+    rc2, f = show(ctx, store, "1f")
+    ctx.check(rc == 0 and one.get("id") == "1f" and one.get("bits") == 2048 and
+              "sha256:" + str(one.get("fingerprint")) == f.get("fingerprint") and
+              one.get("pem", "").startswith("-----BEGIN PUBLIC KEY-----"),
+              "keys show --json: %r (text %r)" % (one, f))
+    rc, out, err = ctx.run(["keys", "show", "--store", store, "--id", "99", "--json"])
+    ctx.check(rc == 3 and out == b"", "keys show --json of an unknown id: rc %d %r" % (rc, out))
+    rc, out, err = ctx.run(["marks", "show", "--store", store, "--id", "0xB9D077E223834CF6",
+                            "--json"])
+    try:
+        marks = json.loads(out)
+    except ValueError:
+        marks = None
+    ctx.check(rc == 0 and marks == {"id": "b9d077e223834cf6", "marks": []},
+              "marks show --json: rc %d %r" % (rc, out))
+
+
 GROUPS = {
     "keys_admin": group_keys_admin,
+    "keys_json": group_keys_json,
     "terminal": group_terminal,
     "mutations": group_mutations,
     "vectors": group_vectors,
