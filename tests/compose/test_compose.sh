@@ -25,6 +25,10 @@ log_driver = "k8s-file"
 runtime = "runc"
 CONF
 export CONTAINERS_CONF=$W/containers.conf
+# One compose lab per host: the project name and the image tag are fixed, so a run from another
+# build folder (CI and a developer, say) waits here instead of removing this one's containers.
+exec 9>/tmp/srup-compose-test.lock
+flock -w 900 9 || fail "another compose lab run held /tmp/srup-compose-test.lock for 15 minutes"
 if ! podman image exists debian:12; then
 	tarball=$BUILD/package-cache/bookworm.tar
 	if [ ! -s "$tarball" ]; then
