@@ -3,7 +3,11 @@
 # run-tests.sh - the whole test run of srup-broker, from a clean clone on Debian 12:
 #   1. install the Debian packages (scripts/install-deps.sh; needs root)
 #   2. build/       : -DSRUP_WERROR=ON, then every ctest test (unit, fuzz-replay, tools,
-#                     integration, lab, valgrind)
+#                     integration, lab, valgrind, install, package, compose). package and
+#                     compose need root and Debian's mirror (measured 2026-12-05 on 2 shared
+#                     cores: package ~50 s cold (debootstrap), ~9 s with the root cached in
+#                     build/package-cache; compose ~90 s, 44 s of it the lab image, +30 s when
+#                     the debian:12 base image has to be made; install ~50 s, a fresh build)
 #   3. build-asan/  : -DSRUP_SANITIZE=ON (ASan + UBSan), then the unit and fuzz-replay labels
 #   4. build-fuzz/  : clang, -DSRUP_FUZZ=ON, then each libFuzzer target for FUZZ_TIME seconds
 #                     over a copy of its corpus; a crash fails the stage
