@@ -17,6 +17,11 @@ int srup_cmd_store(int argc, char **argv);
 int srup_cmd_audit(int argc, char **argv);
 int srup_cmd_ctrl(int argc, char **argv);
 
+/* `srup audit [options] FILE...` (cmd_audit_read.c), reached through srup_cmd_audit. */
+#include <stdio.h>
+int srup_audit_read(int argc, char **argv);
+void srup_audit_read_help(FILE *f);
+
 /* Exit codes shared by every subcommand. */
 #define SRUP_EXIT_OK      0
 #define SRUP_EXIT_BADSIG  1 /* parsed, but the signature does not verify */
