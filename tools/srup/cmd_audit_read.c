@@ -988,6 +988,7 @@ static void follow(struct state *st, struct reader *r)
 					if (have_old) {
 						reader_pump(st, &old, true);
 						reader_close(&old);
+						have_old = false;
 					}
 					if (shrunk) {
 						reader_close(r); /* its content is gone */
