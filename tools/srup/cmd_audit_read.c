@@ -66,11 +66,12 @@ void srup_audit_read_help(FILE *f)
 	        "                    `srup audit verify` still checks their chain when none is left\n"
 	        "                    out); with --summary, the summary as one JSON object\n"
 	        "  --summary         counts: total, time range, by verdict, reason, identity,\n"
-	        "                    address and topic (null or missing values count as \"(none)\")\n"
+	        "                    client id, address and topic (null or missing values count\n"
+	        "                    as \"(none)\"; the text form shows the 20 largest of each)\n"
 	        "  --follow, -f      after the FILEs, keep reading the last one as it grows; when it\n"
 	        "                    is rotated (renamed and recreated, or truncated) read the new\n"
-	        "                    file from its start. Stops on SIGINT or SIGTERM (--summary is\n"
-	        "                    then printed).\n"
+	        "                    file from its start; a file not there yet is waited for.\n"
+	        "                    Stops on SIGINT or SIGTERM (--summary is then printed).\n"
 	        "\n"
 	        "A line that is not a JSON object, or longer than 64 KiB, is reported on stderr as\n"
 	        "FILE:LINE and skipped.\n"
@@ -120,7 +121,7 @@ struct summary {
 	unsigned long total;
 	char first[32], last[32]; /* time strings of the earliest and latest line (by value) */
 	int64_t first_ms, last_ms;
-	struct counter verdict, reason, identity, address, topic;
+	struct counter verdict, reason, identity, client_id, address, topic;
 };
 
 struct state {
@@ -485,54 +486,71 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
 	return n;
 }
 
-/* Write s to f with at most max characters (0: no limit); cut text ends in "...". Control
- * characters (C0, DEL, C1 such as the 8-bit CSI) and invalid UTF-8 are written as \xHH (C1 as
- * \u00HH), so no byte of the log can move the cursor or change the terminal. NULL is "-".
- * Returns the number of columns written (one per character, wide characters aside). */
+/* The text shown for the character at c (left bytes remain) into out (at least 8 bytes):
+ * control characters (C0, DEL, C1 such as the 8-bit CSI) and invalid UTF-8 as \xHH (C1 as
+ * \u00HH), anything else as itself. *n gets the bytes consumed; returns the columns shown
+ * (one per character, wide characters aside). */
+static size_t safe_char(const unsigned char *c, size_t left, char *out, size_t *n)
+{
+	*n = utf8_seq(c, left);
+	if (*n == 0 || (*n == 1 && (*c < 0x20u || *c == 0x7fu))) {
+		*n = 1;
+		snprintf(out, 8, "\\x%02x", (unsigned)*c);
+		return 4;
+	}
+	if (*n == 2 && c[0] == 0xc2 && c[1] < 0xa0) {
+		snprintf(out, 8, "\\u%04x", (unsigned)c[1]);
+		return 6;
+	}
+	memcpy(out, c, *n);
+	out[*n] = '\0';
+	return 1;
+}
+
+/* Write s to f, escaped by safe_char, so that no byte of the log can move the cursor or
+ * change the terminal. With max > 0, text wider than max columns is cut to end in "...".
+ * NULL is "-". Returns the number of columns written. */
 static size_t put_safe(FILE *f, const char *s, size_t max)
 {
 	const unsigned char *c = (const unsigned char *)s;
+	char buf[8];
 	size_t left;
-	size_t chars = 0;
+	size_t n;
+	size_t total = 0;
 	size_t cols = 0;
+	size_t room;
 
 	if (s == NULL) {
 		fputc('-', f);
 		return 1;
 	}
 	left = strlen(s);
+	for (size_t off = 0; off < left; off += n) {
+		total += safe_char(c + off, left - off, buf, &n);
+	}
+	room = max == 0 || total <= max ? total : (max > 3 ? max - 3 : 0);
 	while (left > 0) {
-		size_t n = utf8_seq(c, left);
+		size_t w = safe_char(c, left, buf, &n);
 
-		if (max > 0 && chars + 1 >= max && left > n) {
-			fputs("...", f);
-			return cols + 3;
+		if (cols + w > room) {
+			break;
 		}
-		chars++;
-		if (n == 0) {
-			fprintf(f, "\\x%02x", (unsigned)*c);
-			n = 1;
-			cols += 4;
-		} else if (n == 1 && (*c < 0x20u || *c == 0x7fu)) {
-			fprintf(f, "\\x%02x", (unsigned)*c);
-			cols += 4;
-		} else if (n == 2 && c[0] == 0xc2 && c[1] < 0xa0) {
-			fprintf(f, "\\u%04x", (unsigned)c[1]);
-			cols += 6;
-		} else {
-			fwrite(c, 1, n, f);
-			cols++;
-		}
+		fputs(buf, f);
+		cols += w;
 		c += n;
 		left -= n;
+	}
+	if (left > 0) {
+		fputs("...", f);
+		cols += 3;
 	}
 	return cols;
 }
 
-/* put_safe, then spaces up to width columns and one more. */
-static void put_col(FILE *f, const char *s, size_t width)
+/* put_safe (cut at max columns; 0: never), then spaces up to width columns and one more. */
+static void put_col(FILE *f, const char *s, size_t width, size_t max)
 {
-	size_t cols = put_safe(f, s, width);
+	size_t cols = put_safe(f, s, max);
 
 	for (size_t i = cols; i < width; i++) {
 		fputc(' ', f);
@@ -545,12 +563,12 @@ static void print_record(const json_t *o)
 	const char *cmd = field(o, "command");
 	const json_t *sup = json_object_get(o, "suppressed");
 
-	put_col(stdout, field(o, "time"), 24);
-	put_col(stdout, field(o, "verdict"), 10);
-	put_col(stdout, field(o, "reason"), 20);
-	put_col(stdout, field(o, "identity"), 16);
-	put_col(stdout, field(o, "address"), 15);
-	put_col(stdout, field(o, "topic"), 40);
+	put_col(stdout, field(o, "time"), 24, 24);
+	put_col(stdout, field(o, "verdict"), 10, 10);
+	put_col(stdout, field(o, "reason"), 20, 20);
+	put_col(stdout, field(o, "identity"), 16, 16);
+	put_col(stdout, field(o, "address"), 15, 0);
+	put_col(stdout, field(o, "topic"), 40, 40);
 	if (cmd != NULL) {
 		fputs("command=", stdout);
 		put_safe(stdout, cmd, 24);
@@ -680,15 +698,18 @@ static bool summary_add(struct summary *s, const json_t *o)
 	return counter_add(&s->verdict, field(o, "verdict")) &&
 	       counter_add(&s->reason, field(o, "reason")) &&
 	       counter_add(&s->identity, field(o, "identity")) &&
+	       counter_add(&s->client_id, field(o, "client_id")) &&
 	       counter_add(&s->address, field(o, "address")) &&
 	       counter_add(&s->topic, field(o, "topic"));
 }
 
-static const char *const group_names[] = {"verdict", "reason", "identity", "address", "topic"};
+static const char *const group_names[] = {"verdict",   "reason",  "identity",
+                                          "client_id", "address", "topic"};
 
 static struct counter *group(struct summary *s, size_t i)
 {
-	struct counter *g[] = {&s->verdict, &s->reason, &s->identity, &s->address, &s->topic};
+	struct counter *g[] = {&s->verdict,   &s->reason,  &s->identity,
+	                       &s->client_id, &s->address, &s->topic};
 
 	return g[i];
 }
@@ -724,7 +745,7 @@ static bool summary_print_json(struct summary *s)
 		}
 		free(v);
 	}
-	text = ok ? json_dumps(root, JSON_PRESERVE_ORDER | JSON_COMPACT) : NULL;
+	text = ok ? json_dumps(root, JSON_PRESERVE_ORDER | JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	json_decref(root);
 	if (text == NULL) {
 		tool_err(CMD, "out of memory");
@@ -1236,6 +1257,20 @@ int srup_audit_read(int argc, char **argv)
 		struct reader r;
 		bool last = i + 1 == n_files;
 
+		if (last && st.follow && strcmp(files[i], "-") != 0) {
+			/* like tail -F: a log not (yet) there is waited for */
+			bool noted = false;
+			while (!stop_flag && access(files[i], F_OK) != 0 && errno == ENOENT) {
+				if (!noted) {
+					fprintf(stderr, "srup %s: waiting for %s to appear\n", CMD, files[i]);
+					noted = true;
+				}
+				sleep_poll();
+			}
+			if (stop_flag) {
+				break;
+			}
+		}
 		if (!reader_open(&r, files[i])) {
 			st.io_err++;
 			continue;
