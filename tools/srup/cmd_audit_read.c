@@ -1244,6 +1244,12 @@ int srup_audit_read(int argc, char **argv)
 	}
 	if (n_files == 0) {
 		files[n_files++] = "-";
+		if (isatty(STDIN_FILENO)) {
+			fprintf(stderr,
+			        "srup %s: reading the log from the terminal (give FILEs; see srup "
+			        "audit --help)\n",
+			        CMD);
+		}
 	}
 	if (st.follow) {
 		memset(&sa, 0, sizeof sa);
