@@ -58,7 +58,7 @@ void srup_audit_read_help(FILE *f)
 	        "  --client-id C     the MQTT client id\n"
 	        "  --topic FILTER    an MQTT topic filter: + matches one level, # the rest\n"
 	        "  --address A       the peer's IP address, or a network: 10.0.0.0/8, 2001:db8::/32\n"
-	        "  --type T          the SRUP message type, e.g. ACTION, DATA, JOIN_REQ\n"
+	        "  --type T          the SRUP message type, e.g. ACTION, DATA, JOIN_REQ (any case)\n"
 	        "\n"
 	        "Output (default: one line per record: time, verdict, reason, identity, address,\n"
 	        "topic, detail; long values are cut, control characters shown as \\xHH):\n"
@@ -156,7 +156,7 @@ static bool digits(const char *s, size_t len, size_t at, size_t n, int *out)
 {
 	int v = 0;
 
-	if (len - at < n || at > len) {
+	if (at > len || len - at < n) {
 		return false;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -418,7 +418,7 @@ static bool record_matches(const struct filters *f, const json_t *o)
 	    !in_set(&f->reason, field(o, "reason"), false) ||
 	    !in_set(&f->identity, field(o, "identity"), true) ||
 	    !in_set(&f->client_id, field(o, "client_id"), false) ||
-	    !in_set(&f->type, field(o, "type"), false)) {
+	    !in_set(&f->type, field(o, "type"), true)) {
 		return false;
 	}
 	if (f->topic.n > 0) {
@@ -804,7 +804,7 @@ struct reader {
 	size_t off, len;
 };
 
-static bool reader_open(struct reader *r, const char *name)
+static bool reader_open(struct reader *r, const char *name, bool quiet)
 {
 	int fd;
 	struct stat st;
@@ -819,7 +819,9 @@ static bool reader_open(struct reader *r, const char *name)
 	r->is_stdin = strcmp(name, "-") == 0;
 	fd = r->is_stdin ? dup(STDIN_FILENO) : open(name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		tool_err(CMD, "cannot open %s: %s", name, strerror(errno));
+		if (!quiet) {
+			tool_err(CMD, "cannot open %s: %s", name, strerror(errno));
+		}
 		free(r->line);
 		r->line = NULL;
 		return false;
@@ -1005,7 +1007,7 @@ static void follow(struct state *st, struct reader *r)
 			if (replaced || shrunk) {
 				struct reader nr;
 
-				if (reader_open(&nr, r->name)) {
+				if (reader_open(&nr, r->name, true)) {
 					if (have_old) {
 						reader_pump(st, &old, true);
 						reader_close(&old);
@@ -1277,7 +1279,7 @@ int srup_audit_read(int argc, char **argv)
 				break;
 			}
 		}
-		if (!reader_open(&r, files[i])) {
+		if (!reader_open(&r, files[i], false)) {
 			st.io_err++;
 			continue;
 		}
