@@ -277,8 +277,9 @@ def test_control_characters(lab, check):
                               topic="SRUP/\x1b[2J\x1b[31m\x9bowned") + b"\n")
     else:
         h.log("    live line: %s" % json.dumps(rec))
-    for args in ([], ["--summary"], ["--summary", "--json"], ["--topic", "#", "--reason", "not_allowed", "--reason",
-                                     "empty_payload", "--reason", "unknown_type"]):
+    for args in ([], ["--summary"], ["--summary", "--json"],
+                 ["--topic", "#", "--reason", "not_allowed", "--reason", "empty_payload",
+                  "--reason", "unknown_type"]):
         rc, out, err = audit(*(args + [path]))
         check(rc == 0 and b"owned" in out, "%s: the topic is shown: rc %d %r" % (args, rc, err))
         check(b"\x1b" not in out and b"\x07" not in out and b"\xc2\x9b" not in out
