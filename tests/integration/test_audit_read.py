@@ -337,6 +337,39 @@ def test_follow(lab, check):
           "SIGTERM: rc %r, total %r, want %d" % (p.returncode, total, len(raw_lines(path))))
 
 
+def test_follow_truncate_and_partial(lab, check):
+    """--follow on a file that is truncated in place (logrotate copytruncate) and that gets a
+    line in two writes: the half line waits for its end; after the truncation the file is
+    read from its start; a file not there yet is waited for."""
+    path = os.path.join(lab.dir, "trunc.jsonl")
+    lines = [synthetic("2026-01-01T00:00:0%d.000Z" % i, "replay", "192.0.2.%d" % i)
+             for i in range(5)]
+    p = subprocess.Popen([h.SRUP, "audit", "-f", "--json", path], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        with open(path, "wb") as f:
+            f.write(lines[0] + b"\n" + lines[1][:20])
+        time.sleep(0.6)
+        with open(path, "ab") as f:
+            f.write(lines[1][20:] + b"\n")
+        time.sleep(0.6)
+        with open(path, "r+b") as f:
+            f.truncate(0)
+        time.sleep(0.6)
+        with open(path, "ab") as f:
+            f.write(lines[2] + b"\n")
+        time.sleep(0.6)
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+    got = [l for l in out.split(b"\n") if l]
+    check(p.returncode == 0 and got == lines[:3],
+          "rc %r, %d lines: %r (stderr %r)" % (p.returncode, len(got), got, err))
+    check(b"waiting for" in err, "a missing file is waited for: %r" % err)
+
+
 if __name__ == "__main__":
     h.main([test_summary_counts, test_filters, test_time_filters, test_gzip_and_json_bytes,
-            test_malformed_lines, test_control_characters, test_follow])
+            test_malformed_lines, test_control_characters, test_follow,
+            test_follow_truncate_and_partial])
