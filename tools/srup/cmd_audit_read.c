@@ -1031,6 +1031,7 @@ static void follow(struct state *st, struct reader *r)
 		sleep_poll();
 	}
 	if (have_old) {
+		reader_pump(st, &old, true); /* a regular file: its end is near */
 		reader_close(&old);
 	}
 }
