@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT
- * cmd_audit.c - `srup audit verify FILE...`: check the hash chain of the plugin's audit log. Each
+ * cmd_audit.c - `srup audit verify FILE...` (reading and filtering the log, `srup audit
+ * [options] FILE...`, is in cmd_audit_read.c): check the hash chain of the plugin's audit log. Each
  * line ends with "chain", the SHA-256 of the previous line's chain and the line without it; the
  * chain runs on across rotated files (give them oldest first). An edited, removed, inserted or
  * reordered line breaks it; the first line whose chain does not follow is named. */
@@ -64,13 +65,14 @@ int srup_cmd_audit(int argc, char **argv)
 	int breaks = 0;
 	unsigned long total = 0;
 
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		srup_audit_read_help(stdout);
+		printf("\n");
+		help(stdout);
+		return SRUP_EXIT_OK;
+	}
 	if (argc < 2 || strcmp(argv[1], "verify") != 0) {
-		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-			help(stdout);
-			return SRUP_EXIT_OK;
-		}
-		help(stderr);
-		return SRUP_EXIT_USAGE;
+		return srup_audit_read(argc, argv);
 	}
 	if (argc < 3 || strcmp(argv[2], "--help") == 0) {
 		help(argc < 3 ? stderr : stdout);

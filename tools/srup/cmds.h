@@ -4,6 +4,8 @@
 #ifndef SRUP_TOOL_CMDS_H
 #define SRUP_TOOL_CMDS_H
 
+#include <stdio.h>
+
 int srup_cmd_keygen(int argc, char **argv);
 int srup_cmd_id(int argc, char **argv);
 int srup_cmd_decode(int argc, char **argv);
@@ -16,6 +18,10 @@ int srup_cmd_marks(int argc, char **argv);
 int srup_cmd_store(int argc, char **argv);
 int srup_cmd_audit(int argc, char **argv);
 int srup_cmd_ctrl(int argc, char **argv);
+
+/* `srup audit [options] FILE...` (cmd_audit_read.c), reached through srup_cmd_audit. */
+int srup_audit_read(int argc, char **argv);
+void srup_audit_read_help(FILE *f);
 
 /* Exit codes shared by every subcommand. */
 #define SRUP_EXIT_OK      0
