@@ -56,6 +56,7 @@ struct srupb_store {
 	bool writemap;
 	enum srupb_sync sync;
 	struct srupb_journal *jr; /* NULL unless srupb_store_journal_open */
+	size_t jr_new;            /* journal records whose (sender, channel) LMDB does not hold */
 	char *dir;
 	struct srupb_seen *seen; /* NULL unless srupb_store_seen_open */
 	char err[1024];
@@ -849,6 +850,28 @@ enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count)
 	return SRUP_OK;
 }
 
+enum srup_err srupb_store_mark_count(struct srupb_store *st, size_t *count)
+{
+	MDB_stat ms;
+	enum srup_err rc;
+	int mrc;
+
+	if (st == NULL || count == NULL) {
+		return SRUP_ERR_INVAL;
+	}
+	rc = srupb_store_read_begin(st);
+	if (rc != SRUP_OK) {
+		return rc;
+	}
+	mrc = mdb_stat(st->rtxn, st->marks, &ms);
+	srupb_store_read_end(st);
+	if (mrc != 0) {
+		return fail(st, "mdb_stat", mrc);
+	}
+	*count = ms.ms_entries + st->jr_new;
+	return SRUP_OK;
+}
+
 /* --- verifier reads --- */
 
 uint64_t srupb_store_version(const struct srupb_store *st)
@@ -1153,7 +1176,11 @@ enum srup_err srupb_store_checkpoint(struct srupb_store *st)
 			return fail(st, "checkpoint: mdb_txn_commit", mrc);
 		}
 	}
-	return srupb_journal_reset(st->jr, st->err, sizeof st->err);
+	enum srup_err rc = srupb_journal_reset(st->jr, st->err, sizeof st->err);
+	if (rc == SRUP_OK) {
+		st->jr_new = 0; /* folded: LMDB counts them now */
+	}
+	return rc;
 }
 
 enum srup_err srupb_store_journal_open(struct srupb_store *st, size_t capacity)
@@ -1219,6 +1246,9 @@ static enum srup_err journal_commit(struct srupb_store *st, struct srupb_commit 
 	e.chan = c->chan;
 	e.mark = c->mark;
 	srupb_journal_append(st->jr, &e);
+	if (!found) {
+		st->jr_new++; /* a channel neither LMDB nor the journal had (srupb_store_mark_count) */
+	}
 	return SRUP_OK;
 }
 
