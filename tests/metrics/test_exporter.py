@@ -29,6 +29,7 @@ CONFIG = os.path.join(h.REPO, "packaging", "prometheus", "srup-mqtt-exporter.yam
 SYS = "$SYS/broker/srup/"
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
 LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+S = {}
 
 
 def published_topics():
@@ -120,7 +121,8 @@ def scrape(port):
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read()
     samples = []
     types = {}
-    for line in text.decode().splitlines():
+    S["text"] = text.decode()
+    for line in S["text"].splitlines():
         if line.startswith("# TYPE "):
             _, _, name, typ = line.split(None, 3)
             types[name] = typ
@@ -234,9 +236,9 @@ def test_exporter_exports_every_counter(lab, check):
             check(counters.get(name, 0) > 0, "%s%s did not move" % (SYS, name))
         connected = [v for n, _, v, _ in samples if n == "mqtt2prometheus_connected"]
         check(connected == [1.0], "mqtt2prometheus_connected %r" % connected)
-        h.log("    example scrape (srup_ lines):")
-        for n, _, _, line in samples:
-            if n.startswith("srup_"):
+        h.log("    the scrape's srup_ lines and mqtt2prometheus_connected:")
+        for line in S["text"].splitlines():
+            if re.match(r"^(# (HELP|TYPE) )?(srup_|mqtt2prometheus_connected)", line):
                 h.log("      " + line)
     finally:
         proc.send_signal(signal.SIGTERM)
