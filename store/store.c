@@ -1176,11 +1176,9 @@ enum srup_err srupb_store_checkpoint(struct srupb_store *st)
 			return fail(st, "checkpoint: mdb_txn_commit", mrc);
 		}
 	}
-	enum srup_err rc = srupb_journal_reset(st->jr, st->err, sizeof st->err);
-	if (rc == SRUP_OK) {
-		st->jr_new = 0; /* folded: LMDB counts them now */
-	}
-	return rc;
+	/* LMDB holds every channel of the journal now (and counts it), even if the reset fails. */
+	st->jr_new = 0;
+	return srupb_journal_reset(st->jr, st->err, sizeof st->err);
 }
 
 enum srup_err srupb_store_journal_open(struct srupb_store *st, size_t capacity)
