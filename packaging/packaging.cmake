@@ -7,7 +7,8 @@
 #   srup-daemons    srup-c2, srup-device, srup-registry and their systemd units
 #   mosquitto-srup  the broker plugin, its policy (/etc/srup), a commented-out
 #                   /etc/mosquitto/conf.d/srup.conf, tmpfiles.d (/var/lib/srup for mosquitto),
-#                   logrotate for the audit log
+#                   logrotate for the audit log, an example prometheus-mqtt-exporter config
+#                   (/usr/share/doc/mosquitto-srup/examples/srup-mqtt-exporter.yaml)
 # Build: cmake -S . -B build -DCMAKE_INSTALL_PREFIX=/usr && cmake --build build &&
 #        (cd build && cpack -G DEB)
 set(SRUP_PKG ${CMAKE_CURRENT_LIST_DIR})
@@ -28,6 +29,9 @@ install(FILES ${SRUP_PKG}/etc/tmpfiles-srup.conf DESTINATION lib/tmpfiles.d RENA
 	COMPONENT plugin)
 install(FILES ${SRUP_PKG}/etc/logrotate-srup DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/logrotate.d
 	RENAME srup COMPONENT plugin)
+# An example, not a conffile: the exporter's config names the site's broker and certificates.
+install(FILES ${SRUP_PKG}/prometheus/srup-mqtt-exporter.yaml
+	DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/mosquitto-srup/examples COMPONENT plugin)
 file(GLOB SRUP_UNITS ${SRUP_PKG}/systemd/*.service)
 install(FILES ${SRUP_UNITS} DESTINATION lib/systemd/system COMPONENT daemons)
 install(FILES ${SRUP_PKG}/sysusers/srup.conf DESTINATION lib/sysusers.d COMPONENT daemons)
@@ -56,6 +60,7 @@ set(CPACK_DEBIAN_DAEMONS_PACKAGE_CONTROL_EXTRA ${SRUP_PKG}/debian/daemons/postin
 set(CPACK_DEBIAN_PLUGIN_PACKAGE_NAME mosquitto-srup)
 set(CPACK_DEBIAN_PLUGIN_PACKAGE_DEPENDS "mosquitto (>= 2.0)")
 set(CPACK_DEBIAN_PLUGIN_PACKAGE_RECOMMENDS "srup-tools")
+set(CPACK_DEBIAN_PLUGIN_PACKAGE_SUGGESTS "prometheus-mqtt-exporter")
 set(CPACK_DEBIAN_PLUGIN_PACKAGE_CONTROL_EXTRA
 	"${SRUP_PKG}/debian/plugin/postinst;${SRUP_PKG}/debian/plugin/conffiles")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)

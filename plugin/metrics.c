@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
- * metrics.c - verdict counters, published as retained $SYS/broker/srup/... messages.
- * Counting is a few additions; publishing happens from TICK (or every N decisions). */
+ * metrics.c - verdict counters and state gauges, published as retained $SYS/broker/srup/...
+ * messages. Counting is a few additions; publishing happens from TICK (or every N decisions),
+ * and only for values that changed. The gauges are O(1) reads, never a scan of the store. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +24,11 @@ void srupb_metrics_init(struct srupb_metrics *m)
 	for (size_t i = 0; i < SRUPB_R__COUNT; i++) {
 		m->pub_dropped[i] = UINT64_MAX;
 	}
+	m->pub_gauges.keys = UINT64_MAX;
+	m->pub_gauges.marks = UINT64_MAX;
+	m->pub_gauges.joins_pending = UINT64_MAX;
+	m->pub_gauges.seen_used = UINT64_MAX;
+	m->pub_gauges.seen_capacity = UINT64_MAX;
 }
 
 void srupb_metrics_count(struct srupb_metrics *m, enum srupb_verdict v, enum srupb_reason r)
@@ -87,4 +93,31 @@ void srupb_metrics_publish(struct srupb_metrics *m)
 	publish_one("$SYS/broker/srup/refused/subscribe", m->refused_subscribe,
 	            &m->pub_refused_subscribe);
 	m->last_publish = srupb_now();
+}
+
+void srupb_metrics_gauges(struct srupb_ctx *ctx)
+{
+	struct srupb_gauges *g = &ctx->metrics.gauges;
+	struct srupb_gauges *pub = &ctx->metrics.pub_gauges;
+	size_t n = 0;
+	size_t used = 0;
+	size_t cap = 0;
+
+	if (ctx->store != NULL) {
+		if (srupb_store_key_count(ctx->store, &n) == SRUP_OK) {
+			g->keys = n;
+		}
+		if (srupb_store_mark_count(ctx->store, &n) == SRUP_OK) {
+			g->marks = n;
+		}
+		srupb_store_seen_stats(ctx->store, &used, &cap);
+		g->seen_used = used;
+		g->seen_capacity = cap;
+	}
+	g->joins_pending = srupb_pending_count(ctx->pending);
+	publish_one("$SYS/broker/srup/store/keys", g->keys, &pub->keys);
+	publish_one("$SYS/broker/srup/store/marks", g->marks, &pub->marks);
+	publish_one("$SYS/broker/srup/store/seen_used", g->seen_used, &pub->seen_used);
+	publish_one("$SYS/broker/srup/store/seen_capacity", g->seen_capacity, &pub->seen_capacity);
+	publish_one("$SYS/broker/srup/joins/pending", g->joins_pending, &pub->joins_pending);
 }

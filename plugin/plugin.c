@@ -106,6 +106,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 		srupb_audit_flush_summaries(ctx->audit);
 		srupb_audit_check_rotation(ctx->audit);
 		srupb_store_writeback(ctx->store);
+		srupb_metrics_gauges(ctx);
 	}
 	if (now - ctx->last_sweep >= 10.0) {
 		ctx->last_sweep = now;

@@ -389,6 +389,15 @@ bool srupb_audit_json_string(const char *s, char *out, size_t cap, size_t *len);
 
 /* ---------------------------------------------------------------- metrics.c */
 
+/* Sizes of the broker's state, published as $SYS/broker/srup/store/..., joins/pending. */
+struct srupb_gauges {
+	uint64_t keys;          /* key records in the store, active and revoked */
+	uint64_t marks;         /* replay marks: (sender, channel) pairs ever accepted */
+	uint64_t joins_pending; /* pending joins held (an expired one goes at the next sweep) */
+	uint64_t seen_used;     /* seen-index records in use */
+	uint64_t seen_capacity; /* seen-index records in the file */
+};
+
 struct srupb_metrics {
 	uint64_t accepted;
 	uint64_t retransmitted;
@@ -406,6 +415,8 @@ struct srupb_metrics {
 	uint64_t refused_subscribe; /* SUBSCRIBE refused (SUBACK 0x87) */
 	uint64_t pub_refused_subscribe;
 	double last_publish;
+	struct srupb_gauges gauges;     /* last read (srupb_metrics_gauges) */
+	struct srupb_gauges pub_gauges; /* last published (UINT64_MAX: never) */
 };
 
 void srupb_metrics_init(struct srupb_metrics *m);
@@ -413,6 +424,12 @@ void srupb_metrics_count(struct srupb_metrics *m, enum srupb_verdict v, enum sru
 void srupb_metrics_admin(struct srupb_metrics *m, bool ok);
 /* Publish changed counters as retained $SYS/broker/srup/... messages. */
 void srupb_metrics_publish(struct srupb_metrics *m);
+struct srupb_ctx;
+/* Read the gauges into ctx->metrics.gauges (O(1): two LMDB entry counts, the journal's and the
+ * seen index's in-memory counts, the pending table's count; a store read that fails keeps the
+ * previous value) and publish those that changed since they were last published. Called from
+ * TICK once a second, so a gauge is at most about a second old. */
+void srupb_metrics_gauges(struct srupb_ctx *ctx);
 
 /* ---------------------------------------------------------------- plugin context */
 

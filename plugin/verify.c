@@ -781,6 +781,7 @@ static void record(struct srupb_ctx *ctx, const struct decision *d, struct srupb
 		if (now - ctx->last_second >= 1.0) {
 			ctx->last_second = now;
 			srupb_store_writeback(ctx->store);
+			srupb_metrics_gauges(ctx);
 		}
 	}
 }

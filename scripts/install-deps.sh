@@ -12,7 +12,7 @@ PACKAGES=(
 	iproute2 jq procps netcat-openbsd libjansson-dev libsystemd-dev systemd libmicrohttpd-dev curl
 	libqrencode-dev libcrypt-dev zlib1g-dev zbar-tools chromium chromium-driver python3-selenium
 	debootstrap dpkg-dev podman podman-compose runc golang-github-containernetworking-plugin-dnsname
-	catatonit
+	catatonit prometheus-mqtt-exporter
 )
 
 SUDO=()

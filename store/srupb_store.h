@@ -170,8 +170,13 @@ enum srup_err srupb_store_key_get(struct srupb_store *st, uint64_t id, struct sr
 enum srup_err srupb_store_key_foreach(struct srupb_store *st,
                                       int (*fn)(const struct srupb_keyrec *rec, void *arg),
                                       void *arg);
-/* Number of keys. */
+/* Number of keys, active and revoked (a revoked key keeps its record): O(1), LMDB's entry
+ * count. Opens and ends its own read transaction, so none may be in use. OK, INVAL or IO. */
 enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count);
+/* Number of replay marks, one per (sender, channel) ever accepted: LMDB's entry count plus the
+ * marks journal's records for channels LMDB does not hold yet, so O(1). Read transaction as
+ * srupb_store_key_count. OK, INVAL or IO. */
+enum srup_err srupb_store_mark_count(struct srupb_store *st, size_t *count);
 
 /* As srupb_store_key_foreach, from the first id >= from (paging). */
 enum srup_err srupb_store_key_foreach_from(struct srupb_store *st, uint64_t from,

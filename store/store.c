@@ -61,6 +61,7 @@ struct srupb_store {
 	bool writemap;
 	enum srupb_sync sync;
 	struct srupb_journal *jr; /* NULL unless srupb_store_journal_open */
+	size_t jr_new;            /* journal records whose (sender, channel) LMDB does not hold */
 	char *dir;
 	struct srupb_seen *seen; /* NULL unless srupb_store_seen_open */
 	char err[1024];
@@ -854,6 +855,28 @@ enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count)
 	return SRUP_OK;
 }
 
+enum srup_err srupb_store_mark_count(struct srupb_store *st, size_t *count)
+{
+	MDB_stat ms;
+	enum srup_err rc;
+	int mrc;
+
+	if (st == NULL || count == NULL) {
+		return SRUP_ERR_INVAL;
+	}
+	rc = srupb_store_read_begin(st);
+	if (rc != SRUP_OK) {
+		return rc;
+	}
+	mrc = mdb_stat(st->rtxn, st->marks, &ms);
+	srupb_store_read_end(st);
+	if (mrc != 0) {
+		return fail(st, "mdb_stat", mrc);
+	}
+	*count = ms.ms_entries + st->jr_new;
+	return SRUP_OK;
+}
+
 /* --- rotation --- */
 
 enum srup_err srupb_store_key_rotate(struct srupb_store *st, uint64_t id, const char *pem,
@@ -1350,6 +1373,8 @@ enum srup_err srupb_store_checkpoint(struct srupb_store *st)
 			return fail(st, "checkpoint: mdb_txn_commit", mrc);
 		}
 	}
+	/* LMDB holds every channel of the journal now (and counts it), even if the reset fails. */
+	st->jr_new = 0;
 	return srupb_journal_reset(st->jr, st->err, sizeof st->err);
 }
 
@@ -1416,6 +1441,9 @@ static enum srup_err journal_commit(struct srupb_store *st, struct srupb_commit 
 	e.chan = c->chan;
 	e.mark = c->mark;
 	srupb_journal_append(st->jr, &e);
+	if (!found) {
+		st->jr_new++; /* a channel neither LMDB nor the journal had (srupb_store_mark_count) */
+	}
 	return SRUP_OK;
 }
 

@@ -204,6 +204,60 @@ START_TEST(test_store_marks_only_move_up_and_persist)
 }
 END_TEST
 
+/* The mark count is LMDB's entry count plus the journal's records for new channels: a channel
+ * counts once whether its mark is in LMDB, in the journal or in both, before and after a fold. */
+static size_t marks_now(struct srupb_store *st)
+{
+	size_t n = 12345;
+	ck_assert_int_eq(srupb_store_mark_count(st, &n), SRUP_OK);
+	return n;
+}
+
+START_TEST(test_store_mark_count_with_and_without_journal)
+{
+	struct srupb_store *st = fresh();
+	struct srupb_commit c;
+	bool stale = true;
+	size_t n = 0;
+
+	ck_assert_uint_eq(marks_now(st), 0);
+	c = commit_for(5, 9, 10, 1); /* LMDB path: no journal yet */
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert_uint_eq(marks_now(st), 1);
+	ck_assert_int_eq(srupb_store_journal_open(st, 4), SRUP_OK);
+	c = commit_for(5, 9, 11, 2); /* journalled, a channel LMDB holds */
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert(!stale);
+	ck_assert_uint_eq(marks_now(st), 1);
+	c = commit_for(5, 8, 1, 3); /* journalled, a new channel */
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert_uint_eq(marks_now(st), 2);
+	c = commit_for(5, 8, 2, 4); /* the same new channel again, still only in the journal */
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert_uint_eq(marks_now(st), 2);
+	c = commit_for(5, 8, 2, 5); /* stale: nothing written */
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert(stale);
+	ck_assert_uint_eq(marks_now(st), 2);
+	c = commit_for(6, 8, 1, 6);
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert_uint_eq(srupb_store_journal_count(st), 4);
+	ck_assert_uint_eq(marks_now(st), 3);
+	c = commit_for(7, 8, 1, 7); /* the journal is full: folded first, then this one */
+	ck_assert_int_eq(srupb_store_commit(st, &c, &stale), SRUP_OK);
+	ck_assert_uint_eq(srupb_store_journal_count(st), 1);
+	ck_assert_uint_eq(marks_now(st), 4);
+	ck_assert_int_eq(srupb_store_checkpoint(st), SRUP_OK);
+	ck_assert_uint_eq(marks_now(st), 4);
+	ck_assert_int_eq(srupb_store_key_count(st, &n), SRUP_OK);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(srupb_store_mark_count(NULL, &n), SRUP_ERR_INVAL);
+	ck_assert_int_eq(srupb_store_mark_count(st, NULL), SRUP_ERR_INVAL);
+	srupb_store_close(st);
+	cleanup_dir();
+}
+END_TEST
+
 START_TEST(test_store_seen_index_is_bounded)
 {
 	struct srupb_store *st = fresh();
@@ -650,6 +704,7 @@ Suite *plugin_store_suite(void)
 	tcase_add_test(tc, test_store_key_add_refuses_taken_and_revoked_ids);
 	tcase_add_test(tc, test_store_foreach_in_id_order_and_put_many);
 	tcase_add_test(tc, test_store_marks_only_move_up_and_persist);
+	tcase_add_test(tc, test_store_mark_count_with_and_without_journal);
 	tcase_add_test(tc, test_store_seen_index_is_bounded);
 	tcase_add_test(tc, test_store_membership_and_deregistration);
 	tcase_add_test(tc, test_store_member_list_and_remove);
