@@ -62,6 +62,15 @@ static bool is_admin(struct srupb_ctx *ctx, struct mosquitto *client)
 	return srupb_identity_id(ident, &id) && srupb_policy_is_admin(ctx->policy, id);
 }
 
+/* An admin, or a metrics_reader: may read the counters, and nothing else of the admin plane. */
+static bool reads_metrics(struct srupb_ctx *ctx, struct mosquitto *client)
+{
+	char idbuf[SRUPB_IDENTITY_MAX];
+	const char *ident = srupb_identity(ctx, client, idbuf, sizeof idbuf);
+	uint64_t id = 0;
+	return srupb_identity_id(ident, &id) && srupb_policy_reads_metrics(ctx->policy, id);
+}
+
 /* The plugin's counters: verdicts and drop reasons tell an attacker which probes work. */
 #define SRUP_SYS     "$SYS/broker/srup/"
 #define SRUP_SYS_LEN (sizeof SRUP_SYS - 1)
@@ -144,7 +153,7 @@ static int acl_read(struct srupb_ctx *ctx, struct mosquitto *client, const char 
 	bool parsed = false;
 
 	if (is_srup_sys(topic)) {
-		return is_admin(ctx, client) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+		return reads_metrics(ctx, client) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 	}
 	srupb_policy_classify(ctx->policy, topic, &t);
 	switch (t.kind) {
@@ -269,12 +278,13 @@ static int subscribe_decision(struct srupb_ctx *ctx, struct mosquitto *client, c
 		filter = s + 1;
 		shared = true;
 	}
-	*why = "admins only ($CONTROL/srup/, $SYS/broker/srup/)";
+	*why = "admins only ($CONTROL/srup/)";
 	if (strncmp(filter, "$CONTROL/srup/", 14) == 0) {
 		return is_admin(ctx, client) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 	}
+	*why = "admins and metrics readers only ($SYS/broker/srup/)";
 	if (may_match(filter, sys, 3, true, &literal) && (literal || shared) &&
-	    !is_admin(ctx, client)) {
+	    !reads_metrics(ctx, client)) {
 		return MOSQ_ERR_ACL_DENIED;
 	}
 	*why = "a shared subscription that could match SRUP topics";

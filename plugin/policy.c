@@ -162,6 +162,11 @@ bool srupb_policy_is_admin(const struct srupb_policy *p, uint64_t id)
 	return id_in(p->admins, p->n_admins, id);
 }
 
+bool srupb_policy_reads_metrics(const struct srupb_policy *p, uint64_t id)
+{
+	return srupb_policy_is_admin(p, id) || id_in(p->metrics_readers, p->n_metrics_readers, id);
+}
+
 /* --- parser --- */
 
 struct pstate {
@@ -292,7 +297,7 @@ static enum srup_err rule_line(struct pstate *ps, struct srupb_policy *p, char *
 	return SRUP_OK;
 }
 
-/* A directive naming one id (admin, join_command), appended to list[*count] (at most max). */
+/* A directive naming one id (admin, metrics_reader, join_command), appended to list[*count] (at most max). */
 static enum srup_err id_line(struct pstate *ps, char **w, int n, uint64_t *list, size_t *count,
                              size_t max)
 {
@@ -385,6 +390,10 @@ static enum srup_err directive(struct pstate *ps, struct srupb_policy *p, char *
 	}
 	if (strcmp(d, "admin") == 0) {
 		return id_line(ps, w, n, p->admins, &p->n_admins, SRUPB_ADMINS_MAX);
+	}
+	if (strcmp(d, "metrics_reader") == 0) {
+		return id_line(ps, w, n, p->metrics_readers, &p->n_metrics_readers,
+		               SRUPB_METRICS_READERS_MAX);
 	}
 	rc = trust_directive(ps, p, w, n);
 	if (rc != SRUP_ERR_TYPE) {

@@ -104,6 +104,7 @@ enum srupb_identity_src {
 };
 
 #define SRUPB_ADMINS_MAX             16
+#define SRUPB_METRICS_READERS_MAX    16
 #define SRUPB_JOIN_COMMANDERS_MAX    16
 #define SRUPB_PENDING_PER_DEVICE_MAX 16
 
@@ -130,6 +131,9 @@ struct srupb_policy {
 	unsigned metrics_interval;
 	size_t n_admins;
 	uint64_t admins[SRUPB_ADMINS_MAX];
+	/* may read $SYS/broker/srup/... and nothing of the admin plane (an exporter) */
+	size_t n_metrics_readers;
+	uint64_t metrics_readers[SRUPB_METRICS_READERS_MAX];
 	/* servers whose JOIN_CMD makes them a member of the device (spec §5.5 server-initiated) */
 	size_t n_join_commanders;
 	uint64_t join_commanders[SRUPB_JOIN_COMMANDERS_MAX];
@@ -159,6 +163,8 @@ void srupb_policy_classify(const struct srupb_policy *p, const char *topic,
 bool srupb_policy_allows(const struct srupb_policy *p, enum srupb_rule_kind rule, unsigned role,
                          unsigned type);
 bool srupb_policy_is_admin(const struct srupb_policy *p, uint64_t id);
+/* May id read the plugin's counters: an admin or a metrics_reader. */
+bool srupb_policy_reads_metrics(const struct srupb_policy *p, uint64_t id);
 /* May server id make itself a member of a device with JOIN_CMD (policy join_command)? */
 bool srupb_policy_commands_joins(const struct srupb_policy *p, uint64_t id);
 

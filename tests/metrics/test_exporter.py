@@ -58,8 +58,15 @@ def broker_cert_with_san(pki):
     return crt, key
 
 
+NAMES = [("server", "server"), ("server2", "server"), ("dev1", "device"), ("dev2", "device"),
+         ("dev3", "device"), ("observer", "observer"), ("stranger", None), ("exporter", None)]
+
+
 def make_lab():
-    lab = h.Lab(start=False)
+    lab = h.Lab(start=False, names=NAMES)
+    # the exporter reads the counters as a metrics_reader: no admin command is open to it
+    with open(lab.broker.policy, "w") as f:
+        f.write(lab.policy_text("metrics_reader %s\n" % lab.exporter.hex))
     crt, key = broker_cert_with_san(lab.pki)
     conf = []
     for line in lab.broker.tls_conf:
@@ -74,10 +81,11 @@ def make_lab():
 
 
 def exporter_config(lab, path):
-    """The shipped configuration with the test's broker, CA and the lab admin's certificate."""
+    """The shipped configuration with the test's broker, CA and the exporter's certificate (a
+    metrics_reader of the policy, not an admin)."""
     with open(CONFIG) as f:
         text = f.read()
-    crt, key = lab.certs["admin"]
+    crt, key = lab.certs["exporter"]
     subst = {"server": "ssl://127.0.0.1:%d" % lab.broker.tls_port, "ca_cert": lab.pki.ca,
              "client_cert": crt, "client_key": key}
     for k, v in subst.items():
@@ -182,6 +190,23 @@ def traffic(lab):
     lab.close_clients()
 
 
+def test_metrics_reader_is_read_only(lab, check):
+    """The exporter's identity reads the counters and nothing else of the admin plane: its
+    command is refused (audited as not_admin) and it cannot subscribe to the answers."""
+    c = lab.connect(lab.exporter)
+    check(c.subscribe(SYS + "accepted") != h.RC_NOT_AUTHORIZED,
+          "a metrics_reader cannot subscribe to the counters")
+    check(c.subscribe("$CONTROL/srup/v1/response/#") == h.RC_NOT_AUTHORIZED,
+          "a metrics_reader subscribed to the admin answers")
+    mark = lab.audit_mark()
+    c.publish("$CONTROL/srup/v1", b'{"command":"reload"}')
+    rec = lab.wait_audit(mark, lambda r: r.get("verdict") == "admin")
+    check(rec is not None and rec.get("reason") == "not_admin" and
+          rec.get("identity") == lab.exporter.hex,
+          "a metrics_reader's command: %r" % rec)
+    lab.close_clients()
+
+
 def test_exporter_exports_every_counter(lab, check):
     check(os.access(EXPORTER, os.X_OK),
           "%s missing: run scripts/install-deps.sh (it installs prometheus-mqtt-exporter)"
@@ -253,4 +278,5 @@ def test_exporter_exports_every_counter(lab, check):
 
 
 if __name__ == "__main__":
-    h.main([test_exporter_exports_every_counter], lab_factory=make_lab)
+    h.main([test_metrics_reader_is_read_only, test_exporter_exports_every_counter],
+           lab_factory=make_lab)
