@@ -190,6 +190,7 @@ START_TEST(test_policy_directives_take_effect)
 	                                  "other_topics defer\n"
 	                                  "admin b9d077e223834cf6\n"
 	                                  "admin 0\n"
+	                                  "metrics_reader 1f\n"
 	                                  "allow\tjoin_topic  observer OBS_JOIN_REQ JOIN_REQ\n");
 	ck_assert_str_eq(p->prefix, "dev");
 	ck_assert_uint_eq(p->prefix_len, 3);
@@ -206,6 +207,11 @@ START_TEST(test_policy_directives_take_effect)
 	ck_assert(srupb_policy_is_admin(p, 0xb9d077e223834cf6u));
 	ck_assert(srupb_policy_is_admin(p, 0));
 	ck_assert(!srupb_policy_is_admin(p, 1));
+	/* a metrics reader reads the counters and is no admin; an admin reads them too */
+	ck_assert(srupb_policy_reads_metrics(p, 0x1f));
+	ck_assert(!srupb_policy_is_admin(p, 0x1f));
+	ck_assert(srupb_policy_reads_metrics(p, 0));
+	ck_assert(!srupb_policy_reads_metrics(p, 1));
 	ck_assert(srupb_policy_allows(p, SRUPB_RULE_JOIN, SRUPB_ROLE_OBSERVER, SRUP_MSG_JOIN_REQ));
 	ck_assert(!srupb_policy_allows(p, SRUPB_RULE_JOIN, SRUPB_ROLE_DEVICE, SRUP_MSG_JOIN_REQ));
 	free(p);
