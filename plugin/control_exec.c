@@ -467,6 +467,7 @@ static bool get_stats(struct srupb_ctx *ctx, json_t *data, char *detail, size_t 
 	json_t *dropped = json_object();
 	json_t *store = json_object();
 	size_t nkeys = 0;
+	size_t nmarks = 0;
 	size_t used = 0;
 	size_t capacity = 0;
 	uint64_t hits = 0;
@@ -484,12 +485,14 @@ static bool get_stats(struct srupb_ctx *ctx, json_t *data, char *detail, size_t 
 	json_object_set_new(data, "refused_subscribe", u64_json(m->refused_subscribe));
 	json_object_set_new(data, "admin_ok", u64_json(m->admin_ok));
 	json_object_set_new(data, "admin_refused", u64_json(m->admin_refused));
-	if (srupb_store_key_count(ctx->store, &nkeys) != SRUP_OK) {
+	if (srupb_store_key_count(ctx->store, &nkeys) != SRUP_OK ||
+	    srupb_store_mark_count(ctx->store, &nmarks) != SRUP_OK) {
 		json_decref(store);
 		return fail(detail, cap, "store: %s", srupb_store_strerror(ctx->store));
 	}
 	srupb_store_seen_stats(ctx->store, &used, &capacity);
 	json_object_set_new(store, "keys", json_integer((json_int_t)nkeys));
+	json_object_set_new(store, "marks", json_integer((json_int_t)nmarks));
 	json_object_set_new(store, "journal",
 	                    json_integer((json_int_t)srupb_store_journal_count(ctx->store)));
 	json_object_set_new(store, "seen_used", json_integer((json_int_t)used));

@@ -238,6 +238,9 @@ def test_reload_stats_and_paging(lab, check):
     counters = lab.counters()
     check(stats.get("store", {}).get("keys") == n_local, "stats store.keys %r, want %d" %
           (stats.get("store", {}).get("keys"), n_local))
+    check(stats.get("store", {}).get("marks") == counters.get("store/marks") and
+          stats["store"]["marks"] > 0, "stats store.marks %r, the gauge says %r" %
+          (stats.get("store", {}).get("marks"), counters.get("store/marks")))
     check(stats.get("accepted", -1) >= counters.get("accepted", 0) and
           stats.get("accepted", 0) > 0, "stats accepted %r, $SYS says %r" %
           (stats.get("accepted"), counters.get("accepted")))
