@@ -4,6 +4,7 @@
 # the line before; the chain runs on across rotation (rename, the plugin reopens) and a broker
 # restart; `srup audit verify` says the chain holds for the untouched files, and names the line
 # where an edited, removed, inserted or reordered line breaks it.
+import gzip
 import hashlib
 import json
 import os
@@ -73,6 +74,19 @@ def test_chain(lab, check):
     rc, out = verify(path + ".1", path)
     check(rc == 0 and "the chain holds" in out and "afresh" not in out,
           "across a restart: %r" % out)
+    # logrotate compresses the older files: verify reads them as they are
+    gz = os.path.join(lab.dir, "audit.jsonl.2.gz")
+    with open(path + ".1", "rb") as src, gzip.open(gz, "wb") as dst:
+        dst.write(src.read())
+    rc, out = verify(gz, path)
+    check(rc == 0 and "the chain holds" in out, "a gzip-compressed rotated file: %r" % out)
+    bad = os.path.join(lab.dir, "edited.gz")
+    rot = lines_of(path + ".1")
+    with gzip.open(bad, "wb") as dst:
+        dst.write("".join(rot[:1] + [rot[1].replace('"time":"2', '"time":"1', 1)] +
+                          rot[2:]).encode())
+    rc, out = verify(bad, path)
+    check(rc == 1 and ("%s:2:" % bad) in out, "an edit inside a gzip file: %r" % out)
 
     # Tampering, each on a copy of the rotated file (lines 1..n).
     base = lines_of(path + ".1")

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <srup/srup.h>
+#include <zlib.h>
 
 #include "cmds.h"
 #include "util.h"
@@ -21,7 +23,7 @@ static void help(FILE *f)
 	fprintf(f, "usage: srup audit verify FILE...\n"
 	           "\n"
 	           "Check the hash chain of the broker's audit log: FILEs are the log and its rotated\n"
-	           "predecessors, oldest first (plain text; decompress rotated .gz files first). Each\n"
+	           "predecessors, oldest first, plain or gzip-compressed as logrotate leaves them. Each\n"
 	           "line that does not follow the chain is printed as FILE:LINE; an edited, removed,\n"
 	           "inserted or reordered line shows there. A chain that starts afresh (the broker\n"
 	           "started on an empty file) is reported as a note.\n"
@@ -31,15 +33,8 @@ static void help(FILE *f)
 
 static int unhex(const char *h, unsigned char out[32])
 {
-	for (int i = 0; i < 32; i++) {
-		unsigned v;
-
-		if (sscanf(h + 2 * i, "%2x", &v) != 1) {
-			return -1;
-		}
-		out[i] = (unsigned char)v;
-	}
-	return 0;
+	size_t n = 0;
+	return srup_hex_decode(h, 64, out, 32, &n) == SRUP_OK && n == 32 ? 0 : -1;
 }
 
 /* SHA-256(prev || text[0, n)). */
@@ -79,14 +74,15 @@ int srup_cmd_audit(int argc, char **argv)
 		return argc < 3 ? SRUP_EXIT_USAGE : SRUP_EXIT_OK;
 	}
 	for (int fi = 2; fi < argc; fi++) {
-		FILE *f = fopen(argv[fi], "r");
+		/* plain or gzip-compressed (a rotated file), zlib reads both */
+		gzFile f = gzopen(argv[fi], "rb");
 		unsigned long no = 0;
 
 		if (f == NULL) {
 			tool_err("audit verify", "cannot open %s", argv[fi]);
 			return SRUP_EXIT_USAGE;
 		}
-		while (fgets(line, sizeof line, f) != NULL) {
+		while (gzgets(f, line, (int)sizeof line) != NULL) {
 			size_t n = strlen(line);
 			char *k;
 			unsigned char claimed[32];
@@ -134,7 +130,7 @@ int srup_cmd_audit(int argc, char **argv)
 			memcpy(prev, claimed, 32);
 			have_prev = 1;
 		}
-		fclose(f);
+		gzclose(f);
 	}
 	printf("%lu lines: %s\n", total, breaks ? "the chain is BROKEN" : "the chain holds");
 	return breaks ? 1 : SRUP_EXIT_OK;
