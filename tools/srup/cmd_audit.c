@@ -20,15 +20,16 @@
 
 static void help(FILE *f)
 {
-	fprintf(f, "usage: srup audit verify FILE...\n"
-	           "\n"
-	           "Check the hash chain of the broker's audit log: FILEs are the log and its rotated\n"
-	           "predecessors, oldest first, plain or gzip-compressed as logrotate leaves them. Each\n"
-	           "line that does not follow the chain is printed as FILE:LINE; an edited, removed,\n"
-	           "inserted or reordered line shows there. A chain that starts afresh (the broker\n"
-	           "started on an empty file) is reported as a note.\n"
-	           "\n"
-	           "Exit codes: 0 the chain holds, 1 it is broken somewhere, 3 usage or I/O errors.\n");
+	fprintf(f,
+	        "usage: srup audit verify FILE...\n"
+	        "\n"
+	        "Check the hash chain of the broker's audit log: FILEs are the log and its rotated\n"
+	        "predecessors, oldest first, plain or gzip-compressed as logrotate leaves them. Each\n"
+	        "line that does not follow the chain is printed as FILE:LINE; an edited, removed,\n"
+	        "inserted or reordered line shows there. A chain that starts afresh (the broker\n"
+	        "started on an empty file) is reported as a note.\n"
+	        "\n"
+	        "Exit codes: 0 the chain holds, 1 it is broken somewhere, 3 usage or I/O errors.\n");
 }
 
 static int unhex(const char *h, unsigned char out[32])
