@@ -65,6 +65,9 @@ static json_t *hex_json(const uint8_t *p, size_t n)
 }
 
 static bool fail(char *detail, size_t cap, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static bool fail(char *detail, size_t cap, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
