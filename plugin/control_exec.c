@@ -375,9 +375,15 @@ static bool remove_member(struct srupb_ctx *ctx, const struct srupb_command *c, 
 
 /* --- marks --- */
 
+struct mark_page {
+	json_t *list;
+	bool more; /* a mark beyond SRUPB_PAGE_MAX was seen */
+};
+
 static int mark_entry(const struct srupb_chan *ch, const struct srupb_mark *m, void *arg)
 {
-	json_t *list = arg;
+	struct mark_page *pg = arg;
+	json_t *list = pg->list;
 	char a[SRUP_ID_TEXT_MAX];
 	char b[SRUP_ID_TEXT_MAX];
 	char topic[64];
@@ -390,6 +396,7 @@ static int mark_entry(const struct srupb_chan *ch, const struct srupb_mark *m, v
 		snprintf(topic, sizeof topic, "SRUP/%s", a);
 	}
 	if (json_array_size(list) >= SRUPB_PAGE_MAX) {
+		pg->more = true;
 		return 1;
 	}
 	json_array_append_new(list, json_pack("{s:s,s:o,s:o}", "channel", topic, "sequence_id",
@@ -401,15 +408,21 @@ static int mark_entry(const struct srupb_chan *ch, const struct srupb_mark *m, v
 static bool get_marks(struct srupb_ctx *ctx, const struct srupb_command *c, json_t *data,
                       char *detail, size_t cap)
 {
-	json_t *list = json_array();
+	struct mark_page pg = {json_array(), false};
 	json_object_set_new(data, "id", id_json(c->id));
-	json_object_set_new(data, "marks", list);
+	json_object_set_new(data, "marks", pg.list);
 	/* Fold the journal first, so that the answer has the newest marks (one write transaction). */
 	if (srupb_store_checkpoint(ctx->store) != SRUP_OK ||
-	    srupb_store_mark_foreach(ctx->store, c->id, mark_entry, list) != SRUP_OK) {
+	    srupb_store_mark_foreach(ctx->store, c->id, mark_entry, &pg) != SRUP_OK) {
 		return fail(detail, cap, "store: %s", srupb_store_strerror(ctx->store));
 	}
-	snprintf(detail, cap, "%zu marks", json_array_size(list));
+	if (pg.more) {
+		/* a server that has written to more devices than that: say so, never cut silently */
+		json_object_set_new(data, "truncated", json_true());
+		snprintf(detail, cap, "the first %d marks (more are held)", SRUPB_PAGE_MAX);
+		return true;
+	}
+	snprintf(detail, cap, "%zu marks", json_array_size(pg.list));
 	return true;
 }
 

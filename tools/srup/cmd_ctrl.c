@@ -393,6 +393,10 @@ static void print_table(const char *what, const json_t *data, const json_t *list
 			number_text(json_object_get(e, "sequence_id"), num, sizeof num);
 			printf("%-40s  %20s  %s\n", str(e, "channel"), num, str(e, "payload_sha256"));
 		}
+		if (json_is_true(json_object_get(data, "truncated"))) {
+			fprintf(stderr, "srup ctrl: marks show: the first %zu marks; the sender has more\n",
+			        json_array_size(json_object_get(data, "marks")));
+		}
 	} else if (strcmp(what, "joins list") == 0) {
 		printf("%-16s  %-16s  %-8s  %-8s  %s\n", "DEVICE", "SERVER", "KIND", "ANSWERED",
 		       "EXPIRES_IN_S");
