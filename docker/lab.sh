@@ -46,7 +46,12 @@ FILES_HOST=${LAB_FILES_HOST:-127.0.0.1}
 REGISTRY_HOST=${LAB_REGISTRY_HOST:-127.0.0.1}
 CONSOLE_HOST=${LAB_CONSOLE_HOST:-127.0.0.1}
 BIND=${LAB_BIND:-127.0.0.1}
-NAMES="c2 dev1 dev2 beacon rogue rogue_server attacker registry"
+# Debian's prometheus-mqtt-exporter (scripts/install-deps.sh), run by `native` with the shipped
+# packaging/prometheus/srup-mqtt-exporter.yaml; its HTTP endpoint only ever on 127.0.0.1.
+EXPORTER=${SRUP_MQTT_EXPORTER:-/usr/bin/prometheus-mqtt-exporter}
+# exporter: prometheus-mqtt-exporter's identity, a metrics_reader of the policy (no SRUP key in
+# the store: it only reads $SYS/broker/srup/#).
+NAMES="c2 dev1 dev2 beacon rogue rogue_server attacker registry exporter"
 # Registered through srup-registry at their start (the others are added with `srup keys add`).
 SELF_REGISTERED="c2 dev1 dev2 beacon"
 
@@ -76,6 +81,7 @@ load_env() {
 	REGISTRY_PORT=${LAB_REGISTRY_PORT:-${REGISTRY_PORT:-}}
 	REGISTRY_URL=https://$REGISTRY_HOST:$REGISTRY_PORT
 	CONSOLE_PORT=${LAB_CONSOLE_PORT:-${CONSOLE_PORT:-}}
+	EXPORTER_PORT=${LAB_EXPORTER_PORT:-${EXPORTER_PORT:-}}
 }
 
 id_of() { eval "echo \${ID_$1}"; }
@@ -286,6 +292,8 @@ write_broker_conf() {
 		echo "seen_index $seen"
 		echo "# lab: the C2 server may command joins (the beacon joins by JOIN_CMD)"
 		echo "join_command $ID_c2"
+		echo "# lab: prometheus-mqtt-exporter reads \$SYS/broker/srup/# (and nothing else)"
+		echo "metrics_reader $ID_exporter"
 	} >"$LAB/conf/srup.policy"
 }
 
@@ -302,6 +310,7 @@ role_init() {
 		echo "FILES_TLS_PORT=${LAB_FILES_TLS_PORT:-$(free_port)}"
 		echo "REGISTRY_PORT=${LAB_REGISTRY_PORT:-$(free_port)}"
 		echo "CONSOLE_PORT=${LAB_CONSOLE_PORT:-$(free_port)}"
+		echo "EXPORTER_PORT=${LAB_EXPORTER_PORT:-$(free_port)}"
 	} >"$LAB/ports.env"
 	make_ids_and_keys
 	load_env
@@ -309,7 +318,7 @@ role_init() {
 	# Runtime state starts fresh each run (keys and certificates are kept): the broker's key
 	# store, replay marks and membership and the daemons' sequence counters belong together.
 	rm -rf "$LAB/store" "$LAB/state" "$LAB/run" "$LAB/logs" "$LAB/conf" "$LAB/results" \
-		"$LAB/audit.jsonl" "$LAB/files"
+		"$LAB/audit.jsonl" "$LAB/files" "$LAB/metrics.prom" "$LAB/sys.json"
 	mkdir -p "$LAB/store" "$LAB/state" "$LAB/run" "$LAB/logs" "$LAB/conf" "$LAB/results" \
 		"$LAB/files"
 	write_registry_conf
@@ -358,6 +367,27 @@ role_broker() {
 role_registry() {
 	load_env
 	exec "$REGISTRY" --config "$LAB/conf/registry.conf" run
+}
+
+# write_exporter_conf : the shipped exporter configuration with the lab's broker, CA and the
+# exporter identity's certificate (its `  server:`, `  ca_cert:`, `  client_cert:` and
+# `  client_key:` lines under mqtt replaced).
+write_exporter_conf() {
+	awk -v server="ssl://localhost:$TLS_PORT" -v ca="$LAB/certs/ca.crt" \
+		-v crt="$LAB/certs/exporter.crt" -v key="$LAB/certs/exporter.key" '
+		/^  server: / { print "  server: " server; n++; next }
+		/^  ca_cert: / { print "  ca_cert: " ca; n++; next }
+		/^  client_cert: / { print "  client_cert: " crt; n++; next }
+		/^  client_key: / { print "  client_key: " key; n++; next }
+		{ print }
+		END { exit n == 4 ? 0 : 1 }' "$REPO/packaging/prometheus/srup-mqtt-exporter.yaml" \
+		>"$LAB/conf/srup-mqtt-exporter.yaml"
+}
+
+role_exporter() {
+	load_env
+	exec "$EXPORTER" -config "$LAB/conf/srup-mqtt-exporter.yaml" -listen-address 127.0.0.1 \
+		-listen-port "$EXPORTER_PORT"
 }
 
 role_files() {
@@ -603,6 +633,24 @@ role_registry_attacker() {
 	"$PY" "$REPO/docker/registry_attacker.py" --lab "$LAB" --url "$REGISTRY_URL"
 }
 
+# role_metrics : the exporter's scrape ($LAB/metrics.prom) and the broker's retained
+# $SYS/broker/srup/# as the exporter's identity reads them ($LAB/sys.json), at the same moment
+# (docker/lab_metrics.py waits until they agree). Without an exporter (compose, or the binary
+# missing) only sys.json.
+role_metrics() {
+	load_env
+	local port=$EXPORTER_PORT
+	[ -f "$LAB/results/exporter.txt" ] && port=
+	if [ -n "${LAB_COMPOSE:-}" ]; then
+		port=
+		exporter_note "the compose lab runs no metrics exporter: broker values only (sys.json)"
+	fi
+	"$PY" "$REPO/docker/lab_metrics.py" --lab "$LAB" --host "$BROKER_HOST" --tls-port "$TLS_PORT" \
+		${port:+--exporter-port "$port"} \
+		--config "$REPO/packaging/prometheus/srup-mqtt-exporter.yaml" ||
+		say "metrics: the exporter's scrape and the broker's values differ (see the summary)"
+}
+
 role_summary() {
 	load_env
 	"$PY" "$REPO/docker/summary.py" --lab "$LAB"
@@ -659,6 +707,54 @@ start_servers() {
 	fi
 }
 
+# exporter_note TEXT : what became of the exporter, for the summary (and loudly in the log).
+exporter_note() {
+	say "$*"
+	printf '%s\n' "$*" >"$LAB/results/exporter.txt"
+}
+
+# start_exporter : prometheus-mqtt-exporter up and serving /metrics on 127.0.0.1:EXPORTER_PORT
+# (a fresh port if another program took it), or a loud note of why not; never fatal.
+start_exporter() {
+	local pid try
+	if [ ! -x "$EXPORTER" ]; then
+		exporter_note "WARNING: $EXPORTER is missing: the lab runs WITHOUT the metrics" \
+			"exporter (scripts/install-deps.sh installs prometheus-mqtt-exporter)"
+		return 1
+	fi
+	write_exporter_conf || {
+		exporter_note "ERROR: cannot write $LAB/conf/srup-mqtt-exporter.yaml"
+		return 1
+	}
+	for try in 1 2 3; do
+		start_bg exporter exporter
+		pid=$!
+		# It serves /metrics once its MQTT connection is up.
+		for _ in $(seq 1 150); do
+			if curl -sf -o /dev/null "http://127.0.0.1:$EXPORTER_PORT/metrics"; then
+				say "exporter: http://127.0.0.1:$EXPORTER_PORT/metrics"
+				return 0
+			fi
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		if [ -n "${LAB_EXPORTER_PORT:-}" ] || [ "$try" -ge 3 ] ||
+			! grep -q "address already in use" "$LAB/logs/exporter.log"; then
+			break
+		fi
+		EXPORTER_PORT=$(free_port)
+		sed -i "s/^EXPORTER_PORT=.*/EXPORTER_PORT=$EXPORTER_PORT/" "$LAB/ports.env"
+		say "exporter: port taken, trying $EXPORTER_PORT"
+	done
+	cat "$LAB/logs/exporter.log" >&2
+	exporter_note "ERROR: $EXPORTER did not serve /metrics (logs/exporter.log)"
+	EXPORTER_PORT=
+	sed -i "s/^EXPORTER_PORT=.*/EXPORTER_PORT=/" "$LAB/ports.env"
+	return 1
+}
+
 role_native() {
 	local try
 	trap stop_all EXIT
@@ -677,6 +773,7 @@ role_native() {
 		fi
 		say "starting again on other ports"
 	done
+	start_exporter
 	start_bg registry registry
 	wait_port "$REGISTRY_PORT" || die "the registry did not start"
 	start_bg c2 c2
@@ -711,6 +808,7 @@ run_all() {
 	role_registry_attacker
 	kill "$sniff" 2>/dev/null
 	wait "$sniff" 2>/dev/null
+	role_metrics
 	role_summary
 	rc=$?
 	return $rc
@@ -748,6 +846,8 @@ case ${1:-} in
 	attacker) role_attacker "${2:-main}" ;;
 	registry-attacker) role_registry_attacker ;;
 	summary) role_summary ;;
+	exporter) role_exporter ;;
+	metrics) role_metrics ;;
 	native) role_native ;;
 	compose-run)
 		# The compose "attacker" service: the other services are already up.
