@@ -9,6 +9,9 @@ import json
 import os
 import sys
 
+sys.dont_write_bytecode = True  # keep the source tree free of __pycache__
+import lab_metrics  # noqa: E402
+
 
 def read_tsv(path):
     try:
@@ -16,6 +19,41 @@ def read_tsv(path):
             return [line.rstrip("\n").split("\t") for line in f if line.strip()]
     except OSError:
         return []
+
+
+def metrics_line(lab):
+    """The exporter's scrape (metrics.prom) against the broker's retained values (sys.json), as
+    docker/lab_metrics.py left them; or why there is no scrape (results/exporter.txt)."""
+    try:
+        with open(os.path.join(lab, "results", "exporter.txt")) as f:
+            note = f.read().strip()
+    except OSError:
+        note = ""
+    try:
+        with open(os.path.join(lab, "sys.json")) as f:
+            sysvals = json.load(f)
+    except (OSError, ValueError):
+        sysvals = None
+    try:
+        with open(os.path.join(lab, "metrics.prom")) as f:
+            samples = lab_metrics.parse_scrape(f.read())
+    except OSError:
+        samples = None
+    if samples is None:
+        return "exporter NOT scraped: %s%s" % (
+            note or "no metrics.prom", "" if sysvals is None else
+            " (the broker published %d values)" % len(sysvals))
+    if sysvals is None:
+        return "exporter scraped, but the broker's values were not read (no sys.json)"
+    config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "packaging", "prometheus", "srup-mqtt-exporter.yaml")
+    mapping = lab_metrics.load_mapping(config) if os.path.exists(config) else None
+    n, diff = lab_metrics.compare(sysvals, samples, mapping)
+    connected = [v for name, _, v in samples if name == "mqtt2prometheus_connected"]
+    return "exporter scraped: %d srup_ series, %s; mqtt2prometheus_connected %s" % (
+        n, "all equal to the broker's $SYS/broker/srup/ values" if not diff else
+        "DIFFERENT from the broker's: " + "; ".join(diff),
+        " ".join("%g" % v for v in connected) or "missing")
 
 
 def main():
@@ -133,6 +171,8 @@ def main():
         w("  (a claimed name is no identity under `identity certificate`: must be 0)\n")
     except OSError:
         pass
+    w("\nMetrics (prometheus-mqtt-exporter: metrics.prom against the broker's sys.json)\n")
+    w("  %s\n" % metrics_line(a.lab))
     ok = (flows and passed == len(flows) and attacks and not through and not sniffed and
           not spoofed and reg and not reg_through)
     w("\nRESULT: %s\n" % ("PASS: every flow completed, every attack was dropped" if ok
