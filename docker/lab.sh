@@ -13,6 +13,9 @@
 #         scenario    every protocol flow, driven through the control sockets
 #         attacker    capture, replay, tamper, forge, fake joins, stranger revocations, seen-index
 #                     flood, retransmission abuse; every attempt must be dropped
+#         exporter    prometheus-mqtt-exporter (native only) on 127.0.0.1:EXPORTER_PORT
+#         metrics     the exporter's scrape (metrics.prom) and the broker's $SYS/broker/srup/#
+#                     values read as the exporter identity (sys.json), once they agree
 #         summary     the table: flows completed, attacks dropped by reason, what got through
 #         native      all of the above on loopback, then stop everything; exit 0 only if every
 #                     flow completed and no attack got through
@@ -24,7 +27,8 @@
 # 127.0.0.1), LAB_TLS_PORT / LAB_PLAIN_PORT / LAB_FILES_PORT / LAB_FILES_TLS_PORT (default: free
 # ports in 20000-60000 chosen at each init, kept in $LAB_DIR/ports.env), LAB_PLUGIN (the plugin
 # .so), LAB_WRAP (a command prefix for the daemons, e.g. valgrind), LAB_SEEN_INDEX (the policy's
-# seen_index, default 256), LAB_REGISTRY_HOST (default 127.0.0.1), LAB_REGISTRY_PORT.
+# seen_index, default 256), LAB_REGISTRY_HOST (default 127.0.0.1), LAB_REGISTRY_PORT,
+# LAB_EXPORTER_PORT, SRUP_MQTT_EXPORTER (default /usr/bin/prometheus-mqtt-exporter).
 # ID_<name> and the ports come from $LAB/*.env:
 # shellcheck disable=SC2154,SC1091
 set -u
@@ -648,7 +652,7 @@ role_metrics() {
 	"$PY" "$REPO/docker/lab_metrics.py" --lab "$LAB" --host "$BROKER_HOST" --tls-port "$TLS_PORT" \
 		${port:+--exporter-port "$port"} \
 		--config "$REPO/packaging/prometheus/srup-mqtt-exporter.yaml" ||
-		say "metrics: the exporter's scrape and the broker's values differ (see the summary)"
+		say "metrics: the exporter's scrape and the broker's values were not read or differ (see above)"
 }
 
 role_summary() {
