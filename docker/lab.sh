@@ -694,7 +694,7 @@ wait_port() {
 
 # start_servers : the broker and the file server up on their ports (0), or why not (1).
 start_servers() {
-	local broker files
+	local broker files registry
 	start_bg broker broker
 	broker=$!
 	if ! wait_port "$TLS_PORT" "$broker" || ! wait_port "$PLAIN_PORT" "$broker"; then
@@ -707,6 +707,13 @@ start_servers() {
 	if ! wait_port "$FILES_PORT" "$files" || ! wait_port "$FILES_TLS_PORT" "$files"; then
 		cat "$LAB/logs/files.log" >&2
 		say "file server did not start"
+		return 1
+	fi
+	start_bg registry registry
+	registry=$!
+	if ! wait_port "$REGISTRY_PORT" "$registry"; then
+		cat "$LAB/logs/registry.log" >&2
+		say "the registry did not start"
 		return 1
 	fi
 }
@@ -764,22 +771,20 @@ role_native() {
 	trap stop_all EXIT
 	trap 'exit 130' INT TERM
 	# Ports are free when chosen, but on a shared machine another program may take one before
-	# the broker or the file server binds it: then start again on fresh ports (unless the ports
-	# were given).
+	# the broker, the file server or the registry binds it: then start again on fresh ports
+	# (unless the ports were given).
 	for try in 1 2 3; do
 		role_init || exit 3
 		load_env
 		start_servers && break
 		stop_all
-		if [ -n "${LAB_TLS_PORT:-}${LAB_PLAIN_PORT:-}${LAB_FILES_PORT:-}${LAB_FILES_TLS_PORT:-}" ] ||
+		if [ -n "${LAB_TLS_PORT:-}${LAB_PLAIN_PORT:-}${LAB_FILES_PORT:-}${LAB_FILES_TLS_PORT:-}${LAB_REGISTRY_PORT:-}" ] ||
 			[ "$try" -ge 3 ]; then
-			die "could not start the broker and the file server"
+			die "could not start the broker, the file server and the registry"
 		fi
 		say "starting again on other ports"
 	done
 	start_exporter
-	start_bg registry registry
-	wait_port "$REGISTRY_PORT" || die "the registry did not start"
 	start_bg c2 c2
 	# Devices register once the registry knows their C2 (it registers itself at start).
 	for _ in $(seq 1 100); do
