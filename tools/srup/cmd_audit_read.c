@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -585,13 +586,24 @@ static void print_record(const json_t *o)
 
 /* ---- summary ------------------------------------------------------------------------------- */
 
+/* The values counted (client ids, topics, identities) are chosen by whoever connects: the
+ * hash starts from a random seed per run, so that lines written to collide in one table do not
+ * collide in ours (FNV-1a, then a final mix so every bit reaches the low ones used). */
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = UINT64_C(14695981039346656037);
+	static uint64_t seed;
+	uint64_t h;
 
+	if (seed == 0 && getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+		seed = UINT64_C(14695981039346656037);
+	}
+	h = seed;
 	for (; *s != '\0'; s++) {
 		h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
 	}
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
 	return h;
 }
 
