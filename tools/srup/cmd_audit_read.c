@@ -237,63 +237,13 @@ static bool parse_time(const char *s, size_t len, bool strict, int64_t *ms)
 }
 
 /* "90s", "15m", "1h", "2d", "1w", "1h30m": seconds; false if not such a duration. */
-static bool parse_duration(const char *s, int64_t *secs)
-{
-	int64_t total = 0;
-
-	if (*s == '\0') {
-		return false;
-	}
-	while (*s != '\0') {
-		int64_t n = 0;
-		int64_t unit;
-		const char *start = s;
-
-		while (*s >= '0' && *s <= '9') {
-			if (n > INT64_C(1000000000)) {
-				return false;
-			}
-			n = n * 10 + (*s - '0');
-			s++;
-		}
-		if (s == start) {
-			return false;
-		}
-		switch (*s) {
-			case 's':
-				unit = 1;
-				break;
-			case 'm':
-				unit = 60;
-				break;
-			case 'h':
-				unit = 3600;
-				break;
-			case 'd':
-				unit = 86400;
-				break;
-			case 'w':
-				unit = 7 * 86400;
-				break;
-			default:
-				return false;
-		}
-		s++;
-		total += n * unit;
-		if (total > INT64_C(100) * 366 * 86400) {
-			return false; /* more than a century back: a typo */
-		}
-	}
-	*secs = total;
-	return true;
-}
-
 static bool parse_when(const char *arg, int64_t now, int64_t *ms)
 {
-	int64_t secs;
+	uint64_t secs;
 
-	if (parse_duration(arg, &secs)) {
-		*ms = now - secs * 1000;
+	/* a duration back from now (more than a century is a typo), else a time */
+	if (tool_parse_duration(arg, UINT64_C(100) * 366 * 86400, &secs) == 0) {
+		*ms = now - (int64_t)secs * 1000;
 		return true;
 	}
 	return parse_time(arg, strlen(arg), false, ms);

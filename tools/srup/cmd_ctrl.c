@@ -462,41 +462,6 @@ static const struct verb VERBS[] = {
         {"stats", "getStats", 0, NULL},
 };
 
-/* A duration: N[s|m|h|d] (seconds without a unit). */
-static bool parse_duration(const char *s, uint64_t max, uint64_t *out)
-{
-	size_t n = strspn(s, "0123456789");
-	uint64_t v;
-	uint64_t unit = 1;
-
-	if (n == 0 || tool_parse_uint(s, n, UINT32_MAX, &v) != 0) {
-		return false;
-	}
-	if (s[n] != '\0') {
-		if (s[n + 1] != '\0') {
-			return false;
-		}
-		switch (s[n]) {
-			case 's':
-				unit = 1;
-				break;
-			case 'm':
-				unit = 60;
-				break;
-			case 'h':
-				unit = 3600;
-				break;
-			case 'd':
-				unit = 86400;
-				break;
-			default:
-				return false;
-		}
-	}
-	*out = v * unit;
-	return *out <= max;
-}
-
 /* The canonical spelling of an id argument (lowercase, no 0x, no leading zeros), as the broker
  * takes it; NULL (reported) if s is not an id. */
 static json_t *id_arg(const char *what, const char *s)
@@ -563,7 +528,7 @@ static json_t *build_request(const struct verb *v, const char **args, const char
 		if (overlap == NULL) {
 			tool_err("ctrl", "keys rotate needs --overlap (e.g. 1h; 0 retires the old key now)");
 			ok = false;
-		} else if (!parse_duration(overlap, 30 * 86400, &secs)) {
+		} else if (tool_parse_duration(overlap, 30 * 86400, &secs) != 0) {
 			tool_err("ctrl", "--overlap '%s': a duration like 90s, 15m, 1h or 7d, at most 30d",
 			         overlap);
 			ok = false;

@@ -434,3 +434,58 @@ int tool_json_print(const json_t *v)
 	}
 	return 0;
 }
+
+int tool_parse_duration(const char *s, uint64_t max, uint64_t *secs)
+{
+	uint64_t total = 0;
+
+	if (strcmp(s, "0") == 0) {
+		*secs = 0;
+		return 0;
+	}
+	if (*s == '\0') {
+		return -1;
+	}
+	while (*s != '\0') {
+		uint64_t n = 0;
+		uint64_t unit;
+		const char *start = s;
+
+		while (*s >= '0' && *s <= '9') {
+			if (n > UINT64_C(1000000000)) {
+				return -1;
+			}
+			n = n * 10 + (uint64_t)(*s - '0');
+			s++;
+		}
+		if (s == start) {
+			return -1;
+		}
+		switch (*s) {
+			case 's':
+				unit = 1;
+				break;
+			case 'm':
+				unit = 60;
+				break;
+			case 'h':
+				unit = 3600;
+				break;
+			case 'd':
+				unit = 86400;
+				break;
+			case 'w':
+				unit = 7 * 86400;
+				break;
+			default:
+				return -1;
+		}
+		s++;
+		total += n * unit;
+		if (total > max) {
+			return -1;
+		}
+	}
+	*secs = total;
+	return 0;
+}

@@ -94,6 +94,10 @@ uint64_t tool_field_uint(const struct srup_msg *m, const struct tool_field *f);
 void tool_field_set_bytes(struct srup_msg *m, const struct tool_field *f, struct srup_bytes b);
 void tool_field_set_uint(struct srup_msg *m, const struct tool_field *f, uint64_t v);
 
+/* A duration such as 90s, 15m, 1h30m, 2d or 1w (s m h d w; "0" alone is zero), in seconds, at
+ * most max. Returns 0, or -1 if s is not such a duration or exceeds max. */
+int tool_parse_duration(const char *s, uint64_t max, uint64_t *secs);
+
 /* How every output of the tool writes ids and sequence numbers (as the broker's audit log):
  * an id as its canonical text (lowercase hex, no 0x, no leading zeros, e.g. "b9d077e223834cf6");
  * a sequence number as a JSON number, or, above 2^63-1 (beyond jansson's integers), as a "0x"
