@@ -833,7 +833,8 @@ enum srup_err srupb_store_key_foreach_from(struct srupb_store *st, uint64_t from
 	return SRUP_OK;
 }
 
-enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count)
+/* Entries of one database (mdb_stat: O(1), no scan). */
+static enum srup_err dbi_entries(struct srupb_store *st, MDB_dbi dbi, size_t *count)
 {
 	MDB_stat ms;
 	enum srup_err rc;
@@ -846,7 +847,7 @@ enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count)
 	if (rc != SRUP_OK) {
 		return rc;
 	}
-	mrc = mdb_stat(st->rtxn, st->keys, &ms);
+	mrc = mdb_stat(st->rtxn, dbi, &ms);
 	srupb_store_read_end(st);
 	if (mrc != 0) {
 		return fail(st, "mdb_stat", mrc);
@@ -855,26 +856,19 @@ enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count)
 	return SRUP_OK;
 }
 
+enum srup_err srupb_store_key_count(struct srupb_store *st, size_t *count)
+{
+	return st == NULL ? SRUP_ERR_INVAL : dbi_entries(st, st->keys, count);
+}
+
 enum srup_err srupb_store_mark_count(struct srupb_store *st, size_t *count)
 {
-	MDB_stat ms;
-	enum srup_err rc;
-	int mrc;
-
-	if (st == NULL || count == NULL) {
-		return SRUP_ERR_INVAL;
+	enum srup_err rc = st == NULL ? SRUP_ERR_INVAL : dbi_entries(st, st->marks, count);
+	if (rc == SRUP_OK) {
+		/* and the journal's marks of channels LMDB does not hold yet */
+		*count += st->jr_new;
 	}
-	rc = srupb_store_read_begin(st);
-	if (rc != SRUP_OK) {
-		return rc;
-	}
-	mrc = mdb_stat(st->rtxn, st->marks, &ms);
-	srupb_store_read_end(st);
-	if (mrc != 0) {
-		return fail(st, "mdb_stat", mrc);
-	}
-	*count = ms.ms_entries + st->jr_new;
-	return SRUP_OK;
+	return rc;
 }
 
 /* --- rotation --- */
