@@ -115,8 +115,8 @@ uint32_t srup_pict_cell_rgb(const struct srup_pict *p, unsigned row, unsigned co
 /* SVG 1.1 text, NUL-terminated (*out_len excludes the NUL), (side + 2*QUIET) * scale px square. */
 enum srup_err srup_pict_svg(const struct srup_pict *p, unsigned scale, char **out, size_t *out_len);
 
-/* PNG: 8-bit RGB, not interlaced, (side + 2*QUIET) * scale px square. Written here: zlib stream of
- * stored (uncompressed) deflate blocks, with CRC-32 and Adler-32; no libpng or zlib. */
+/* PNG: 8-bit RGB, not interlaced, (side + 2*QUIET) * scale px square. Chunks written here; the
+ * IDAT data compressed by zlib (best compression; a few hundred bytes to a few KB), no libpng. */
 enum srup_err srup_pict_png(const struct srup_pict *p, unsigned scale, uint8_t **out,
                             size_t *out_len);
 
