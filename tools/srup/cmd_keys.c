@@ -132,65 +132,47 @@ static void audit_close(struct keys_audit *a)
 	}
 }
 
-/* Append s to buf (cap bytes, *len used) as JSON string contents. */
-static void json_esc(char *buf, size_t cap, size_t *len, const char *s)
+/* A JSON string of s (NULL: null). jansson takes only UTF-8, and s may come from the command
+ * line: a byte that is not part of valid UTF-8 is written as '?'. NULL if out of memory. */
+static json_t *audit_text(const char *s)
 {
-	for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
-		char e[8];
-		size_t n;
-		if (*c == '"' || *c == '\\') {
-			e[0] = '\\';
-			e[1] = (char)*c;
-			n = 2;
-		} else if (*c < 0x20 || *c == 0x7f) {
-			n = (size_t)snprintf(e, sizeof e, "\\u%04x", (unsigned)*c);
-		} else {
-			e[0] = (char)*c;
-			n = 1;
+	json_t *v;
+	char *copy;
+	if (s == NULL) {
+		return json_null();
+	}
+	v = json_string(s);
+	if (v != NULL) {
+		return v;
+	}
+	copy = strdup(s);
+	if (copy == NULL) {
+		return NULL;
+	}
+	for (char *c = copy; *c != '\0'; c++) {
+		if ((unsigned char)*c >= 0x80) {
+			*c = '?';
 		}
-		if (*len + n >= cap) {
-			return;
-		}
-		memcpy(buf + *len, e, n);
-		*len += n;
 	}
-}
-
-static void json_add(char *buf, size_t cap, size_t *len, const char *fmt, const char *value)
-{
-	/* fmt is a member prefix like ",\"role\":"; value NULL writes null */
-	int n = snprintf(buf + *len, cap - *len, "%s", fmt);
-	if (n < 0 || (size_t)n >= cap - *len) {
-		return;
-	}
-	*len += (size_t)n;
-	if (value == NULL) {
-		if (*len + 4 < cap) {
-			memcpy(buf + *len, "null", 4);
-			*len += 4;
-		}
-		return;
-	}
-	if (*len + 1 < cap) {
-		buf[(*len)++] = '"';
-	}
-	json_esc(buf, cap - 1, len, value);
-	if (*len + 1 < cap) {
-		buf[(*len)++] = '"';
-	}
+	v = json_string(copy);
+	free(copy);
+	return v;
 }
 
 /* Write one line: {"time","verdict":"admin","reason":null,"source":"srup keys","command",
- * "target","role","result","detail","uid"}. Returns SRUP_EXIT_OK or, if the line could not be
- * written whole, SRUP_EXIT_USAGE after saying so. */
+ * "target","role","result","detail","uid"}, built and escaped by jansson. Returns SRUP_EXIT_OK
+ * or, if the line could not be written whole, SRUP_EXIT_USAGE after saying so. */
 static int audit_line(const char *cmd, struct keys_audit *a, const char *command,
                       const char *target, const char *role, const char *result, const char *detail)
 {
-	char line[2048];
+	const char *const keys[] = {"time",   "verdict", "reason", "source", "command",
+	                            "target", "role",    "result", "detail"};
 	char when[96];
-	size_t len = 0;
 	struct timespec ts;
 	struct tm tm;
+	json_t *o = json_object();
+	char *text = NULL;
+	int rc = SRUP_EXIT_USAGE;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (gmtime_r(&ts.tv_sec, &tm) == NULL) {
@@ -198,28 +180,33 @@ static int audit_line(const char *cmd, struct keys_audit *a, const char *command
 	}
 	snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
 	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-	json_add(line, sizeof line, &len, "{\"time\":", when);
-	json_add(line, sizeof line, &len, ",\"verdict\":", "admin");
-	json_add(line, sizeof line, &len, ",\"reason\":", NULL);
-	json_add(line, sizeof line, &len, ",\"source\":", "srup keys");
-	json_add(line, sizeof line, &len, ",\"command\":", command);
-	json_add(line, sizeof line, &len, ",\"target\":", target);
-	json_add(line, sizeof line, &len, ",\"role\":", role);
-	json_add(line, sizeof line, &len, ",\"result\":", result);
-	json_add(line, sizeof line, &len, ",\"detail\":", detail);
-	int n = snprintf(line + len, sizeof line - len, ",\"uid\":%u}\n", (unsigned)getuid());
-	if (n < 0 || (size_t)n >= sizeof line - len) {
-		tool_err(cmd, "audit line too long; not written to %s", a->path);
-		return SRUP_EXIT_USAGE;
+	const char *const values[] = {when,   "admin", NULL,   "srup keys", command,
+	                              target, role,    result, detail};
+	for (size_t i = 0; o != NULL && i < sizeof keys / sizeof keys[0]; i++) {
+		if (json_object_set_new(o, keys[i], audit_text(values[i])) != 0) {
+			json_decref(o);
+			o = NULL;
+		}
 	}
-	len += (size_t)n;
-	ssize_t w = write(a->fd, line, len);
-	if (w < 0 || (size_t)w != len) {
+	if (o == NULL || json_object_set_new(o, "uid", json_integer((json_int_t)getuid())) != 0 ||
+	    (text = json_dumps(o, JSON_COMPACT)) == NULL) {
+		tool_err(cmd, "out of memory; audit line not written to %s", a->path);
+		goto out;
+	}
+	/* one write of the whole line, newline included, onto the O_APPEND descriptor */
+	size_t len = strlen(text);
+	text[len] = '\n'; /* in place of the NUL: json_dumps allocated len + 1 */
+	ssize_t w = write(a->fd, text, len + 1);
+	if (w < 0 || (size_t)w != len + 1) {
 		tool_err(cmd, "cannot write the audit log %s: %s (the change above WAS made)", a->path,
 		         w < 0 ? strerror(errno) : "short write");
-		return SRUP_EXIT_USAGE;
+		goto out;
 	}
-	return SRUP_EXIT_OK;
+	rc = SRUP_EXIT_OK;
+out:
+	free(text);
+	json_decref(o);
+	return rc;
 }
 
 static int keys_add(int argc, char **argv)
