@@ -485,6 +485,61 @@ START_TEST(test_hex_helpers)
 }
 END_TEST
 
+/* srup_hex_decode's contract (STYLE.md 2.4): buffer and length in, capacity out, *out_len 0
+ * on every failure; odd length, a non-hex character anywhere, a "0x" prefix or a space is
+ * SYNTAX; the input need not be NUL-terminated. */
+START_TEST(test_hex_decode_contract)
+{
+	uint8_t all[256];
+	char hex[2 * 256 + 1];
+	uint8_t out[256];
+	size_t n = 99;
+
+	for (unsigned i = 0; i < 256; i++) {
+		all[i] = (uint8_t)i;
+	}
+	ck_assert_int_eq(srup_hex_encode(all, sizeof all, hex, sizeof hex), SRUP_OK);
+	ck_assert_int_eq(srup_hex_decode(hex, 512, out, sizeof out, &n), SRUP_OK);
+	ck_assert_uint_eq(n, 256);
+	ck_assert_mem_eq(out, all, 256);
+	/* exactly the room needed; one byte less is SPACE */
+	ck_assert_int_eq(srup_hex_decode(hex, 512, out, 255, &n), SRUP_ERR_SPACE);
+	ck_assert_uint_eq(n, 0);
+	/* a prefix of a longer text: only hex_len characters are read */
+	ck_assert_int_eq(srup_hex_decode("0aFFzz", 4, out, 2, &n), SRUP_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(out[0], 0x0a);
+	ck_assert_uint_eq(out[1], 0xff);
+	/* empty input: OK, nothing written, even with no room */
+	n = 99;
+	ck_assert_int_eq(srup_hex_decode("", 0, NULL, 0, &n), SRUP_OK);
+	ck_assert_uint_eq(n, 0);
+	/* every character that is not a hex digit, in either place of a pair */
+	for (unsigned c = 0; c < 256; c++) {
+		char bad[4] = {'a', 'b', 'c', 'd'};
+		int is_hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+		for (unsigned pos = 0; pos < 4; pos++) {
+			memcpy(bad, "abcd", 4);
+			bad[pos] = (char)c;
+			n = 99;
+			ck_assert_int_eq(srup_hex_decode(bad, 4, out, sizeof out, &n),
+			                 is_hex ? SRUP_OK : SRUP_ERR_SYNTAX);
+			ck_assert_uint_eq(n, is_hex ? 2 : 0);
+		}
+	}
+	n = 99;
+	ck_assert_int_eq(srup_hex_decode("0x00", 4, out, sizeof out, &n), SRUP_ERR_SYNTAX);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(srup_hex_decode("00 11", 5, out, sizeof out, &n), SRUP_ERR_SYNTAX);
+	ck_assert_int_eq(srup_hex_decode("001", 3, out, sizeof out, &n), SRUP_ERR_SYNTAX);
+	ck_assert_uint_eq(n, 0);
+	/* caller bugs */
+	ck_assert_int_eq(srup_hex_decode(NULL, 0, out, sizeof out, &n), SRUP_ERR_INVAL);
+	ck_assert_int_eq(srup_hex_decode("00", 2, out, sizeof out, NULL), SRUP_ERR_INVAL);
+	ck_assert_int_eq(srup_hex_decode("00", 2, NULL, 1, &n), SRUP_ERR_INVAL);
+}
+END_TEST
+
 Suite *msg_suite(void)
 {
 	Suite *s = suite_create("msg");
@@ -493,6 +548,7 @@ Suite *msg_suite(void)
 	tcase_add_loop_test(tc, test_msg_every_truncation_is_refused, 0, (int)N_TYPES);
 	tcase_add_loop_test(tc, test_msg_rejects_trailing_bytes, 0, (int)N_TYPES);
 	tcase_add_test(tc, test_msg_rejects_wrong_version);
+	tcase_add_test(tc, test_hex_decode_contract);
 	tcase_add_test(tc, test_msg_rejects_unknown_and_generic_types);
 	tcase_add_test(tc, test_msg_rejects_hostile_lengths);
 	tcase_add_test(tc, test_msg_rejects_empty_and_oversized_input);
