@@ -26,24 +26,29 @@ SRUP_API uint64_t srup_id_new(void)
 
 SRUP_API enum srup_err srup_id_format(uint64_t id, char *out, size_t cap)
 {
-	static const char digits[] = "0123456789abcdef";
-	char tmp[16];
+	uint8_t be[8];
+	char hex[2 * sizeof be + 1];
+	const char *p = hex;
 	size_t n = 0;
 
 	if (out == NULL) {
 		return SRUP_ERR_INVAL;
 	}
-	do {
-		tmp[n++] = digits[id & 0xF];
-		id >>= 4;
-	} while (id != 0);
+	for (size_t i = 0; i < sizeof be; i++) {
+		be[i] = (uint8_t)(id >> (56 - 8 * i));
+	}
+	/* the one hex encoder, then without leading zeros (but "0" for zero) */
+	if (srup_hex_encode(be, sizeof be, hex, sizeof hex) != SRUP_OK) {
+		return SRUP_ERR_INVAL; /* cannot happen: hex has the room */
+	}
+	while (p[0] == '0' && p[1] != '\0') {
+		p++;
+	}
+	n = strlen(p);
 	if (cap < n + 1) {
 		return SRUP_ERR_SPACE;
 	}
-	for (size_t i = 0; i < n; i++) {
-		out[i] = tmp[n - 1 - i];
-	}
-	out[n] = '\0';
+	memcpy(out, p, n + 1);
 	return SRUP_OK;
 }
 

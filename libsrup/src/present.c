@@ -4,6 +4,8 @@
  * value to show: callers pass the value both sides must compare. */
 #include "srup/present.h"
 
+#include "srup/id.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,7 +102,7 @@ SRUP_API enum srup_err srup_id128_parse(const char *s, size_t len, struct srup_i
 
 SRUP_API enum srup_err srup_id128_format(const struct srup_id128 *id, char *out, size_t cap)
 {
-	static const char digits[] = "0123456789ABCDEF";
+	char hex[2 * SRUP_ID128_LEN + 1];
 	size_t pos = 0;
 	size_t i = 0;
 	if (id == NULL || out == NULL) {
@@ -112,12 +114,16 @@ SRUP_API enum srup_err srup_id128_format(const struct srup_id128 *id, char *out,
 		}
 		return SRUP_ERR_SPACE;
 	}
-	for (i = 0; i < SRUP_ID128_LEN; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10) {
+	/* the one hex encoder (lowercase), then upper case and the hyphens of 8-4-4-4-12 */
+	if (srup_hex_encode(id->b, SRUP_ID128_LEN, hex, sizeof hex) != SRUP_OK) {
+		out[0] = '\0';
+		return SRUP_ERR_INVAL; /* cannot happen: hex has the room */
+	}
+	for (i = 0; i < 2 * SRUP_ID128_LEN; i++) {
+		if (i == 8 || i == 12 || i == 16 || i == 20) {
 			out[pos++] = '-';
 		}
-		out[pos++] = digits[id->b[i] >> 4];
-		out[pos++] = digits[id->b[i] & 0x0f];
+		out[pos++] = hex[i] >= 'a' ? (char)(hex[i] - 'a' + 'A') : hex[i];
 	}
 	out[pos] = '\0';
 	return SRUP_OK;
