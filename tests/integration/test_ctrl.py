@@ -205,6 +205,22 @@ def test_members_marks_joins(lab, check):
     got = {m["channel"]: m["sequence_id"] for m in marks.get("marks", [])}
     check(got.get(ch) is not None and got.get(ch) <= seq and got.get(ch) >= seq - 1,
           "marks show: %r (last sent %d)" % (got, seq))
+    # a sequence number above 2^63-1: "0x" text in JSON (jansson's integers are signed), the
+    # decimal number in the table, the same in the store as srup marks show reads it
+    big = (1 << 63) + 5
+    d3 = lab.connect(lab.dev3)
+    own = "SRUP/%s" % lab.dev3.hex
+    h.expect_accept(lab, check, d3, own, lab.msg(lab.dev3, "DATA", seq=big, data_id=b"x",
+                                                 data=b"big"), "dev3 with a sequence id > 2^63")
+    marks = ctrl_json(lab, check, "marks", "show", lab.dev3.hex) or {}
+    got = {m["channel"]: m["sequence_id"] for m in marks.get("marks", [])}
+    check(got.get(own) == "0x%x" % big, "marks show --json above 2^63: %r" % got.get(own))
+    rc, table, _ = ctrl(lab, "marks", "show", lab.dev3.hex, check=check)
+    check(str(big) in table, "marks show table above 2^63: %r" % table)
+    local = json.loads(h.run([h.SRUP, "marks", "show", "--store", lab.store, "--id",
+                              lab.dev3.hex, "--json"]).stdout)
+    check({m["channel"]: m["sequence_id"] for m in local["marks"]}.get(own) == "0x%x" % big,
+          "srup marks show --json from the store: %r" % local)
     # a pending join: a verified JOIN_REQ not yet answered
     d = lab.connect(lab.dev3)
     rc = d.publish("SRUP/servers/%s/%s" % (lab.server2.hex, lab.dev3.hex),
