@@ -482,10 +482,7 @@ static bool get_stats(struct srupb_ctx *ctx, json_t *data, char *detail, size_t 
 	const struct srupb_metrics *m = &ctx->metrics;
 	json_t *dropped = json_object();
 	json_t *store = json_object();
-	size_t nkeys = 0;
-	size_t nmarks = 0;
-	size_t used = 0;
-	size_t capacity = 0;
+	struct srupb_gauges g = ctx->metrics.gauges;
 	uint64_t hits = 0;
 	uint64_t misses = 0;
 
@@ -501,21 +498,19 @@ static bool get_stats(struct srupb_ctx *ctx, json_t *data, char *detail, size_t 
 	json_object_set_new(data, "refused_subscribe", u64_json(m->refused_subscribe));
 	json_object_set_new(data, "admin_ok", u64_json(m->admin_ok));
 	json_object_set_new(data, "admin_refused", u64_json(m->admin_refused));
-	if (srupb_store_key_count(ctx->store, &nkeys) != SRUP_OK ||
-	    srupb_store_mark_count(ctx->store, &nmarks) != SRUP_OK) {
+	/* the gauges as of now, read as TICK reads them for $SYS */
+	if (!srupb_metrics_read_gauges(ctx, &g)) {
 		json_decref(store);
 		return fail(detail, cap, "store: %s", srupb_store_strerror(ctx->store));
 	}
-	srupb_store_seen_stats(ctx->store, &used, &capacity);
-	json_object_set_new(store, "keys", json_integer((json_int_t)nkeys));
-	json_object_set_new(store, "marks", json_integer((json_int_t)nmarks));
+	json_object_set_new(store, "keys", u64_json(g.keys));
+	json_object_set_new(store, "marks", u64_json(g.marks));
 	json_object_set_new(store, "journal",
 	                    json_integer((json_int_t)srupb_store_journal_count(ctx->store)));
-	json_object_set_new(store, "seen_used", json_integer((json_int_t)used));
-	json_object_set_new(store, "seen_capacity", json_integer((json_int_t)capacity));
+	json_object_set_new(store, "seen_used", u64_json(g.seen_used));
+	json_object_set_new(store, "seen_capacity", u64_json(g.seen_capacity));
 	json_object_set_new(data, "store", store);
-	json_object_set_new(data, "pending_joins",
-	                    json_integer((json_int_t)srupb_pending_count(ctx->pending)));
+	json_object_set_new(data, "pending_joins", u64_json(g.joins_pending));
 	srupb_keystore_stats(ctx->keys, &hits, &misses);
 	json_object_set_new(data, "key_cache",
 	                    json_pack("{s:i,s:o,s:o}", "size",

@@ -95,26 +95,38 @@ void srupb_metrics_publish(struct srupb_metrics *m)
 	m->last_publish = srupb_now();
 }
 
-void srupb_metrics_gauges(struct srupb_ctx *ctx)
+bool srupb_metrics_read_gauges(struct srupb_ctx *ctx, struct srupb_gauges *g)
 {
-	struct srupb_gauges *g = &ctx->metrics.gauges;
-	struct srupb_gauges *pub = &ctx->metrics.pub_gauges;
 	size_t n = 0;
 	size_t used = 0;
 	size_t cap = 0;
+	bool ok = true;
 
 	if (ctx->store != NULL) {
 		if (srupb_store_key_count(ctx->store, &n) == SRUP_OK) {
 			g->keys = n;
+		} else {
+			ok = false;
 		}
 		if (srupb_store_mark_count(ctx->store, &n) == SRUP_OK) {
 			g->marks = n;
+		} else {
+			ok = false;
 		}
 		srupb_store_seen_stats(ctx->store, &used, &cap);
 		g->seen_used = used;
 		g->seen_capacity = cap;
 	}
 	g->joins_pending = srupb_pending_count(ctx->pending);
+	return ok;
+}
+
+void srupb_metrics_gauges(struct srupb_ctx *ctx)
+{
+	struct srupb_gauges *g = &ctx->metrics.gauges;
+	struct srupb_gauges *pub = &ctx->metrics.pub_gauges;
+
+	(void)srupb_metrics_read_gauges(ctx, g);
 	publish_one("$SYS/broker/srup/store/keys", g->keys, &pub->keys);
 	publish_one("$SYS/broker/srup/store/marks", g->marks, &pub->marks);
 	publish_one("$SYS/broker/srup/store/seen_used", g->seen_used, &pub->seen_used);

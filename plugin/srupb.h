@@ -436,6 +436,9 @@ struct srupb_ctx;
  * previous value) and publish those that changed since they were last published. Called from
  * TICK once a second, so a gauge is at most about a second old. */
 void srupb_metrics_gauges(struct srupb_ctx *ctx);
+/* Read the gauges into *g (a store read that fails leaves its field as it was): false if one
+ * failed (srupb_store_strerror says why). The reading srupb_metrics_gauges and getStats share. */
+bool srupb_metrics_read_gauges(struct srupb_ctx *ctx, struct srupb_gauges *g);
 
 /* ---------------------------------------------------------------- plugin context */
 
