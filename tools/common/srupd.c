@@ -1174,7 +1174,8 @@ int srupd_run(struct srupd *d)
 		srupd_log(SRUPD_ERR, "control_socket path too long");
 		return -1;
 	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->cfg.control_socket);
+	/* the length was checked just above: copy it with its NUL */
+	memcpy(sa.sun_path, d->cfg.control_socket, strlen(d->cfg.control_socket) + 1);
 	unlink(sa.sun_path);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd >= 0) {
